@@ -1,0 +1,31 @@
+"""Shared fixtures: the real recordings the tests run on.
+
+* ``shared_corpus`` — the parallel Flite corpus in ``../shared/data/speech/flite``
+  (3 speakers × 99 sentences, 16 kHz). Tests that need it are skipped, with the
+  reason, where it is absent.
+* ``arctic_wav`` — the real CMU ARCTIC recording that pysptk ships.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech" / "flite"
+
+
+@pytest.fixture(scope="session")
+def shared_corpus() -> Path:
+    if not SHARED_CORPUS.is_dir():
+        pytest.skip(f"shared corpus absent at {SHARED_CORPUS} (expected ../shared/data/speech/flite beside the checkout)")
+    return SHARED_CORPUS
+
+
+@pytest.fixture(scope="session")
+def arctic_wav() -> Path:
+    pysptk = pytest.importorskip("pysptk")
+    path = Path(pysptk.util.example_audio_file())
+    if not path.is_file():
+        pytest.skip(f"pysptk's example recording is missing at {path}")
+    return path

@@ -1,0 +1,76 @@
+"""Corpus discovery, splits, manifests and the config loader."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vawgan.config import Config, load_config, save_config
+from vawgan.corpus import discover, parallel_pairs, read_manifest, split_of, write_manifest
+from vawgan.errors import VawganError
+
+
+def _touch_wav(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.zeros(1600, dtype=np.float32), 16000)
+
+
+def test_shared_corpus_is_found_with_parallel_eval_split(shared_corpus):
+    utts = discover(shared_corpus)
+    assert {u.speaker for u in utts} == {"awb", "rms", "slt"}
+    assert len(utts) == 3 * 99
+    eval_ids = {spk: {u.utt_id for u in utts if u.speaker == spk and u.split == "eval"} for spk in ("awb", "rms", "slt")}
+    assert eval_ids["awb"] == eval_ids["rms"] == eval_ids["slt"] and len(eval_ids["slt"]) >= 5
+    pairs = parallel_pairs(utts, "slt", "rms")
+    assert len(pairs) == len(eval_ids["slt"])
+    assert all(s.utt_id == t.utt_id and s.speaker == "slt" and t.speaker == "rms" for s, t in pairs)
+
+
+def test_split_is_deterministic_and_roughly_proportional():
+    ids = [f"utt{i:04d}" for i in range(2000)]
+    splits = [split_of(i, 0.1, 0.2) for i in ids]
+    assert splits == [split_of(i, 0.1, 0.2) for i in ids]
+    assert 0.15 < splits.count("eval") / len(ids) < 0.25
+    assert 0.06 < splits.count("dev") / len(ids) < 0.14
+
+
+def test_arctic_and_vcc_layouts(tmp_path):
+    _touch_wav(tmp_path / "arctic" / "cmu_us_bdl_arctic" / "wav" / "arctic_a0001.wav")
+    _touch_wav(tmp_path / "arctic" / "cmu_us_slt_arctic" / "wav" / "arctic_a0001.wav")
+    utts = discover(tmp_path / "arctic")
+    assert [(u.speaker, u.utt_id) for u in utts] == [("bdl", "arctic_a0001"), ("slt", "arctic_a0001")]
+    _touch_wav(tmp_path / "vcc" / "SF1" / "100001.wav")
+    _touch_wav(tmp_path / "vcc" / "TM1" / "100001.wav")
+    utts = discover(tmp_path / "vcc", layout="vcc")
+    assert [(u.speaker, u.utt_id) for u in utts] == [("SF1", "100001"), ("TM1", "100001")]
+
+
+def test_unknown_speaker_and_empty_corpus_are_clear_errors(tmp_path, shared_corpus):
+    with pytest.raises(VawganError, match="not in .*found: awb, rms, slt"):
+        discover(shared_corpus, speakers=["nobody"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(VawganError, match="no .wav files"):
+        discover(tmp_path / "empty")
+    with pytest.raises(VawganError, match="corpus folder not found"):
+        discover(tmp_path / "nowhere")
+
+
+def test_manifest_round_trip(tmp_path, shared_corpus):
+    utts = discover(shared_corpus)
+    write_manifest(utts, tmp_path / "all.tsv")
+    assert read_manifest(tmp_path / "all.tsv") == utts
+    assert read_manifest(tmp_path / "all.tsv", split="eval") == [u for u in utts if u.split == "eval"]
+
+
+def test_config_round_trip_overrides_and_typos(tmp_path):
+    config = load_config(None, {"train.vae_epochs": 2, "features.f0_method": "dio"})
+    assert config.train.vae_epochs == 2 and config.features.f0_method == "dio"
+    save_config(config, tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml") == config
+    with pytest.raises(VawganError, match="unknown key.*vae_epoch"):
+        load_config(None, {"train.vae_epoch": 2})
+    (tmp_path / "bad.yaml").write_text("train: [1, 2\n")
+    with pytest.raises(VawganError, match="not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+    assert Config().features.f0_range("slt") == (60.0, 500.0)

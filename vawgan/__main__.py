@@ -1,0 +1,5 @@
+"""Allow ``python -m vawgan``."""
+
+from vawgan.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,160 @@
+"""One typed configuration object, loaded from YAML, saved next to every model.
+
+Every default lives here and nowhere else. A recipe's ``conf/*.yaml`` only
+overrides what it changes; unknown keys are an error (a typo in a config
+should not silently fall back to a default).
+
+Sections:
+
+* ``corpus``   where the recordings are and how they are split,
+* ``features`` WORLD analysis and mel-cepstrum settings,
+* ``model``    network sizes,
+* ``train``    the three-phase schedule, optimizers and device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vawgan.errors import VawganError
+from vawgan.utils import atomic_path
+
+
+@dataclass
+class CorpusConfig:
+    """Where the corpus lives and how utterances are split (by utterance id)."""
+
+    root: str | None = None  # None: the shared corpus beside the checkout, if present
+    layout: str = "auto"  # auto | speaker_dirs | arctic | vcc
+    speakers: list[str] | None = None  # None: every speaker found
+    dev_fraction: float = 0.1
+    eval_fraction: float = 0.1
+
+
+@dataclass
+class FeatureConfig:
+    """WORLD analysis and mel-cepstral analysis settings (SPEC section 2)."""
+
+    sample_rate: int = 16000
+    frame_period: float = 5.0  # ms
+    f0_method: str = "harvest"  # harvest | dio
+    f0_floor: float = 60.0  # Hz, default search range for speakers not in f0_ranges
+    f0_ceil: float = 500.0
+    f0_ranges: dict[str, list[float]] = field(default_factory=dict)  # speaker -> [floor, ceil]
+    mcep_order: int = 39  # c0..c39
+    mcep_alpha: float | None = None  # None: pysptk.util.mcepalpha(sample_rate)
+    fft_size: int | None = None  # None: pyworld.get_cheaptrick_fft_size(sample_rate)
+    silence_threshold_db: float = -35.0  # frames this far below the utterance's peak c0 energy are silence
+
+    def f0_range(self, speaker: str | None) -> tuple[float, float]:
+        """The F0 search range for ``speaker`` (its own if configured, else the default)."""
+        floor, ceil = self.f0_ranges.get(speaker, (self.f0_floor, self.f0_ceil)) if speaker else (self.f0_floor, self.f0_ceil)
+        return float(floor), float(ceil)
+
+
+@dataclass
+class ModelConfig:
+    """Network sizes (SPEC section 4)."""
+
+    input_dim: int = 39  # c1..c39
+    latent_dim: int = 64
+    speaker_dim: int = 16  # size of the learned speaker embedding fed to the decoder
+    encoder_hidden: list[int] = field(default_factory=lambda: [256, 128])
+    decoder_hidden: list[int] = field(default_factory=lambda: [128, 256])
+    critic_hidden: list[int] = field(default_factory=lambda: [64, 32])
+    critic_conditional: bool = False  # give the critic the speaker embedding too
+
+
+@dataclass
+class TrainConfig:
+    """The three-phase schedule of the reference experiment and its options."""
+
+    batch_size: int = 128
+    vae_epochs: int = 25
+    critic_epochs: int = 5
+    adversarial_epochs: int = 25
+    learning_rate: float = 1e-3
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    n_critic: int = 1  # critic steps per generator step (WGAN-GP papers use 5)
+    gp_lambda: float = 10.0
+    alpha_mode: str = "scale"  # scale: alpha = |E_rec / E_D| (detached); fixed: alpha = alpha_value
+    alpha_value: float = 1.0
+    adversarial_target: str = "conversion"  # conversion | reconstruction
+    exclude_silence: bool = True
+    seed: int = 0
+    checkpoint_every: int = 1000  # steps
+    device: str = "auto"
+    num_threads: int | None = None
+    amp: bool = False  # mixed precision on CUDA
+    tensorboard: bool = True
+
+
+@dataclass
+class Config:
+    """The whole configuration of one experiment."""
+
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, source: str = "config") -> "Config":
+        """Build a config from nested dicts, rejecting unknown sections and keys."""
+        data = data or {}
+        if not isinstance(data, dict):
+            raise VawganError(f"{source}: expected a mapping of sections at the top level")
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = set(data) - set(sections)
+        if unknown:
+            raise VawganError(f"{source}: unknown section(s) {sorted(unknown)}; known: {sorted(sections)}")
+        kwargs = {}
+        for section_field in dataclasses.fields(cls):
+            section_cls = section_field.default_factory
+            values = data.get(section_field.name) or {}
+            known = {f.name for f in dataclasses.fields(section_cls)}
+            bad = set(values) - known
+            if bad:
+                raise VawganError(f"{source}: unknown key(s) {sorted(bad)} in section '{section_field.name}'; "
+                                  f"known: {sorted(known)}")
+            kwargs[section_field.name] = section_cls(**values)
+        return cls(**kwargs)
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Load a YAML config (or the defaults when ``path`` is None) and apply overrides.
+
+    ``overrides`` maps dotted keys to values, e.g. ``{"train.vae_epochs": 2}``.
+    """
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise VawganError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise VawganError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    for dotted, value in (overrides or {}).items():
+        section, _, key = dotted.partition(".")
+        if not key:
+            raise VawganError(f"override {dotted!r}: expected section.key")
+        data.setdefault(section, {})[key] = value
+    return Config.from_dict(data, source)
+
+
+def save_config(config: Config, path: str | os.PathLike) -> None:
+    """Write ``config`` as YAML, atomically."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

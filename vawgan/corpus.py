@@ -1,0 +1,180 @@
+"""Corpus layouts → lists of utterances, deterministic splits and parallel pairs.
+
+Three layouts are recognised:
+
+* ``speaker_dirs`` — ``<root>/<speaker>/<utt>.wav`` (the shared Flite corpus),
+* ``vcc``          — VCC2016/2018: ``<root>/<SPK>/<utt>.wav`` (same shape, kept as a name),
+* ``arctic``       — official CMU ARCTIC: ``<root>/cmu_us_<spk>_arctic/wav/arctic_a0001.wav``.
+
+Splits depend only on the utterance id (a hash), so the same sentence lands in
+the same split for every speaker — the eval split is parallel across speakers,
+and adding a speaker never moves an utterance between splits.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import re
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from vawgan.errors import VawganError
+from vawgan.utils import atomic_path
+
+SPLITS = ("train", "dev", "eval")
+_ARCTIC_DIR = re.compile(r"^cmu_us_(?P<spk>[a-z0-9]+)_arctic$")
+ARCTIC_URL = "http://festvox.org/cmu_arctic/cmu_arctic/packed/cmu_us_{speaker}_arctic-0.95-release.tar.bz2"
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One recording: who speaks, which sentence, where the file is, which split."""
+
+    speaker: str
+    utt_id: str
+    path: Path
+    split: str = "train"
+
+
+def default_corpus_root() -> Path | None:
+    """The shared Flite corpus beside the checkout (``../shared/data/speech/flite``), if present.
+
+    ``VAWGAN_CORPUS`` overrides it. Looked up relative to the current directory
+    and to the package source, so it works from the repository root, from a
+    recipe folder and from an installed checkout.
+    """
+    env = os.environ.get("VAWGAN_CORPUS")
+    if env:
+        return Path(env)
+    candidates = []
+    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        for up in (base, *base.parents):
+            candidates.append(up.parent / "shared" / "data" / "speech" / "flite")
+    for cand in candidates:
+        if cand.is_dir():
+            return cand
+    return None
+
+
+def resolve_corpus_root(root: str | os.PathLike | None) -> Path:
+    """``root`` if given, else the default; a clear error if neither exists."""
+    if root is None:
+        found = default_corpus_root()
+        if found is None:
+            raise VawganError("no corpus given and the shared corpus (../shared/data/speech/flite) is absent; "
+                              "pass --corpus DIR (one folder per speaker, CMU ARCTIC or VCC layout) "
+                              "or set VAWGAN_CORPUS")
+        return found
+    root = Path(root)
+    if not root.is_dir():
+        raise VawganError(f"{root}: corpus folder not found; pass --corpus DIR with one folder per speaker")
+    return root
+
+
+def detect_layout(root: Path) -> str:
+    """``arctic`` when ``cmu_us_*_arctic`` folders are present, else ``speaker_dirs``."""
+    if any(_ARCTIC_DIR.match(p.name) for p in root.iterdir() if p.is_dir()):
+        return "arctic"
+    return "speaker_dirs"
+
+
+def split_of(utt_id: str, dev_fraction: float = 0.1, eval_fraction: float = 0.1) -> str:
+    """The split of an utterance id: a stable hash mapped to [0, 1)."""
+    h = int.from_bytes(hashlib.sha1(utt_id.encode()).digest()[:8], "big") / 2 ** 64
+    if h < eval_fraction:
+        return "eval"
+    if h < eval_fraction + dev_fraction:
+        return "dev"
+    return "train"
+
+
+def discover(root: str | os.PathLike | None = None, layout: str = "auto", speakers: list[str] | None = None,
+             dev_fraction: float = 0.1, eval_fraction: float = 0.1) -> list[Utterance]:
+    """All utterances under ``root``, sorted by speaker then id, each with its split.
+
+    ``speakers`` keeps only those speakers (an unknown one is an error listing
+    the speakers found).
+    """
+    root = resolve_corpus_root(root)
+    if layout == "auto":
+        layout = detect_layout(root)
+    found: dict[str, list[Path]] = {}
+    if layout in ("speaker_dirs", "vcc"):
+        for spk_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+            wavs = sorted(spk_dir.glob("*.wav"))
+            if wavs:
+                found[spk_dir.name] = wavs
+    elif layout == "arctic":
+        for spk_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+            m = _ARCTIC_DIR.match(spk_dir.name)
+            if m:
+                wavs = sorted((spk_dir / "wav").glob("*.wav"))
+                if wavs:
+                    found[m.group("spk")] = wavs
+    else:
+        raise VawganError(f"corpus layout {layout!r} is not one of auto, speaker_dirs, vcc, arctic")
+    if not found:
+        raise VawganError(f"{root}: no .wav files found in the {layout} layout "
+                          "(expected <root>/<speaker>/<utt>.wav or cmu_us_<spk>_arctic/wav/*.wav)")
+    if speakers:
+        missing = [s for s in speakers if s not in found]
+        if missing:
+            raise VawganError(f"speaker(s) {missing} not in {root}; found: {', '.join(sorted(found))}")
+        found = {s: found[s] for s in speakers}
+    return [Utterance(spk, wav.stem, wav, split_of(wav.stem, dev_fraction, eval_fraction))
+            for spk in sorted(found) for wav in found[spk]]
+
+
+def parallel_pairs(utterances: list[Utterance], source: str, target: str,
+                   split: str | None = "eval") -> list[tuple[Utterance, Utterance]]:
+    """(source, target) utterance pairs with the same id, optionally within one split."""
+    by_id = {(u.speaker, u.utt_id): u for u in utterances if split is None or u.split == split}
+    return [(by_id[(source, uid)], by_id[(target, uid)])
+            for (spk, uid) in sorted(by_id) if spk == source and (target, uid) in by_id]
+
+
+def write_manifest(utterances: list[Utterance], path: str | os.PathLike) -> None:
+    """Write ``speaker, utt_id, split, path`` as TSV, atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+        writer.writerow(["speaker", "utt_id", "split", "path"])
+        for u in utterances:
+            writer.writerow([u.speaker, u.utt_id, u.split, str(u.path)])
+
+
+def read_manifest(path: str | os.PathLike, split: str | None = None) -> list[Utterance]:
+    """Read a manifest written by :func:`write_manifest` (optionally one split)."""
+    path = Path(path)
+    if not path.is_file():
+        raise VawganError(f"{path}: manifest not found; run `vawgan prepare` (recipe stage 0) first")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    if rows and set(rows[0]) != {"speaker", "utt_id", "split", "path"}:
+        raise VawganError(f"{path}: not a vawgan manifest (expected columns speaker, utt_id, split, path)")
+    return [Utterance(r["speaker"], r["utt_id"], Path(r["path"]), r["split"])
+            for r in rows if split is None or r["split"] == split]
+
+
+def download_arctic(speaker: str, dest: str | os.PathLike) -> Path:
+    """Download and unpack one CMU ARCTIC speaker from festvox.org into ``dest``.
+
+    Returns ``dest``, which then holds ``cmu_us_<speaker>_arctic/wav/*.wav`` (the
+    ``arctic`` layout). Never called by tests or CI.
+    """
+    import tarfile
+
+    dest = Path(dest)
+    if (dest / f"cmu_us_{speaker}_arctic" / "wav").is_dir():
+        return dest
+    url = ARCTIC_URL.format(speaker=speaker)
+    with atomic_path(dest / f"cmu_us_{speaker}_arctic.tar.bz2") as tmp:
+        try:
+            urllib.request.urlretrieve(url, tmp)
+        except OSError as exc:
+            raise VawganError(f"could not download {url} ({exc}); download it by hand into {dest}") from None
+        with tarfile.open(tmp) as tar:
+            tar.extractall(dest, filter="data")
+    return dest

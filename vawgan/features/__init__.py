@@ -1,0 +1,1 @@
+"""WORLD analysis and synthesis, mel-cepstra, and batch extraction of a corpus."""

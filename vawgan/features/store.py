@@ -1,0 +1,79 @@
+"""The on-disk format of one utterance's features, shared by every stage.
+
+One ``.npz`` file per utterance, ``<feature_dir>/<speaker>/<utt_id>.npz``:
+
+=============  ===========  ==================================================
+key            shape        meaning
+=============  ===========  ==================================================
+``f0``         (T,) f64     WORLD F0 in Hz, 0 on unvoiced frames
+``mcep``       (T, D+1) f32 mel-cepstrum c0..cD (the model uses c1..cD)
+``coded_ap``   (T, B) f64   band aperiodicity from ``pyworld.code_aperiodicity``
+``speech``     (T,) bool    True on speech frames (False on silence)
+``fs``         ()           sample rate in Hz
+``frame_period`` ()         frame shift in ms
+``alpha``      ()           all-pass constant of the mel-cepstrum
+``fft_size``   ()           FFT size of the spectral envelope
+=============  ===========  ==================================================
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vawgan.errors import VawganError
+from vawgan.utils import save_npz_atomic
+
+
+@dataclass
+class UtteranceFeatures:
+    """WORLD + mel-cepstral features of one utterance (see the module table)."""
+
+    f0: np.ndarray
+    mcep: np.ndarray
+    coded_ap: np.ndarray
+    speech: np.ndarray
+    fs: int
+    frame_period: float
+    alpha: float
+    fft_size: int
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.f0.shape[0])
+
+
+def save_features(path: str | os.PathLike, feats: UtteranceFeatures) -> None:
+    """Write ``feats`` to ``path`` atomically (never a half-written file)."""
+    save_npz_atomic(path, f0=feats.f0, mcep=feats.mcep.astype(np.float32), coded_ap=feats.coded_ap,
+                    speech=feats.speech.astype(bool), fs=np.int64(feats.fs),
+                    frame_period=np.float64(feats.frame_period), alpha=np.float64(feats.alpha),
+                    fft_size=np.int64(feats.fft_size))
+
+
+def load_features(path: str | os.PathLike) -> UtteranceFeatures:
+    """Read a feature file; a missing or damaged file is a :class:`VawganError`."""
+    path = Path(path)
+    try:
+        with np.load(path) as data:
+            return UtteranceFeatures(
+                f0=data["f0"], mcep=data["mcep"], coded_ap=data["coded_ap"], speech=data["speech"],
+                fs=int(data["fs"]), frame_period=float(data["frame_period"]), alpha=float(data["alpha"]),
+                fft_size=int(data["fft_size"]))
+    except FileNotFoundError:
+        raise VawganError(f"{path}: feature file not found; run `vawgan extract` first") from None
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise VawganError(f"{path}: feature file is damaged ({exc}); delete it and re-run `vawgan extract`") from None
+
+
+def is_complete_feature_file(path: str | os.PathLike) -> bool:
+    """True when ``path`` exists and loads; used by extraction to resume."""
+    try:
+        load_features(path)
+    except VawganError:
+        return False
+    return True

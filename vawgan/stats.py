@@ -1,0 +1,135 @@
+"""Normalization and F0 statistics (SPEC section 3).
+
+Per-dimension mean and standard deviation of the mel-cepstrum c1..cD over
+speech frames, globally and per speaker, and per-speaker mean and standard
+deviation of log-F0 over voiced frames. One ``.npz`` file holds them all and
+travels with every model directory.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from vawgan.errors import VawganError
+from vawgan.utils import save_npz_atomic
+
+_STD_FLOOR = 1e-8
+
+
+@dataclass
+class Statistics:
+    """Normalization statistics of c1..cD and log-F0.
+
+    ``mcep_mean``/``mcep_std`` are global (all speakers); ``speaker_mcep_*`` and
+    ``lf0_*`` are per speaker. ``frames`` counts the speech frames each speaker
+    contributed.
+    """
+
+    mcep_mean: np.ndarray
+    mcep_std: np.ndarray
+    speaker_mcep_mean: dict[str, np.ndarray] = field(default_factory=dict)
+    speaker_mcep_std: dict[str, np.ndarray] = field(default_factory=dict)
+    lf0_mean: dict[str, float] = field(default_factory=dict)
+    lf0_std: dict[str, float] = field(default_factory=dict)
+    frames: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def speakers(self) -> list[str]:
+        return sorted(self.speaker_mcep_mean)
+
+    def mean_std(self, speaker: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std of c1..cD for ``speaker``, or the global ones for None."""
+        if speaker is None:
+            return self.mcep_mean, self.mcep_std
+        if speaker not in self.speaker_mcep_mean:
+            raise VawganError(f"unknown speaker {speaker!r}; known speakers: {', '.join(self.speakers)}")
+        return self.speaker_mcep_mean[speaker], self.speaker_mcep_std[speaker]
+
+    def normalize(self, mcep: np.ndarray, speaker: str | None = None) -> np.ndarray:
+        """(x - mean) / std on c1..cD; ``mcep`` has D columns (c0 already removed)."""
+        mean, std = self.mean_std(speaker)
+        return (mcep - mean) / std
+
+    def denormalize(self, mcep: np.ndarray, speaker: str | None = None) -> np.ndarray:
+        """Inverse of :meth:`normalize`."""
+        mean, std = self.mean_std(speaker)
+        return mcep * std + mean
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write all statistics to one ``.npz`` file, atomically."""
+        arrays = {"mcep_mean": self.mcep_mean, "mcep_std": self.mcep_std,
+                  "speakers": np.array(self.speakers, dtype=str)}
+        for spk in self.speakers:
+            arrays[f"spk/{spk}/mcep_mean"] = self.speaker_mcep_mean[spk]
+            arrays[f"spk/{spk}/mcep_std"] = self.speaker_mcep_std[spk]
+            arrays[f"spk/{spk}/lf0"] = np.array([self.lf0_mean[spk], self.lf0_std[spk]])
+            arrays[f"spk/{spk}/frames"] = np.int64(self.frames.get(spk, 0))
+        save_npz_atomic(path, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Statistics":
+        """Read a file written by :meth:`save`; missing or damaged is a :class:`VawganError`."""
+        path = Path(path)
+        if not path.is_file():
+            raise VawganError(f"{path}: statistics file not found; run `vawgan stats` first")
+        try:
+            with np.load(path) as data:
+                stats = cls(mcep_mean=data["mcep_mean"], mcep_std=data["mcep_std"])
+                for spk in data["speakers"].tolist():
+                    stats.speaker_mcep_mean[spk] = data[f"spk/{spk}/mcep_mean"]
+                    stats.speaker_mcep_std[spk] = data[f"spk/{spk}/mcep_std"]
+                    stats.lf0_mean[spk], stats.lf0_std[spk] = (float(v) for v in data[f"spk/{spk}/lf0"])
+                    stats.frames[spk] = int(data[f"spk/{spk}/frames"])
+        except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise VawganError(f"{path}: statistics file is damaged ({exc}); re-run `vawgan stats`") from None
+        return stats
+
+
+def compute_statistics(utterances: Iterable[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> Statistics:
+    """Statistics from ``(speaker, mcep, f0, speech_mask)`` tuples.
+
+    ``mcep`` is (T, D+1) with c0 in column 0, which is left out. Mel-cepstral
+    statistics use speech frames only; log-F0 statistics use voiced frames.
+    Sums are accumulated in float64 so that the result matches a direct NumPy
+    computation over the concatenated frames.
+    """
+    sums: dict[str, list] = {}
+    for speaker, mcep, f0, speech in utterances:
+        frames = np.asarray(mcep, dtype=np.float64)[np.asarray(speech, dtype=bool), 1:]
+        lf0 = np.log(f0[f0 > 0])
+        acc = sums.setdefault(speaker, [0, 0.0, 0.0, [], ])
+        acc[0] += frames.shape[0]
+        acc[1] = acc[1] + frames.sum(axis=0)
+        acc[2] = acc[2] + (frames ** 2).sum(axis=0)
+        acc[3].append(lf0)
+    if not sums:
+        raise VawganError("no utterances to compute statistics from; run `vawgan extract` first")
+    stats_by_spk = {}
+    for speaker, (count, s1, s2, lf0_parts) in sums.items():
+        if count == 0:
+            raise VawganError(f"speaker {speaker!r} has no speech frames; check its recordings or the silence threshold")
+        lf0 = np.concatenate(lf0_parts)
+        if lf0.size == 0:
+            raise VawganError(f"speaker {speaker!r} has no voiced frames; check its recordings or F0 range")
+        mean = s1 / count
+        std = np.sqrt(np.maximum(s2 / count - mean ** 2, 0.0))
+        stats_by_spk[speaker] = (count, s1, s2, mean, np.maximum(std, _STD_FLOOR), float(lf0.mean()), float(lf0.std()))
+    total = sum(v[0] for v in stats_by_spk.values())
+    g1 = sum(v[1] for v in stats_by_spk.values())
+    g2 = sum(v[2] for v in stats_by_spk.values())
+    g_mean = g1 / total
+    g_std = np.maximum(np.sqrt(np.maximum(g2 / total - g_mean ** 2, 0.0)), _STD_FLOOR)
+    stats = Statistics(mcep_mean=g_mean, mcep_std=g_std)
+    for speaker, (count, _, _, mean, std, lf0_mean, lf0_std) in stats_by_spk.items():
+        stats.speaker_mcep_mean[speaker] = mean
+        stats.speaker_mcep_std[speaker] = std
+        stats.lf0_mean[speaker] = lf0_mean
+        stats.lf0_std[speaker] = lf0_std
+        stats.frames[speaker] = int(count)
+    return stats

@@ -1,0 +1,85 @@
+"""Small helpers shared by every stage: atomic file writes, device choice, seeds."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from vawgan.errors import VawganError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it to ``path`` on success.
+
+    Whatever the body writes to the temporary path only appears under the final
+    name once the body has finished without an exception, so a killed or failed
+    run never leaves a half-written file under the final name. The temporary
+    file keeps the final suffix (``x.npz`` -> ``.x.<random>.npz``) because some
+    writers (``np.savez``, ``soundfile``) choose the format from it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_npz_atomic(path: str | os.PathLike, **arrays) -> None:
+    """``np.savez`` to ``path`` through :func:`atomic_path`."""
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)
+
+
+def resolve_device(name: str = "auto"):
+    """Turn ``auto|cpu|cuda|cuda:N`` into a ``torch.device``.
+
+    ``auto`` picks CUDA when a GPU is visible and the CPU otherwise. Asking for
+    CUDA on a machine without one is a user error, not a silent fallback.
+    """
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise VawganError(f"--device {name}: no CUDA GPU is visible to PyTorch; use --device cpu or auto")
+        return torch.device(name)
+    raise VawganError(f"--device {name!r} is not one of auto, cpu, cuda, cuda:N")
+
+
+def configure_cpu(num_threads: int | None = None) -> None:
+    """Set the number of intra-op CPU threads and flush denormal floats to zero.
+
+    Small MLPs spend a surprising share of CPU time on denormal numbers near the
+    end of training; flushing them made the VAE about 25 % faster here.
+    ``num_threads=None`` keeps PyTorch's default (one per core).
+    """
+    import torch
+
+    if num_threads:
+        torch.set_num_threads(int(num_threads))
+    torch.set_flush_denormal(True)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (all devices) for a repeatable run."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
