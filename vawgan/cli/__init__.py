@@ -1,7 +1,7 @@
 """The ``vawgan`` command: parses arguments and calls library functions.
 
 Each area of the toolkit registers its own verbs from a module of this package
-(``features``, ``train``, ``convert``, ``gans``). Registration only touches
+(``features``, ``train``, ``convert``, ``evaluate``, ``gans``). Registration only touches
 argparse; heavy imports (torch, pyworld, librosa) happen inside the handlers,
 so ``vawgan --help`` and argument errors are instant.
 
@@ -18,7 +18,7 @@ import sys
 from vawgan import __version__
 from vawgan.errors import VawganError
 
-COMMAND_MODULES = ("features", "train", "convert", "gans")
+COMMAND_MODULES = ("features", "train", "convert", "evaluate", "gans")
 
 
 def build_parser() -> argparse.ArgumentParser:

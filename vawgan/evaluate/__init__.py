@@ -1,0 +1,1 @@
+"""Objective evaluation (MCD, F0, global variance) and the analysis plots."""
