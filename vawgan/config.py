@@ -95,20 +95,20 @@ class TrainConfig:
     tensorboard: bool = True
 
 
-@dataclass
-class Config:
-    """The whole configuration of one experiment."""
+class SectionedConfig:
+    """Base of every configuration made of dataclass sections.
 
-    corpus: CorpusConfig = field(default_factory=CorpusConfig)
-    features: FeatureConfig = field(default_factory=FeatureConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    A subclass is a dataclass whose fields are sections, each one a dataclass
+    with defaults (``field(default_factory=SectionClass)``). :class:`Config`
+    is the speech pipeline's; the secondary GAN models define their own in
+    :mod:`vawgan.gans.config` and load them with the same :func:`load_config`.
+    """
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None, source: str = "config") -> "Config":
+    def from_dict(cls, data: dict[str, Any] | None, source: str = "config"):
         """Build a config from nested dicts, rejecting unknown sections and keys."""
         data = data or {}
         if not isinstance(data, dict):
@@ -130,10 +130,23 @@ class Config:
         return cls(**kwargs)
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> Config:
+@dataclass
+class Config(SectionedConfig):
+    """The whole configuration of one experiment."""
+
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None,
+                config_cls: type[SectionedConfig] = Config):
     """Load a YAML config (or the defaults when ``path`` is None) and apply overrides.
 
     ``overrides`` maps dotted keys to values, e.g. ``{"train.vae_epochs": 2}``.
+    ``config_cls`` is the configuration type to build (:class:`Config` unless
+    another area, such as the GAN models, has its own).
     """
     data: dict[str, Any] = {}
     source = "defaults"
@@ -151,10 +164,10 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any]
         if not key:
             raise VawganError(f"override {dotted!r}: expected section.key")
         data.setdefault(section, {})[key] = value
-    return Config.from_dict(data, source)
+    return config_cls.from_dict(data, source)
 
 
-def save_config(config: Config, path: str | os.PathLike) -> None:
+def save_config(config: SectionedConfig, path: str | os.PathLike) -> None:
     """Write ``config`` as YAML, atomically."""
     with atomic_path(path) as tmp:
         Path(tmp).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -14,8 +14,11 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override one config value, e.g. --set train.vae_epochs=2 (repeatable)")
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    """Load the config named by ``--config`` with the ``--set`` overrides applied."""
+def config_from_args(args: argparse.Namespace, config_cls: type = Config):
+    """Load the config named by ``--config`` with the ``--set`` overrides applied.
+
+    ``config_cls`` is the configuration type to build (see :func:`vawgan.config.load_config`).
+    """
     import yaml
 
     overrides = {}
@@ -26,7 +29,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
             raise VawganError(f"--set {item!r}: expected SECTION.KEY=VALUE")
         overrides[key.strip()] = yaml.safe_load(value)
-    return load_config(args.config, overrides)
+    return load_config(args.config, overrides, config_cls)
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
