@@ -1,0 +1,106 @@
+"""Losses of VAW-GAN (SPEC section 4).
+
+All losses are means over the frames of a batch, so that data-parallel
+training (gradients averaged over processes) equals one process on the
+concatenated batch.
+
+The gradient penalty follows Gulrajani et al. (2017): ε ~ U(0, 1), one draw
+per frame, x̂ = ε·x + (1 − ε)·x̃, penalty λ·E[(‖∇ₓ̂ D(x̂)‖₂ − 1)²] with the
+gradient taken with ``create_graph=True``, so that the penalty is itself
+differentiable with respect to the critic's weights and trains the critic.
+The reference blog post drew ε from a normal distribution, one value per
+element rather than per frame, and detached the input gradient; its
+"penalty" was then a constant with respect to the critic's weights and never
+constrained the critic (the run was effectively an unconstrained WGAN).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def gaussian_nll(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """−log N(x; x̂, I) per frame (summed over dimensions), averaged over frames.
+
+    The constant ½·D·log 2π is included, so the value is a true negative
+    log-likelihood in nats per frame (and positive, which the scale-matching
+    weight α of :func:`generator_loss` relies on).
+    """
+    dim = x.shape[1]
+    return 0.5 * (x - x_hat).pow(2).sum(dim=1).mean() + 0.5 * dim * _LOG_2PI
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(μ, σ²) ‖ N(0, I)) per frame (summed over latent dimensions), averaged over frames."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1).mean()
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """z = μ + σ·n with n ~ N(0, I) given by the caller (so that the caller owns the random stream)."""
+    return mu + torch.exp(0.5 * logvar) * noise
+
+
+def interpolate(real: torch.Tensor, fake: torch.Tensor, epsilon: torch.Tensor) -> torch.Tensor:
+    """x̂ = ε·real + (1 − ε)·fake as a new leaf that requires a gradient; ``epsilon`` is (N, 1)."""
+    return (epsilon * real + (1.0 - epsilon) * fake).detach().requires_grad_(True)
+
+
+def penalty_at(x_hat: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """E[(‖∇D(x̂)‖₂ − 1)²] from the critic's ``scores`` (N,) at the leaf ``x_hat``.
+
+    ``create_graph=True`` keeps the gradient differentiable, so the penalty
+    back-propagates into the critic's weights.
+    """
+    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    return (grad.norm(2, dim=1) - 1.0).pow(2).mean()
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, epsilon: torch.Tensor,
+                     speaker_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """The gradient penalty alone (without λ), differentiable w.r.t. the critic's weights.
+
+    ``epsilon`` has shape (N, 1), drawn from U(0, 1) by the caller.
+    """
+    x_hat = interpolate(real, fake, epsilon)
+    return penalty_at(x_hat, critic(x_hat, speaker_ids))
+
+
+def critic_loss(critic, real: torch.Tensor, fake: torch.Tensor, epsilon: torch.Tensor, gp_lambda: float,
+                speaker_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """WGAN-GP critic loss E[D(x̃)] − E[D(x)] + λ·GP, with its parts.
+
+    Real frames, generated frames and their interpolates go through the critic
+    as one batch (one forward pass instead of three). ``fake`` is treated as a
+    constant (the critic step does not train the generator). Returns a dict
+    with ``loss`` (to minimise), ``gradient_penalty``, ``wasserstein`` (the
+    estimate E[D(x)] − E[D(x̃)]), ``d_real`` and ``d_fake``.
+    """
+    n = real.shape[0]
+    fake = fake.detach()
+    x_hat = interpolate(real, fake, epsilon)
+    conditions = None if speaker_ids is None else speaker_ids.repeat(3)
+    d_real, d_fake, d_hat = critic(torch.cat([real, fake, x_hat]), conditions).split(n)
+    penalty = penalty_at(x_hat, d_hat)
+    d_real_mean, d_fake_mean = d_real.mean(), d_fake.mean()
+    wasserstein = d_real_mean - d_fake_mean
+    return {"loss": gp_lambda * penalty - wasserstein, "gradient_penalty": penalty, "wasserstein": wasserstein,
+            "d_real": d_real_mean, "d_fake": d_fake_mean}
+
+
+def adversarial_weight(reconstruction: torch.Tensor, adversarial: torch.Tensor, mode: str,
+                       value: float) -> torch.Tensor:
+    """The weight α of the adversarial term, never differentiated.
+
+    ``mode="scale"``: α = |E_rec / E_adv| (the reference's scale matching: the
+    adversarial term gets the same magnitude as the reconstruction term in
+    every step); ``mode="fixed"``: α = ``value``.
+    """
+    if mode == "fixed":
+        return torch.full_like(reconstruction, float(value)).detach()
+    if mode == "scale":
+        return (reconstruction / adversarial.abs().clamp_min(1e-8)).abs().detach()
+    raise ValueError(f"alpha mode {mode!r} is not one of scale, fixed")

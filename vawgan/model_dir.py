@@ -1,0 +1,163 @@
+"""The model directory: everything needed to use a trained model, in one folder.
+
+Layout (written by ``vawgan train``, read by :func:`load_model`)::
+
+    config.yaml     the full Config the model was trained with
+    stats.npz       normalization statistics (vawgan.stats.Statistics)
+    speakers.txt    training speakers, one per line; line k is speaker id k
+    checkpoint.pt   latest full training state (all nets, optimizers, RNG, phase, step)
+    vae.pt          encoder + decoder at the end of VAE pretraining
+    vawgan.pt       encoder + decoder + critic at the end of adversarial training
+    metrics.csv     per-epoch training scalars (vawgan.runlog), tensorboard/ likewise
+
+``vae.pt`` is kept when the adversarial phase runs, so the over-smoothed VAE
+and the VAW-GAN can be compared from the same directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vawgan.config import Config, load_config, save_config
+from vawgan.errors import VawganError
+from vawgan.stats import Statistics
+from vawgan.utils import atomic_path
+
+CONFIG_FILE = "config.yaml"
+STATS_FILE = "stats.npz"
+SPEAKERS_FILE = "speakers.txt"
+CHECKPOINT_FILE = "checkpoint.pt"
+WEIGHT_FILES = {"vae": "vae.pt", "vawgan": "vawgan.pt"}
+
+
+def read_speakers(path: str | os.PathLike) -> list[str]:
+    """The speaker list of a model directory (``speakers.txt``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise VawganError(f"{path}: speaker list not found; is this a model directory written by `vawgan train`?")
+    speakers = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not speakers:
+        raise VawganError(f"{path}: speaker list is empty")
+    return speakers
+
+
+def write_speakers(path: str | os.PathLike, speakers: list[str]) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text("".join(f"{s}\n" for s in speakers))
+
+
+def prepare_model_dir(model_dir: str | os.PathLike, config: Config, stats: Statistics, speakers: list[str]) -> Path:
+    """Create ``model_dir`` with its config, statistics and speaker list.
+
+    When the directory already holds a trained model (``checkpoint.pt``), its
+    speakers, network sizes and statistics must be the ones given: training
+    on with other speakers or statistics would silently produce a model that
+    converts wrongly. The config is rewritten (the schedule may change between
+    phases, e.g. more adversarial epochs).
+    """
+    model_dir = Path(model_dir)
+    if (model_dir / CHECKPOINT_FILE).is_file():
+        old_speakers = read_speakers(model_dir / SPEAKERS_FILE)
+        if old_speakers != list(speakers):
+            raise VawganError(f"{model_dir}: holds a model of speakers {old_speakers}, but the training data has "
+                              f"{list(speakers)}; use another --model-dir or delete this one to start over")
+        old_config = load_config(model_dir / CONFIG_FILE)
+        if old_config.model != config.model:
+            raise VawganError(f"{model_dir}: holds a model with other network sizes ({old_config.model}); "
+                              "use another --model-dir or delete this one to start over")
+        old_stats = Statistics.load(model_dir / STATS_FILE)
+        for spk in speakers:
+            if not (np.allclose(old_stats.speaker_mcep_mean[spk], stats.speaker_mcep_mean[spk])
+                    and np.allclose(old_stats.speaker_mcep_std[spk], stats.speaker_mcep_std[spk])):
+                raise VawganError(f"{model_dir}: the model was trained with other statistics for speaker {spk!r} "
+                                  f"than the --stats file; pass the same statistics or start a new --model-dir")
+    model_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, model_dir / CONFIG_FILE)
+    stats.save(model_dir / STATS_FILE)
+    write_speakers(model_dir / SPEAKERS_FILE, list(speakers))
+    return model_dir
+
+
+@dataclass
+class LoadedModel:
+    """A trained encoder and decoder with everything needed to use them.
+
+    ``encoder(x)`` maps normalized c1..cD frames (N, D) to ``(mu, logvar)``;
+    ``decoder(z, speaker_ids)`` maps latents (N, latent_dim) and speaker ids
+    (N,) to normalized frames. Frames are normalized with their own speaker's
+    statistics (``stats.normalize(mcep[:, 1:], speaker)``). Both networks are
+    in eval mode on :attr:`device`.
+    """
+
+    config: Config
+    stats: Statistics
+    speakers: list[str]
+    encoder: "object"
+    decoder: "object"
+    device: "object"
+    which: str
+    step: int
+
+    def speaker_index(self, name: str) -> int:
+        """The decoder's id of speaker ``name``; :class:`VawganError` listing the known ones otherwise."""
+        try:
+            return self.speakers.index(name)
+        except ValueError:
+            raise VawganError(f"unknown speaker {name!r}; this model knows: {', '.join(self.speakers)}") from None
+
+
+def load_model(model_dir: str | os.PathLike, which: str = "vawgan", device="cpu") -> LoadedModel:
+    """Load the ``which`` weights (``"vawgan"`` or ``"vae"``) of a model directory onto ``device``.
+
+    ``device`` is a ``torch.device`` or a string (``auto``, ``cpu``, ``cuda[:N]``).
+    """
+    import torch
+
+    from vawgan.checkpoint import load_checkpoint
+    from vawgan.models import build_models
+    from vawgan.utils import resolve_device
+
+    model_dir = Path(model_dir)
+    if which not in WEIGHT_FILES:
+        raise VawganError(f"which={which!r} is not one of {', '.join(WEIGHT_FILES)}")
+    if not model_dir.is_dir():
+        raise VawganError(f"{model_dir}: model directory not found; train one with `vawgan train`")
+    weights_path = model_dir / WEIGHT_FILES[which]
+    if not weights_path.is_file():
+        phase = "vae" if which == "vae" else "adversarial"
+        raise VawganError(f"{weights_path}: not found; the {phase} phase has not finished in this model directory "
+                          f"(run `vawgan train --phase {phase}`{'' if which == 'vae' else ' or use the vae weights'})")
+    device = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    config = load_config(model_dir / CONFIG_FILE)
+    stats = Statistics.load(model_dir / STATS_FILE)
+    speakers = read_speakers(model_dir / SPEAKERS_FILE)
+    state = load_checkpoint(weights_path, map_location="cpu")
+    if state.get("speakers") != speakers:
+        raise VawganError(f"{weights_path}: trained for speakers {state.get('speakers')}, but "
+                          f"{model_dir / SPEAKERS_FILE} lists {speakers}; the directory is inconsistent, retrain")
+    encoder, decoder, _ = build_models(config.model, len(speakers))
+    try:
+        encoder.load_state_dict(state["encoder"])
+        decoder.load_state_dict(state["decoder"])
+    except (KeyError, RuntimeError) as exc:
+        raise VawganError(f"{weights_path}: weights do not fit the network sizes in {model_dir / CONFIG_FILE} "
+                          f"({str(exc).splitlines()[0]}); the directory is inconsistent, retrain") from None
+    encoder.to(device).eval()
+    decoder.to(device).eval()
+    return LoadedModel(config=config, stats=stats, speakers=speakers, encoder=encoder, decoder=decoder,
+                       device=device, which=which, step=int(state.get("step", 0)))
+
+
+def save_weights(path: str | os.PathLike, encoder, decoder, speakers: list[str], step: int, critic=None) -> None:
+    """Write the inference weights file (``vae.pt`` / ``vawgan.pt``) atomically."""
+    from vawgan.checkpoint import save_checkpoint
+
+    state = {"encoder": encoder.state_dict(), "decoder": decoder.state_dict(), "speakers": list(speakers),
+             "step": int(step)}
+    if critic is not None:
+        state["critic"] = critic.state_dict()
+    save_checkpoint(path, state)

@@ -1,0 +1,103 @@
+"""The three networks of VAW-GAN (SPEC section 4): encoder, decoder, critic.
+
+All three are small multilayer perceptrons on frames of normalized mel-cepstra
+c1..c39. They hold no training logic; :mod:`vawgan.train` and
+:mod:`vawgan.losses` do that.
+
+* :class:`Encoder` is speaker-independent: frame → mean and log-variance of a
+  Gaussian posterior over a latent code z.
+* :class:`Decoder` maps (z, speaker) → frame. The speaker enters as a learned
+  embedding concatenated to z, so conversion is "encode the source frame,
+  decode with the target's speaker id" (Hsu et al. 2017). With a single
+  speaker there is no embedding at all and the decoder is the plain
+  reconstruction decoder of the reference experiment.
+* :class:`Critic` is the Wasserstein critic: frame → one unbounded score (no
+  sigmoid). Optionally it is also given a learned speaker embedding, so it
+  judges "is this a real frame *of this speaker*" instead of "a real frame".
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    """Linear layers of the given sizes with ReLU between them and a linear output."""
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if i:
+            layers.append(nn.ReLU())
+        layers.append(nn.Linear(n_in, n_out))
+    return nn.Sequential(*layers)
+
+
+class Encoder(nn.Module):
+    """Speaker-independent encoder: x (N, D) → (μ, log σ²), each (N, latent_dim)."""
+
+    def __init__(self, input_dim: int = 39, hidden: list[int] = (256, 128), latent_dim: int = 64):
+        super().__init__()
+        self.latent_dim = latent_dim
+        # One output layer of size 2·latent_dim (μ and log σ² side by side):
+        # one matrix product instead of two.
+        self.net = mlp([input_dim, *hidden, 2 * latent_dim])
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.net(x).chunk(2, dim=1)
+        return mu, logvar
+
+
+class Decoder(nn.Module):
+    """Speaker-conditioned decoder: (z (N, latent_dim), speaker ids (N,)) → x̂ (N, D).
+
+    ``num_speakers == 1`` builds the unconditional decoder (no embedding); the
+    speaker ids are then accepted and ignored, so callers need no special case.
+    """
+
+    def __init__(self, latent_dim: int = 64, num_speakers: int = 1, speaker_dim: int = 16,
+                 hidden: list[int] = (128, 256), output_dim: int = 39):
+        super().__init__()
+        if num_speakers < 1:
+            raise ValueError(f"num_speakers must be at least 1, got {num_speakers}")
+        self.num_speakers = num_speakers
+        self.embedding = nn.Embedding(num_speakers, speaker_dim) if num_speakers > 1 else None
+        in_dim = latent_dim + (speaker_dim if self.embedding is not None else 0)
+        self.net = mlp([in_dim, *hidden, output_dim])
+
+    def forward(self, z: torch.Tensor, speaker_ids: torch.Tensor) -> torch.Tensor:
+        if self.embedding is not None:
+            z = torch.cat([z, self.embedding(speaker_ids)], dim=1)
+        return self.net(z)
+
+
+class Critic(nn.Module):
+    """Wasserstein critic: x (N, D) [, speaker ids (N,)] → scores (N,).
+
+    ``num_speakers > 0`` makes it speaker-conditioned (its own learned
+    embedding, concatenated to the frame); 0 gives the unconditional critic of
+    the reference, which ignores the speaker ids.
+    """
+
+    def __init__(self, input_dim: int = 39, hidden: list[int] = (64, 32), num_speakers: int = 0,
+                 speaker_dim: int = 16):
+        super().__init__()
+        self.embedding = nn.Embedding(num_speakers, speaker_dim) if num_speakers > 0 else None
+        in_dim = input_dim + (speaker_dim if self.embedding is not None else 0)
+        self.net = mlp([in_dim, *hidden, 1])
+
+    def forward(self, x: torch.Tensor, speaker_ids: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embedding is not None:
+            if speaker_ids is None:
+                raise ValueError("this critic is speaker-conditioned: pass speaker_ids")
+            x = torch.cat([x, self.embedding(speaker_ids)], dim=1)
+        return self.net(x).squeeze(1)
+
+
+def build_models(model_config, num_speakers: int) -> tuple[Encoder, Decoder, Critic]:
+    """The three networks with the sizes of a :class:`~vawgan.config.ModelConfig`."""
+    cfg = model_config
+    encoder = Encoder(cfg.input_dim, list(cfg.encoder_hidden), cfg.latent_dim)
+    decoder = Decoder(cfg.latent_dim, num_speakers, cfg.speaker_dim, list(cfg.decoder_hidden), cfg.input_dim)
+    critic = Critic(cfg.input_dim, list(cfg.critic_hidden), num_speakers if cfg.critic_conditional else 0,
+                    cfg.speaker_dim)
+    return encoder, decoder, critic
