@@ -29,3 +29,23 @@ def arctic_wav() -> Path:
     if not path.is_file():
         pytest.skip(f"pysptk's example recording is missing at {path}")
     return path
+
+
+# Utterances of the shared corpus that the session-wide feature fixture extracts (per speaker).
+FEATURE_FIXTURE_IDS = ("fb001", "fb002")
+
+
+@pytest.fixture(scope="session")
+def flite_features(shared_corpus, tmp_path_factory):
+    """``(feature_dir, utterances, feature_config)``: Harvest features of fb001 and fb002 of every
+    speaker of the shared corpus, extracted once per test session with the default FeatureConfig."""
+    from vawgan.config import FeatureConfig
+    from vawgan.corpus import discover
+    from vawgan.features.extract import extract_corpus
+
+    utterances = [u for u in discover(shared_corpus) if u.utt_id in FEATURE_FIXTURE_IDS]
+    feature_dir = tmp_path_factory.mktemp("flite_features")
+    config = FeatureConfig()
+    summary = extract_corpus(utterances, feature_dir, config, jobs=1, progress=False)
+    assert summary.extracted == len(utterances) and not summary.failed
+    return feature_dir, utterances, config

@@ -133,3 +133,28 @@ def compute_statistics(utterances: Iterable[tuple[str, np.ndarray, np.ndarray, n
         stats.lf0_std[speaker] = lf0_std
         stats.frames[speaker] = int(count)
     return stats
+
+
+def compute_corpus_statistics(utterances, feature_dir: str | os.PathLike) -> tuple[Statistics, int]:
+    """Statistics over the feature files of ``utterances`` (e.g. the train split).
+
+    ``utterances`` are :class:`vawgan.corpus.Utterance` records; their files are
+    ``<feature_dir>/<speaker>/<utt_id>.npz``. Utterances without a feature file
+    (skipped as unusable during extraction) are left out and counted; none at
+    all is an error. Returns ``(statistics, number left out)``.
+    """
+    from vawgan.features.store import feature_path, load_features
+
+    utterances = list(utterances)
+    present = [(u, feature_path(feature_dir, u.speaker, u.utt_id)) for u in utterances]
+    present = [(u, p) for u, p in present if p.is_file()]
+    if not present:
+        raise VawganError(f"{feature_dir}: no feature files for the {len(utterances)} utterance(s) given; "
+                          "run `vawgan extract` first")
+
+    def frames():
+        for utt, path in present:
+            feats = load_features(path)
+            yield utt.speaker, feats.mcep, feats.f0, feats.speech
+
+    return compute_statistics(frames()), len(utterances) - len(present)

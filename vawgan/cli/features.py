@@ -1,5 +1,188 @@
-"""`vawgan` verbs for this area (filled in as the area is built)."""
+"""`vawgan` verbs of the feature pipeline (recipe stages 0–2 and tools around them).
+
+* ``prepare``  corpus folder → ``data/{all,train,dev,eval}.tsv`` manifests (stage 0)
+* ``extract``  manifest → one feature file per utterance (stage 1)
+* ``stats``    feature files of the train split → ``stats.npz`` (stage 2)
+* ``resynth``  analysis–synthesis round trip of one file or a manifest, with its MCD
+* ``f0range``  per-speaker F0 histograms (PNG) and estimated F0 search ranges
+
+Every verb takes ``--config FILE`` and ``--set section.key=value``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vawgan.cli.common import add_config_arguments, config_from_args
 
 
 def register(subparsers) -> None:
     """Add this area's verbs to the `vawgan` command."""
+    p = subparsers.add_parser(
+        "prepare", help="list a corpus's utterances and splits (recipe stage 0)",
+        description="Find the speakers and utterances of a corpus (one folder per speaker, CMU ARCTIC or VCC "
+                    "layout) and write manifests OUT/{all,train,dev,eval}.tsv with speaker, utt_id, split, path.")
+    p.add_argument("--corpus", default=None, metavar="DIR",
+                   help="corpus root (default: the config's corpus.root, else the shared Flite corpus)")
+    p.add_argument("--out", default="data", metavar="DIR", help="where the manifests go (default: data)")
+    add_config_arguments(p)
+    p.set_defaults(handler=run_prepare)
+
+    p = subparsers.add_parser(
+        "extract", help="extract WORLD + mel-cepstral features of a corpus (recipe stage 1)",
+        description="Analyse every utterance of a manifest (WORLD F0, CheapTrick, D4C; mel-cepstrum c0..c39, "
+                    "coded aperiodicity, speech mask) into OUT/<speaker>/<utt_id>.npz. Finished files are "
+                    "skipped, so an interrupted run resumes; unusable recordings are reported and skipped.")
+    p.add_argument("--manifest", default="data/all.tsv", metavar="TSV",
+                   help="manifest from `vawgan prepare` (default: data/all.tsv)")
+    p.add_argument("--out", default="dump/features", metavar="DIR", help="feature folder (default: dump/features)")
+    p.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="worker processes (default: 1)")
+    p.add_argument("--overwrite", action="store_true", help="redo every utterance, also finished ones")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_arguments(p)
+    p.set_defaults(handler=run_extract)
+
+    p = subparsers.add_parser(
+        "stats", help="normalization and log-F0 statistics (recipe stage 2)",
+        description="Mean and standard deviation of c1..c39 over speech frames (global and per speaker) and "
+                    "per-speaker log-F0 mean and standard deviation over voiced frames, from the feature files "
+                    "of a manifest (usually the train split), into one .npz file.")
+    p.add_argument("--manifest", default="data/train.tsv", metavar="TSV",
+                   help="utterances to use (default: data/train.tsv)")
+    p.add_argument("--features", default="dump/features", metavar="DIR",
+                   help="feature folder from `vawgan extract` (default: dump/features)")
+    p.add_argument("--out", default="dump/stats.npz", metavar="FILE", help="statistics file (default: dump/stats.npz)")
+    p.set_defaults(handler=run_stats)
+
+    p = subparsers.add_parser(
+        "resynth", help="analysis–synthesis round trip (no model) and its MCD",
+        description="Analyse speech into the model's features (WORLD + mel-cepstrum) and synthesize it back, "
+                    "then report the MCD (dB, c1..c39, speech frames, frame by frame) between the original's "
+                    "mel-cepstrum and that of the resynthesized audio: the ceiling of any conversion. Either one "
+                    "file (INPUT -o OUT.wav) or a manifest (--manifest TSV --out-dir DIR).")
+    p.add_argument("input", nargs="?", metavar="INPUT", help="audio file to resynthesize")
+    p.add_argument("-o", "--output", metavar="OUT.wav", help="resynthesized audio file")
+    p.add_argument("--speaker", default=None, help="speaker of INPUT, for its configured F0 range")
+    p.add_argument("--manifest", metavar="TSV", help="resynthesize every utterance of this manifest instead")
+    p.add_argument("--out-dir", metavar="DIR", help="with --manifest: write DIR/<speaker>/<utt_id>.wav")
+    add_config_arguments(p)
+    p.set_defaults(handler=run_resynth)
+
+
+def _print_warnings(messages: list[str]) -> None:
+    for message in messages:
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    from vawgan.corpus import SPLITS, discover, write_manifest
+
+    config = config_from_args(args)
+    c = config.corpus
+    utterances = discover(args.corpus or c.root, c.layout, c.speakers, c.dev_fraction, c.eval_fraction)
+    out = Path(args.out)
+    write_manifest(utterances, out / "all.tsv")
+    for split in SPLITS:
+        write_manifest([u for u in utterances if u.split == split], out / f"{split}.tsv")
+    speakers = sorted({u.speaker for u in utterances})
+    counts = ", ".join(f"{s} {sum(u.split == s for u in utterances)}" for s in SPLITS)
+    print(f"{len(utterances)} utterances of {len(speakers)} speakers ({', '.join(speakers)}); "
+          f"split: {counts}; manifests in {out}/")
+    return 0
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    from vawgan.corpus import read_manifest
+    from vawgan.errors import VawganError
+    from vawgan.features.extract import extract_corpus
+
+    config = config_from_args(args)
+    utterances = read_manifest(args.manifest)
+    if not utterances:
+        raise VawganError(f"{args.manifest}: the manifest lists no utterances")
+    summary = extract_corpus(utterances, args.out, config.features, jobs=args.jobs, overwrite=args.overwrite,
+                             progress=not args.no_progress)
+    print(f"{args.out}: {summary.line()}")
+    if summary.failed and summary.extracted + summary.already_done == 0:
+        raise VawganError(f"{args.manifest}: no utterance could be analysed (see the lines above)")
+    return 0
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from vawgan.corpus import read_manifest
+    from vawgan.stats import compute_corpus_statistics
+
+    utterances = read_manifest(args.manifest)
+    stats, missing = compute_corpus_statistics(utterances, args.features)
+    if missing:
+        print(f"warning: {missing} utterance(s) of {args.manifest} have no feature file in {args.features} "
+              "(skipped during extraction?) and were left out", file=sys.stderr)
+    stats.save(args.out)
+    print(f"{args.out}: statistics of {len(utterances) - missing} utterances")
+    print(f"{'speaker':<10}{'speech frames':>14}{'F0 mean (Hz)':>14}{'log-F0 std':>12}{'mean std c1..':>15}")
+    for spk in stats.speakers:
+        print(f"{spk:<10}{stats.frames[spk]:>14}{np.exp(stats.lf0_mean[spk]):>14.1f}{stats.lf0_std[spk]:>12.3f}"
+              f"{stats.speaker_mcep_std[spk].mean():>15.3f}")
+    return 0
+
+
+def run_resynth(args: argparse.Namespace) -> int:
+    from vawgan.errors import VawganError
+
+    config = config_from_args(args)
+    if args.manifest:
+        if args.input or not args.out_dir:
+            raise VawganError("resynth: use either INPUT -o OUT.wav or --manifest TSV --out-dir DIR")
+        return _resynth_manifest(args.manifest, Path(args.out_dir), config.features)
+    if not args.input or not args.output:
+        raise VawganError("resynth: give INPUT and -o OUT.wav (or --manifest TSV --out-dir DIR)")
+    from vawgan.audio import write_audio
+    from vawgan.features.world import analyze_file, resynthesis_mcd, synthesize
+
+    feats = analyze_file(args.input, config.features, speaker=args.speaker)
+    y = synthesize(feats)
+    write_audio(args.output, y, feats.fs)
+    mcd = resynthesis_mcd(feats, y, config.features, speaker=args.speaker)
+    print(f"{args.output}: round-trip MCD {mcd:.2f} dB (c1..c{config.features.mcep_order}, speech frames)")
+    return 0
+
+
+def _resynth_manifest(manifest: str, out_dir: Path, features_config) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from vawgan.audio import write_audio
+    from vawgan.corpus import read_manifest
+    from vawgan.errors import VawganError
+    from vawgan.features.extract import captured_warnings
+    from vawgan.features.world import analyze_file, resynthesis_mcd, synthesize
+
+    utterances = read_manifest(manifest)
+    mcds: dict[str, list[float]] = {}
+    skipped = 0
+    for utt in tqdm(utterances, desc="resynth", unit="utt", file=sys.stderr, leave=False):
+        with captured_warnings() as messages:
+            try:
+                feats = analyze_file(utt.path, features_config, speaker=utt.speaker)
+                y = synthesize(feats)
+                write_audio(out_dir / utt.speaker / f"{utt.utt_id}.wav", y, feats.fs)
+                mcds.setdefault(utt.speaker, []).append(resynthesis_mcd(feats, y, features_config, utt.speaker))
+            except VawganError as exc:
+                messages.append(f"skipped: {exc}")
+                skipped += 1
+        for message in messages:
+            tqdm.write(message if message.startswith("skipped:") else f"warning: {message}", file=sys.stderr)
+    if not mcds:
+        raise VawganError(f"{manifest}: no utterance could be resynthesized")
+    print(f"round-trip MCD (dB, c1..c{features_config.mcep_order}, speech frames, frame by frame), {out_dir}/:")
+    for spk, values in sorted(mcds.items()):
+        print(f"  {spk:<8} mean {np.mean(values):.2f} ± {np.std(values):.2f}, max {np.max(values):.2f}  "
+              f"({len(values)} utterances)")
+    every = np.concatenate([np.asarray(v) for v in mcds.values()])
+    print(f"  {'all':<8} mean {every.mean():.2f} ± {every.std():.2f}, max {every.max():.2f}  "
+          f"({every.size} utterances, {skipped} skipped)")
+    return 0

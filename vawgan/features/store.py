@@ -47,6 +47,11 @@ class UtteranceFeatures:
         return int(self.f0.shape[0])
 
 
+def feature_path(feature_dir: str | os.PathLike, speaker: str, utt_id: str) -> Path:
+    """Where the features of ``speaker``'s utterance ``utt_id`` live: ``<feature_dir>/<speaker>/<utt_id>.npz``."""
+    return Path(feature_dir) / speaker / f"{utt_id}.npz"
+
+
 def save_features(path: str | os.PathLike, feats: UtteranceFeatures) -> None:
     """Write ``feats`` to ``path`` atomically (never a half-written file)."""
     save_npz_atomic(path, f0=feats.f0, mcep=feats.mcep.astype(np.float32), coded_ap=feats.coded_ap,

@@ -1,0 +1,133 @@
+"""WORLD analysis of one utterance into mel-cepstral features, and synthesis back.
+
+Analysis (SPEC section 2): F0 by Harvest (default) or DIO + StoneMask, the
+spectral envelope by CheapTrick, aperiodicity by D4C, all at
+``FeatureConfig.frame_period`` ms; the envelope becomes the mel-cepstrum
+c0..c``mcep_order`` (:mod:`vawgan.features.mcep`), the aperiodicity a few coded
+bands (``pyworld.code_aperiodicity``).
+
+Speech/silence mask: a frame is speech when its power — the mean of the
+CheapTrick power envelope over frequency, in dB — lies within
+``FeatureConfig.silence_threshold_db`` of the utterance's loud frames. "Loud"
+is the 95th percentile of frame power rather than the maximum, so that one
+click or plosive burst cannot shift the threshold. The rule is relative, so it
+does not depend on the recording level.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pyworld
+
+from vawgan.audio import load_audio
+from vawgan.config import FeatureConfig
+from vawgan.errors import VawganError
+from vawgan.features import mcep as mcep_lib
+from vawgan.features.store import UtteranceFeatures
+
+F0_METHODS = ("harvest", "dio")
+# The reference level of the speech mask: this percentile of the frame powers.
+LOUD_PERCENTILE = 95.0
+
+
+def fft_size_of(config: FeatureConfig) -> int:
+    """The CheapTrick FFT size: the configured one, else pyworld's choice for the sample rate."""
+    return int(config.fft_size or pyworld.get_cheaptrick_fft_size(config.sample_rate))
+
+
+def alpha_of(config: FeatureConfig) -> float:
+    """The all-pass constant: the configured one, else pysptk's for the sample rate."""
+    return float(config.mcep_alpha if config.mcep_alpha is not None else mcep_lib.mcep_alpha(config.sample_rate))
+
+
+def min_samples(config: FeatureConfig) -> int:
+    """The shortest signal we analyse: one CheapTrick analysis window (the FFT size)."""
+    return fft_size_of(config)
+
+
+def estimate_f0(x: np.ndarray, fs: int, method: str, floor: float, ceil: float,
+                frame_period: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(f0, times)`` by Harvest or by DIO refined with StoneMask; F0 is 0 on unvoiced frames."""
+    if method == "harvest":
+        return pyworld.harvest(x, fs, f0_floor=floor, f0_ceil=ceil, frame_period=frame_period)
+    if method == "dio":
+        f0, times = pyworld.dio(x, fs, f0_floor=floor, f0_ceil=ceil, frame_period=frame_period)
+        return pyworld.stonemask(x, f0, times, fs), times
+    raise VawganError(f"features.f0_method {method!r} is not one of {', '.join(F0_METHODS)}")
+
+
+def speech_mask(sp: np.ndarray, threshold_db: float) -> np.ndarray:
+    """True on frames whose mean envelope power is within ``threshold_db`` (< 0) of the loud frames."""
+    power_db = 10.0 * np.log10(np.mean(sp, axis=1))
+    return power_db >= np.percentile(power_db, LOUD_PERCENTILE) + threshold_db
+
+
+def analyze(x: np.ndarray, fs: int, config: FeatureConfig, speaker: str | None = None,
+            name: str = "signal") -> UtteranceFeatures:
+    """WORLD + mel-cepstral features of the mono signal ``x`` sampled at ``fs``.
+
+    ``speaker`` selects that speaker's F0 search range from
+    ``config.f0_ranges`` (the default range otherwise). ``name`` is how errors
+    refer to the signal (usually its file name). Raises :class:`VawganError`
+    when ``fs`` differs from the configured rate or the signal is shorter than
+    one analysis window.
+    """
+    if fs != config.sample_rate:
+        raise VawganError(f"{name}: sampled at {fs} Hz but features.sample_rate is {config.sample_rate}; "
+                          "load it with vawgan.audio.load_audio, which resamples")
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if x.ndim != 1:
+        raise VawganError(f"{name}: expected a mono signal, got shape {x.shape}")
+    fft_size = fft_size_of(config)
+    if x.size < min_samples(config):
+        raise VawganError(f"{name}: only {x.size} samples ({1000 * x.size / fs:.1f} ms), shorter than one analysis "
+                          f"window ({fft_size} samples, {1000 * fft_size / fs:.0f} ms); remove it from the corpus")
+    floor, ceil = config.f0_range(speaker)
+    f0, times = estimate_f0(x, fs, config.f0_method, floor, ceil, config.frame_period)
+    sp = pyworld.cheaptrick(x, f0, times, fs, f0_floor=floor, fft_size=fft_size)
+    ap = pyworld.d4c(x, f0, times, fs, fft_size=fft_size)
+    alpha = alpha_of(config)
+    return UtteranceFeatures(
+        f0=f0, mcep=mcep_lib.sp2mc(sp, config.mcep_order, alpha).astype(np.float32),
+        coded_ap=pyworld.code_aperiodicity(ap, fs), speech=speech_mask(sp, config.silence_threshold_db),
+        fs=fs, frame_period=float(config.frame_period), alpha=alpha, fft_size=fft_size)
+
+
+def analyze_file(path: str | os.PathLike, config: FeatureConfig, speaker: str | None = None) -> UtteranceFeatures:
+    """Load ``path`` with :func:`vawgan.audio.load_audio` and :func:`analyze` it."""
+    x = load_audio(path, config.sample_rate)
+    return analyze(x, config.sample_rate, config, speaker=speaker, name=str(Path(path)))
+
+
+def synthesize(feats: UtteranceFeatures) -> np.ndarray:
+    """Waveform (float64, at ``feats.fs``) from F0, mel-cepstrum and coded aperiodicity.
+
+    The mel-cepstrum goes back to a spectral envelope (the inverse of the
+    analysis map, :func:`vawgan.features.mcep.mc2sp`), the coded aperiodicity
+    is decoded, and ``pyworld.synthesize`` renders the signal.
+    """
+    sp = mcep_lib.mc2sp(feats.mcep, feats.alpha, feats.fft_size)
+    ap = pyworld.decode_aperiodicity(np.ascontiguousarray(feats.coded_ap, dtype=np.float64), feats.fs, feats.fft_size)
+    f0 = np.ascontiguousarray(feats.f0, dtype=np.float64)
+    return pyworld.synthesize(f0, sp, ap, feats.fs, frame_period=feats.frame_period)
+
+
+def resynthesis_mcd(original: UtteranceFeatures, resynthesized: np.ndarray, config: FeatureConfig,
+                    speaker: str | None = None) -> float:
+    """Mean MCD (dB, c1..cD, the original's speech frames) between ``original`` and a re-analysis of ``resynthesized``.
+
+    Analysis and synthesis share the frame grid, so frames are compared one to
+    one (no DTW); the re-analysis may have a frame more or less at the end,
+    which is dropped.
+    """
+    from vawgan.evaluate.metrics import mcd_per_frame
+
+    again = analyze(resynthesized, original.fs, config, speaker=speaker, name="resynthesized signal")
+    n = min(original.num_frames, again.num_frames)
+    speech = original.speech[:n]
+    if not speech.any():
+        raise VawganError("the original has no speech frames to compare; check features.silence_threshold_db")
+    return float(mcd_per_frame(original.mcep[:n, 1:][speech], again.mcep[:n, 1:][speech]).mean())
