@@ -68,7 +68,7 @@ class ModelConfig:
     encoder_hidden: list[int] = field(default_factory=lambda: [256, 128])
     decoder_hidden: list[int] = field(default_factory=lambda: [128, 256])
     critic_hidden: list[int] = field(default_factory=lambda: [64, 32])
-    critic_conditional: bool = False  # give the critic the speaker embedding too
+    critic_conditional: bool = False  # give the critic its own learned speaker embedding too
 
 
 @dataclass
@@ -91,7 +91,8 @@ class TrainConfig:
     checkpoint_every: int = 1000  # steps
     device: str = "auto"
     num_threads: int | None = None
-    amp: bool = False  # mixed precision on CUDA
+    amp: bool = False  # bf16 autocast on CUDA (ignored with a warning on the CPU)
+    compile: bool = False  # torch.compile the encoder and decoder (worth it on a GPU; slow to start on a CPU)
     tensorboard: bool = True
 
 

@@ -1,0 +1,194 @@
+"""Training: real-data runs through `vawgan train`, the decoder-only adversarial
+gradient, resume equality and the NaN guard."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from vawgan.cli import main
+from vawgan.config import Config, FeatureConfig
+from vawgan.corpus import discover, write_manifest
+from vawgan.data import FrameSet, load_frames
+from vawgan.errors import VawganError
+from vawgan.model_dir import load_model
+from vawgan.runlog import read_scalars
+from vawgan.stats import Statistics
+from vawgan.train import PHASES, Trainer, TrainingDiverged
+
+TAGS = ("vae/nll", "vae/kl", "critic/gradient_penalty", "critic/wasserstein", "critic/d_real", "critic/d_fake",
+        "generator/adversarial", "generator/alpha")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny networks: one intra-op thread is faster than two on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def real_features(tmp_path_factory, shared_corpus):
+    """Features and statistics of 2 training utterances per speaker of the shared corpus (DIO F0)."""
+    from vawgan.features.extract import extract_corpus
+    from vawgan.stats import compute_corpus_statistics
+
+    root = tmp_path_factory.mktemp("real")
+    utts = [u for u in discover(shared_corpus) if u.split == "train"]
+    picked = [u for spk in ("awb", "rms", "slt") for u in [v for v in utts if v.speaker == spk][:2]]
+    write_manifest(picked, root / "train.tsv")
+    extract_corpus(picked, root / "features", FeatureConfig(f0_method="dio"), progress=False)
+    stats, _ = compute_corpus_statistics(picked, root / "features")
+    stats.save(root / "stats.npz")
+    return root
+
+
+def _tiny_config(**train) -> Config:
+    config = Config()
+    config.train.batch_size = 64
+    config.train.vae_epochs, config.train.critic_epochs, config.train.adversarial_epochs = 2, 1, 2
+    config.train.tensorboard = False
+    config.train.num_threads = 1
+    for key, value in train.items():
+        setattr(config.train, key, value)
+    return config
+
+
+def _real_frames(root) -> FrameSet:
+    return load_frames(root / "features", root / "train.tsv", Statistics.load(root / "stats.npz"))
+
+
+def _cli(root, model_dir, phase, *extra):
+    return main(["train", "--phase", phase, "--features", str(root / "features"), "--manifest",
+                 str(root / "train.tsv"), "--stats", str(root / "stats.npz"), "--model-dir", str(model_dir),
+                 "--device", "cpu", "--no-progress", "--set", "train.batch_size=32", "--set", "train.num_threads=1",
+                 "--set", "train.tensorboard=false", *extra])
+
+
+def test_cli_trains_phase_by_phase_on_real_features(real_features, tmp_path, capsys):
+    model_dir = tmp_path / "model"
+    schedule = ["--set", "train.vae_epochs=20", "--set", "train.critic_epochs=1", "--set",
+                "train.adversarial_epochs=2"]
+    assert _cli(real_features, model_dir, "adversarial", *schedule) == 2
+    assert "needs the vae phase first" in capsys.readouterr().err
+
+    assert _cli(real_features, model_dir, "vae", *schedule) == 0
+    curves = read_scalars(model_dir / "metrics.csv")
+    steps, vae_loss = curves["vae/loss"]
+    assert steps == list(range(1, 21))
+    # The VAE learns the real mel-cepstra: it leaves the collapsed start (output = the mean, KL ≈ 0).
+    print("VAE loss per epoch:", [round(v, 2) for v in vae_loss])
+    assert vae_loss[-1] < vae_loss[0] - 1.0, vae_loss
+    assert curves["vae/nll"][1][-1] < curves["vae/nll"][1][0] - 1.5
+    assert load_model(model_dir, which="vae").speakers == ["awb", "rms", "slt"]
+    with pytest.raises(VawganError, match="vawgan.pt: not found"):
+        load_model(model_dir, which="vawgan")
+
+    assert _cli(real_features, model_dir, "critic", *schedule) == 0
+    assert _cli(real_features, model_dir, "adversarial", *schedule) == 0
+    curves = read_scalars(model_dir / "metrics.csv")
+    assert set(TAGS) <= set(curves)
+    assert curves["critic/d_real"][0] == list(range(21, 24))  # epochs continue across phases
+    assert curves["vae/loss"][0] == list(range(1, 21)) + [22, 23]
+    assert all(np.isfinite(v).all() for _, v in curves.values())
+
+    rows = (model_dir / "metrics.csv").read_text()
+    assert _cli(real_features, model_dir, "all", *schedule) == 0  # everything done: nothing is trained again
+    assert (model_dir / "metrics.csv").read_text() == rows
+    vae, vawgan = load_model(model_dir, which="vae"), load_model(model_dir, which="vawgan")
+    x = torch.from_numpy(_real_frames(real_features).frames[:50])
+    with torch.no_grad():
+        assert not torch.equal(vae.decoder(vae.encoder(x)[0], torch.zeros(50, dtype=torch.long)),
+                               vawgan.decoder(vawgan.encoder(x)[0], torch.zeros(50, dtype=torch.long)))
+
+
+def test_adversarial_term_updates_the_decoder_only(real_features):
+    frames = _real_frames(real_features)
+
+    def grads_after_one_step(alpha, model_dir):
+        trainer = Trainer(_tiny_config(alpha_mode="fixed", alpha_value=alpha), frames, model_dir,
+                          torch.device("cpu"), progress=False)
+        trainer._adversarial_step(torch.arange(64))
+        return ({n: p.grad.clone() for n, p in trainer.encoder.named_parameters()},
+                {n: p.grad.clone() for n, p in trainer.decoder.named_parameters()})
+
+    enc_without, dec_without = grads_after_one_step(0.0, real_features / "m0")
+    enc_with, dec_with = grads_after_one_step(1000.0, real_features / "m1")
+    for name in enc_without:  # the encoder's gradient is that of the VAE loss alone
+        assert torch.allclose(enc_with[name], enc_without[name], rtol=1e-5, atol=1e-7), name
+    assert any(not torch.allclose(dec_with[n], dec_without[n]) for n in dec_without)  # the decoder's is not
+
+
+def _interrupt_at(trainer, phase, call):
+    """Make the ``call``-th step of ``phase`` raise KeyboardInterrupt (a killed run)."""
+    name = {"vae": "_vae_step", "critic": "_critic_phase_step", "adversarial": "_adversarial_step"}[phase]
+    original, calls = getattr(trainer, name), [0]
+
+    def step(batch):
+        calls[0] += 1
+        if calls[0] == call:
+            raise KeyboardInterrupt
+        return original(batch)
+
+    setattr(trainer, name, step)
+
+
+def _state(trainer):
+    return {**{f"encoder.{k}": v for k, v in trainer.encoder.state_dict().items()},
+            **{f"decoder.{k}": v for k, v in trainer.decoder.state_dict().items()},
+            **{f"critic.{k}": v for k, v in trainer.critic.state_dict().items()}}
+
+
+def test_interrupted_and_resumed_run_ends_with_the_same_weights(real_features, tmp_path):
+    frames = _real_frames(real_features)
+    config = _tiny_config(checkpoint_every=7, n_critic=2)
+    reference = Trainer(config, frames, tmp_path / "a", torch.device("cpu"), progress=False)
+    reference.run()
+
+    model_dir = tmp_path / "b"
+    first = Trainer(config, frames, model_dir, torch.device("cpu"), progress=False)
+    _interrupt_at(first, "vae", 60)  # mid-epoch, some steps after the checkpoint at step 56
+    with pytest.raises(KeyboardInterrupt):
+        first.run()
+    with pytest.raises(VawganError, match="vae phase stopped at step 56.*add --resume"):
+        Trainer(config, frames, model_dir, torch.device("cpu"), progress=False).run()
+    second = Trainer(config, frames, model_dir, torch.device("cpu"), progress=False)
+    _interrupt_at(second, "adversarial", 40)
+    with pytest.raises(KeyboardInterrupt):
+        second.run(resume=True)
+    third = Trainer(config, frames, model_dir, torch.device("cpu"), progress=False)
+    third.run(resume=True)
+
+    expected, got = _state(reference), _state(third)
+    assert expected.keys() == got.keys()
+    for key in expected:
+        assert torch.equal(expected[key], got[key]), key
+    assert reference.global_step == third.global_step
+    assert reference.opt_decoder.state_dict()["state"][0]["step"] == third.opt_decoder.state_dict()["state"][0]["step"]
+
+
+def test_nan_guard_names_the_step_and_keeps_the_last_good_checkpoint(real_features, tmp_path):
+    frames = _real_frames(real_features)
+    trainer = Trainer(_tiny_config(checkpoint_every=5), frames, tmp_path, torch.device("cpu"), progress=False)
+    original, calls = trainer._vae_step, [0]
+
+    def poisoned_step(batch):
+        calls[0] += 1
+        if calls[0] == 8:  # a weight goes bad; the loss of step 8 is the first non-finite one
+            with torch.no_grad():
+                trainer.decoder.net[0].weight[0, 0] = float("nan")
+        return original(batch)
+
+    trainer._vae_step = poisoned_step
+    with pytest.raises(TrainingDiverged) as info:
+        trainer.run()
+    message = str(info.value)
+    assert "step 8 " in message and f"{tmp_path / 'checkpoint.pt'} (step 5)" in message
+    assert "\n" not in message
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert state["global_step"] == 5
+    assert all(torch.isfinite(v).all() for v in state["decoder"].values())
+    assert not (tmp_path / "vae.pt").exists()

@@ -1,0 +1,528 @@
+"""Three-phase training of VAW-GAN (SPEC section 4).
+
+1. ``vae``: pretrain encoder + decoder on the VAE loss (Gaussian NLL + KL).
+2. ``critic``: pretrain the Wasserstein critic (WGAN-GP) against the frozen
+   VAE's outputs.
+3. ``adversarial``: per generator step, ``n_critic`` critic steps, then one
+   update of encoder and decoder where **only the decoder** sees the
+   adversarial term: the encoder is trained by the VAE loss alone (the
+   adversarial decode uses a detached latent, so no adversarial gradient can
+   reach the encoder).
+
+By default (``train.adversarial_target = "conversion"``) the critic compares
+*converted* frames (a source frame encoded and decoded with another speaker's
+code) with real frames of that target speaker, as in Hsu et al.'s code; with
+``"reconstruction"``, or with a single speaker, it compares reconstructions
+with the input frames, as in the reference blog.
+
+Speed and devices. The whole training set lives on the training device as
+one tensor; batches are index-sliced there. Per-step scalars are written into
+a preallocated tensor on the device and read back once per epoch (and at
+checkpoints), so the hot loop has no host round trip. All randomness (data
+order, latent noise, ε of the gradient penalty, conversion targets) comes
+from one ``torch.Generator`` whose state is checkpointed, which makes an
+interrupted and resumed run end with the same weights as an uninterrupted one.
+Random numbers are drawn for the *global* batch and sliced per process, so
+data-parallel training (``torchrun``, DistributedDataParallel) computes the
+same updates as one process on the global batch.
+
+Failure handling. Checkpoints are written atomically every
+``train.checkpoint_every`` steps and at the end of each phase, and only after
+checking that the losses since the last check and all weights are finite: a
+non-finite value stops training with :class:`TrainingDiverged`, which names
+the first bad step and the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vawgan.checkpoint import load_checkpoint, save_checkpoint
+from vawgan.config import Config
+from vawgan.data import FrameSet
+from vawgan.errors import VawganError
+from vawgan.losses import adversarial_weight, critic_loss, gaussian_nll, kl_divergence, reparameterize
+from vawgan.model_dir import CHECKPOINT_FILE, WEIGHT_FILES, save_weights
+from vawgan.models import build_models
+from vawgan.runlog import RunLogger
+from vawgan.utils import configure_cpu, seed_everything
+
+PHASES = ("vae", "critic", "adversarial")
+
+# The per-step scalars each phase records (columns of the per-epoch history);
+# the epoch means are logged under these tags.
+VAE_TAGS = ("vae/nll", "vae/kl", "vae/loss")
+CRITIC_TAGS = ("critic/loss", "critic/gradient_penalty", "critic/wasserstein", "critic/d_real", "critic/d_fake")
+GENERATOR_TAGS = ("generator/adversarial", "generator/alpha", "generator/loss")
+PHASE_TAGS = {"vae": VAE_TAGS, "critic": CRITIC_TAGS, "adversarial": VAE_TAGS + CRITIC_TAGS + GENERATOR_TAGS}
+
+
+class TrainingDiverged(VawganError):
+    """A loss or weight became NaN or infinite; nothing after the last good checkpoint was saved."""
+
+
+def init_distributed(device_name: str) -> tuple[int, int, str]:
+    """Join the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1).
+
+    Returns ``(rank, world_size, device_name)``: NCCL with one GPU per process
+    (``cuda:LOCAL_RANK``) on CUDA, gloo on the CPU. A single process returns
+    ``(0, 1, device_name)`` unchanged.
+    """
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, device_name
+    use_cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    if use_cuda:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local_rank)
+        device_name = f"cuda:{local_rank}"
+    else:
+        device_name = "cpu"
+    return dist.get_rank(), dist.get_world_size(), device_name
+
+
+def _adam(params, cfg, device: torch.device) -> torch.optim.Adam:
+    """Adam with the config's learning rate and betas; the fused kernel (one call per step) where available."""
+    return torch.optim.Adam(params, lr=cfg.learning_rate, betas=tuple(cfg.adam_betas),
+                            fused=device.type in ("cpu", "cuda"))
+
+
+class Trainer:
+    """Runs the training phases on a :class:`~vawgan.data.FrameSet` into a model directory.
+
+    The model directory must already hold ``config.yaml``, ``stats.npz`` and
+    ``speakers.txt`` (:func:`vawgan.model_dir.prepare_model_dir`); the trainer
+    adds ``checkpoint.pt``, ``vae.pt``, ``vawgan.pt`` and the logs. Use
+    :meth:`run`. Inside ``torchrun`` (the default process group initialised),
+    every process runs the same ``Trainer`` on its share of each batch.
+    """
+
+    def __init__(self, config: Config, frames: FrameSet, model_dir: str | os.PathLike, device: torch.device,
+                 progress: bool = True):
+        import torch.distributed as dist
+
+        self.config = config
+        self.cfg = cfg = config.train
+        self.model_dir = Path(model_dir)
+        self.device = torch.device(device)
+        self.speakers = list(frames.speakers)
+        self.num_speakers = len(self.speakers)
+        self.distributed = dist.is_available() and dist.is_initialized()
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
+        self.is_main = self.rank == 0
+        self.progress = progress and self.is_main
+        self._validate(frames)
+
+        self.batch = cfg.batch_size  # global batch
+        self.local_batch = cfg.batch_size // self.world
+        self.local = slice(self.rank * self.local_batch, (self.rank + 1) * self.local_batch)
+        self.num_frames = frames.num_frames
+        self.steps_per_epoch = self.num_frames // self.batch  # the last partial batch is dropped
+        self.conversion = cfg.adversarial_target == "conversion" and self.num_speakers > 1
+
+        if self.device.type == "cpu":
+            configure_cpu(cfg.num_threads)
+        self.amp = bool(cfg.amp) and self.device.type == "cuda"
+        if cfg.amp and not self.amp:
+            warnings.warn("train.amp is for CUDA only; training in float32 on the CPU", stacklevel=2)
+
+        seed_everything(cfg.seed)
+        self.encoder, self.decoder, self.critic = (m.to(self.device) for m in build_models(config.model,
+                                                                                          self.num_speakers))
+        self.opt_encoder = _adam(self.encoder.parameters(), cfg, self.device)
+        self.opt_decoder = _adam(self.decoder.parameters(), cfg, self.device)
+        self.opt_critic = _adam(self.critic.parameters(), cfg, self.device)
+        # The callables used for training forwards: DDP wrappers (gradient
+        # all-reduce) and/or torch.compile on top of the plain modules.
+        self.train_encoder, self.train_decoder, self.train_critic = self.encoder, self.decoder, self.critic
+        if self.distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_encoder, self.train_decoder, self.train_critic = (
+                DDP(m, device_ids=ids) for m in (self.encoder, self.decoder, self.critic))
+        if cfg.compile:
+            # The critic stays eager: its gradient penalty needs double backward.
+            self.train_encoder = torch.compile(self.train_encoder)
+            self.train_decoder = torch.compile(self.train_decoder)
+        self.critic_condition = bool(config.model.critic_conditional)
+
+        # The training set, on the device, sorted by speaker.
+        self.x = torch.from_numpy(frames.frames).to(self.device)
+        self.speaker_ids = torch.from_numpy(frames.speaker_ids).to(self.device)
+        self.speaker_offsets = torch.from_numpy(frames.offsets).to(self.device)
+        self.speaker_counts = torch.from_numpy(frames.counts).to(self.device)
+
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(cfg.seed)
+        # Training position: phases finished, the phase in progress, where in it.
+        self.completed: list[str] = []
+        self.phase: str | None = None
+        self.epoch = 0  # epochs finished in the current phase
+        self.step = 0  # steps finished in the current epoch
+        self.global_step = 0  # optimizer steps over all phases (generator steps in the adversarial phase)
+        self.epochs_logged = 0  # epochs over all phases: the x axis of the logged curves
+        self.order: torch.Tensor | None = None  # the current epoch's frame order
+        self.history: torch.Tensor | None = None  # (steps_per_epoch, len(tags)) per-step scalars
+        self.last_checkpoint_step: int | None = None
+        self.timings: dict[str, dict[str, float]] = {}
+        self.final_scalars: dict[str, dict[str, float]] = {}
+
+    # ------------------------------------------------------------------ setup
+
+    def _validate(self, frames: FrameSet) -> None:
+        cfg = self.cfg
+        if cfg.batch_size % self.world:
+            raise VawganError(f"train.batch_size={cfg.batch_size} is not divisible by the {self.world} processes")
+        if frames.num_frames < cfg.batch_size:
+            raise VawganError(f"only {frames.num_frames} training frames, fewer than train.batch_size="
+                              f"{cfg.batch_size}; add data or lower the batch size")
+        if frames.frames.shape[1] != self.config.model.input_dim:
+            raise VawganError(f"frames have {frames.frames.shape[1]} dimensions but model.input_dim is "
+                              f"{self.config.model.input_dim}")
+        if cfg.adversarial_target not in ("conversion", "reconstruction"):
+            raise VawganError(f"train.adversarial_target={cfg.adversarial_target!r} is not one of conversion, "
+                              "reconstruction")
+        if cfg.alpha_mode not in ("scale", "fixed"):
+            raise VawganError(f"train.alpha_mode={cfg.alpha_mode!r} is not one of scale, fixed")
+        if cfg.n_critic < 1 or cfg.checkpoint_every < 1:
+            raise VawganError("train.n_critic and train.checkpoint_every must be at least 1")
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.model_dir / CHECKPOINT_FILE
+
+    def _state(self) -> dict:
+        return {
+            "format": 1, "speakers": self.speakers, "num_frames": self.num_frames, "batch_size": self.batch,
+            "completed": list(self.completed), "phase": self.phase, "epoch": self.epoch, "step": self.step,
+            "global_step": self.global_step, "epochs_logged": self.epochs_logged,
+            "order": None if self.order is None else self.order.cpu(),
+            "history": None if self.history is None else self.history.cpu(),
+            "rng": self.generator.get_state(),
+            "encoder": self.encoder.state_dict(), "decoder": self.decoder.state_dict(),
+            "critic": self.critic.state_dict(), "opt_encoder": self.opt_encoder.state_dict(),
+            "opt_decoder": self.opt_decoder.state_dict(), "opt_critic": self.opt_critic.state_dict(),
+        }
+
+    def _restore(self, state: dict) -> None:
+        path = self.checkpoint_path
+        for key, mine in (("speakers", self.speakers), ("num_frames", self.num_frames), ("batch_size", self.batch)):
+            if state.get(key) != mine:
+                raise VawganError(f"{path}: was written with {key}={state.get(key)!r} but this run has {mine!r}; "
+                                  "train on the same data and batch size, or use another --model-dir")
+        self.encoder.load_state_dict(state["encoder"])
+        self.decoder.load_state_dict(state["decoder"])
+        self.critic.load_state_dict(state["critic"])
+        self.opt_encoder.load_state_dict(state["opt_encoder"])
+        self.opt_decoder.load_state_dict(state["opt_decoder"])
+        self.opt_critic.load_state_dict(state["opt_critic"])
+        self.generator.set_state(state["rng"].cpu())
+        self.completed = list(state["completed"])
+        self.phase, self.epoch, self.step = state["phase"], state["epoch"], state["step"]
+        self.global_step, self.epochs_logged = state["global_step"], state["epochs_logged"]
+        self.order = None if state["order"] is None else state["order"].to(self.device)
+        self.history = None if state["history"] is None else state["history"].to(self.device)
+        self.last_checkpoint_step = self.global_step
+
+    # ------------------------------------------------------------------ driver
+
+    def run(self, phases: list[str] | tuple[str, ...] = PHASES, resume: bool = False) -> dict:
+        """Run ``phases`` in order, continuing the model directory's checkpoint.
+
+        A phase already finished in the checkpoint is skipped (re-running a
+        recipe stage is cheap); a phase needs the phases before it. A phase
+        that was interrupted continues only with ``resume=True``.
+        Returns the final epoch's scalars of each phase run.
+        """
+        for phase in phases:
+            if phase not in PHASES:
+                raise VawganError(f"unknown phase {phase!r}; phases are {', '.join(PHASES)} (or all)")
+        if self.checkpoint_path.is_file():
+            self._restore(load_checkpoint(self.checkpoint_path, map_location="cpu"))
+            if self.phase is not None and not resume:
+                raise VawganError(f"{self.checkpoint_path}: the {self.phase} phase stopped at step "
+                                  f"{self.global_step} (epoch {self.epoch + 1}); add --resume to continue it, "
+                                  f"or delete {self.model_dir} to start over")
+        logger = RunLogger(self.model_dir, tensorboard=self.cfg.tensorboard) if self.is_main else None
+        try:
+            for phase in phases:
+                if phase in self.completed:
+                    self._say(f"phase {phase}: already finished in {self.checkpoint_path}; skipping")
+                    continue
+                if self.phase is not None and self.phase != phase:
+                    raise VawganError(f"{self.checkpoint_path}: the {self.phase} phase is unfinished; continue it "
+                                      f"first with --phase {self.phase} --resume")
+                missing = [p for p in PHASES[:PHASES.index(phase)] if p not in self.completed]
+                if missing:
+                    raise VawganError(f"phase {phase} needs the {missing[0]} phase first: run "
+                                      f"`vawgan train --phase {missing[0]}` with this --model-dir (or --phase all)")
+                self._run_phase(phase, logger)
+        finally:
+            if logger is not None:
+                logger.close()
+        return self.final_scalars
+
+    def _run_phase(self, phase: str, logger: RunLogger | None) -> None:
+        cfg = self.cfg
+        epochs = {"vae": cfg.vae_epochs, "critic": cfg.critic_epochs, "adversarial": cfg.adversarial_epochs}[phase]
+        step_fn = {"vae": self._vae_step, "critic": self._critic_phase_step,
+                   "adversarial": self._adversarial_step}[phase]
+        tags = PHASE_TAGS[phase]
+        if self.phase is None:  # a fresh start of this phase
+            self.phase, self.epoch, self.step, self.order, self.history = phase, 0, 0, None, None
+        if self.history is None:
+            self.history = torch.zeros(self.steps_per_epoch, len(tags), device=self.device)
+        autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if self.amp
+                    else contextlib.nullcontext())
+        self._say(f"phase {phase}: {epochs} epochs x {self.steps_per_epoch} steps of {self.batch} frames "
+                  f"({self.num_frames} frames, {self.num_speakers} speaker(s), device {self.device}"
+                  f"{f', {self.world} processes' if self.world > 1 else ''})")
+        started, steps_run = time.perf_counter(), 0
+        while self.epoch < epochs:
+            if self.order is None:
+                self.order = torch.randperm(self.num_frames, generator=self.generator, device=self.device)
+            epoch_started, first_step = time.perf_counter(), self.step
+            bar = self._progress_bar(phase, epochs)
+            with autocast:
+                for i in range(self.step, self.steps_per_epoch):
+                    batch = self.order[i * self.batch:(i + 1) * self.batch][self.local]
+                    self.history[i] = step_fn(batch)
+                    self.step, self.global_step = i + 1, self.global_step + 1
+                    if self.global_step % cfg.checkpoint_every == 0:
+                        self._save_checkpoint()
+                    if bar is not None:
+                        bar.update(1)
+            if bar is not None:
+                bar.close()
+            steps_run += self.steps_per_epoch - first_step
+            self._end_epoch(phase, epochs, tags, logger, time.perf_counter() - epoch_started,
+                            self.steps_per_epoch - first_step)
+        seconds = time.perf_counter() - started
+        self.timings[phase] = {"steps": steps_run, "seconds": seconds,
+                               "steps_per_second": steps_run / seconds if seconds > 0 else float("nan"),
+                               "frames_per_second": steps_run * self.batch / seconds if seconds > 0 else float("nan")}
+        self.completed.append(phase)
+        self.phase, self.epoch, self.step, self.order, self.history = None, 0, 0, None, None
+        self._save_checkpoint()
+        if self.is_main and phase in ("vae", "adversarial"):
+            which = "vae" if phase == "vae" else "vawgan"
+            save_weights(self.model_dir / WEIGHT_FILES[which], self.encoder, self.decoder, self.speakers,
+                         self.global_step, critic=self.critic if phase == "adversarial" else None)
+            self._say(f"phase {phase}: done; weights in {self.model_dir / WEIGHT_FILES[which]}")
+
+    def _progress_bar(self, phase: str, epochs: int):
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        # disable=None: a bar on a terminal, nothing when the output is a file or pipe.
+        return tqdm(total=self.steps_per_epoch, initial=self.step, desc=f"{phase} {self.epoch + 1}/{epochs}",
+                    unit="step", leave=False, disable=None, file=sys.stderr)
+
+    def _say(self, line: str) -> None:
+        if self.is_main and self.progress:
+            print(line, flush=True)
+
+    # ------------------------------------------------------------------ checks, checkpoints, logs
+
+    def _reduce_mean(self, t: torch.Tensor) -> torch.Tensor:
+        """Average ``t`` over processes (identity in a single process)."""
+        if self.distributed:
+            import torch.distributed as dist
+
+            t = t.clone()
+            dist.all_reduce(t)
+            t /= self.world
+        return t
+
+    def _check_finite(self) -> None:
+        """Raise :class:`TrainingDiverged` unless this epoch's losses so far and all weights are finite.
+
+        One host synchronisation; called only at checkpoints and epoch ends.
+        """
+        rows = self.history[:self.step] if self.history is not None else torch.zeros(0, 1, device=self.device)
+        finite_rows = torch.isfinite(rows).all(dim=1)
+        weights_ok = torch.stack([torch.isfinite(p).all() for m in (self.encoder, self.decoder, self.critic)
+                                  for p in m.parameters()]).all()
+        flags = torch.cat([finite_rows.float(), weights_ok.float().reshape(1)])
+        if self.distributed:
+            import torch.distributed as dist
+
+            dist.all_reduce(flags, op=dist.ReduceOp.MIN)
+        flags = flags.cpu()
+        if bool(flags.all()):
+            return
+        bad = (flags[:-1] == 0).nonzero()
+        first_bad_row = int(bad[0]) if len(bad) else self.step - 1
+        bad_step = self.global_step - self.step + first_bad_row + 1
+        if self.last_checkpoint_step is None:
+            last = "none was written yet"
+        else:
+            last = f"{self.checkpoint_path} (step {self.last_checkpoint_step})"
+        raise TrainingDiverged(f"{self.phase} phase diverged: non-finite loss or weights at step {bad_step} "
+                               f"(epoch {self.epoch + 1}); nothing after that was saved; last good checkpoint: "
+                               f"{last}; lower train.learning_rate (or check the features) and run again with "
+                               "--resume")
+
+    def _save_checkpoint(self) -> None:
+        self._check_finite()
+        if self.is_main:
+            save_checkpoint(self.checkpoint_path, self._state())
+        self.last_checkpoint_step = self.global_step
+
+    def _end_epoch(self, phase: str, epochs: int, tags: tuple[str, ...], logger: RunLogger | None,
+                   seconds: float, steps: int) -> None:
+        self._check_finite()
+        means = self._reduce_mean(self.history.mean(dim=0)).tolist()  # the epoch's one host sync
+        scalars = dict(zip(tags, means))
+        self.final_scalars[phase] = scalars
+        self.epoch, self.step, self.order = self.epoch + 1, 0, None
+        self.epochs_logged += 1
+        frames_per_second = steps * self.batch / seconds if seconds > 0 else float("nan")
+        if logger is not None:
+            logger.log(self.epochs_logged, {**scalars, "speed/frames_per_second": frames_per_second})
+        shown = " ".join(f"{tag.split('/')[-1] if phase != 'adversarial' else tag} {value:.4g}"
+                         for tag, value in scalars.items())
+        self._say(f"{phase} epoch {self.epoch}/{epochs}: {shown} ({seconds:.1f} s, {frames_per_second:,.0f} frames/s)")
+
+    # ------------------------------------------------------------------ random numbers
+
+    def _randn(self, *shape_tail: int) -> torch.Tensor:
+        """Standard normal numbers for the global batch, this process's share."""
+        return torch.randn((self.batch, *shape_tail), generator=self.generator, device=self.device)[self.local]
+
+    def _rand(self, *shape_tail: int) -> torch.Tensor:
+        """U(0, 1) numbers for the global batch, this process's share."""
+        return torch.rand((self.batch, *shape_tail), generator=self.generator, device=self.device)[self.local]
+
+    def _targets(self, source_ids: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Target speaker ids and the real frames the critic compares the generated frames with.
+
+        Conversion: each frame gets a random *other* speaker as target, and a
+        random real frame of that speaker. Reconstruction: the target is the
+        frame's own speaker and the real frame is the frame itself.
+        """
+        if not self.conversion:
+            return source_ids, x
+        shift = torch.randint(1, self.num_speakers, (self.batch,), generator=self.generator,
+                              device=self.device)[self.local]
+        targets = (source_ids + shift) % self.num_speakers
+        counts = self.speaker_counts[targets]
+        pick = (self._rand() * counts).long().clamp_max(counts - 1)
+        return targets, self.x[self.speaker_offsets[targets] + pick]
+
+    # ------------------------------------------------------------------ the three kinds of steps
+
+    def _vae_step(self, batch: torch.Tensor) -> torch.Tensor:
+        x, speakers = self.x[batch], self.speaker_ids[batch]
+        mu, logvar = self.train_encoder(x)
+        z = reparameterize(mu, logvar, self._randn(mu.shape[1]))
+        nll = gaussian_nll(x, self.train_decoder(z, speakers))
+        kl = kl_divergence(mu, logvar)
+        loss = nll + kl
+        self.opt_encoder.zero_grad(set_to_none=True)
+        self.opt_decoder.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_encoder.step()
+        self.opt_decoder.step()
+        return torch.stack([nll, kl, loss]).detach()
+
+    def _critic_update(self, real: torch.Tensor, fake: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """One critic step on detached ``fake``; returns the CRITIC_TAGS scalars."""
+        out = critic_loss(self.train_critic, real, fake, self._rand(1), self.cfg.gp_lambda,
+                          targets if self.critic_condition else None)
+        self.opt_critic.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        self.opt_critic.step()
+        return torch.stack([out[k] for k in ("loss", "gradient_penalty", "wasserstein", "d_real", "d_fake")]).detach()
+
+    def _critic_phase_step(self, batch: torch.Tensor) -> torch.Tensor:
+        """A critic step against the current (not updated) encoder and decoder."""
+        x, speakers = self.x[batch], self.speaker_ids[batch]
+        targets, real = self._targets(speakers, x)
+        with torch.no_grad():
+            mu, logvar = self.encoder(x)
+            fake = self.decoder(reparameterize(mu, logvar, self._randn(mu.shape[1])), targets)
+        return self._critic_update(real, fake, targets)
+
+    def _adversarial_step(self, batch: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        for _ in range(cfg.n_critic - 1):  # extra critic steps on random batches
+            extra = torch.randint(self.num_frames, (self.batch,), generator=self.generator,
+                                  device=self.device)[self.local]
+            self._critic_phase_step(extra)
+        x, speakers = self.x[batch], self.speaker_ids[batch]
+        targets, real = self._targets(speakers, x)
+        mu, logvar = self.train_encoder(x)
+        z = reparameterize(mu, logvar, self._randn(mu.shape[1]))
+        # One decoder pass for both outputs: the reconstruction from z (trains
+        # encoder and decoder) and the generated frame from the *detached* z
+        # (decoded with the target's code), whose adversarial gradient can
+        # therefore only reach the decoder.
+        decoded = self.train_decoder(torch.cat([z, z.detach()]), torch.cat([speakers, targets]))
+        reconstruction, generated = decoded.split(x.shape[0])
+        nll = gaussian_nll(x, reconstruction)
+        kl = kl_divergence(mu, logvar)
+        critic_scalars = self._critic_update(real, generated.detach(), targets)
+
+        # Generator step against the updated critic; the critic's weights get no gradient.
+        self.critic.requires_grad_(False)
+        adversarial = -self.critic(generated, targets if self.critic_condition else None).mean()
+        if cfg.alpha_mode == "scale":
+            nll_all, adversarial_all = self._reduce_mean(torch.stack([nll, adversarial]).detach())
+            alpha = adversarial_weight(nll_all, adversarial_all, "scale", cfg.alpha_value)
+        else:
+            alpha = adversarial_weight(nll, adversarial, "fixed", cfg.alpha_value)
+        vae_loss = nll + kl
+        loss = vae_loss + alpha * adversarial
+        self.opt_encoder.zero_grad(set_to_none=True)
+        self.opt_decoder.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_encoder.step()
+        self.opt_decoder.step()
+        self.critic.requires_grad_(True)
+        return torch.cat([torch.stack([nll, kl, vae_loss]).detach(), critic_scalars,
+                          torch.stack([adversarial, alpha, loss]).detach()])
+
+
+def train_model(config: Config, feature_dir: str | os.PathLike, manifest: str | os.PathLike,
+                stats_path: str | os.PathLike, model_dir: str | os.PathLike, phases=PHASES, resume: bool = False,
+                device: str | None = None, progress: bool = True) -> Trainer:
+    """Load the training frames, prepare ``model_dir`` and run ``phases``: what ``vawgan train`` does.
+
+    ``device`` (``auto|cpu|cuda[:N]``, default the config's ``train.device``)
+    is overridden by ``torchrun``: one process per GPU, or gloo on the CPU.
+    Returns the :class:`Trainer` (its ``final_scalars`` and ``timings``).
+    """
+    import torch.distributed as dist
+
+    from vawgan.data import load_frames
+    from vawgan.model_dir import prepare_model_dir
+    from vawgan.stats import Statistics
+    from vawgan.utils import resolve_device
+
+    rank, _, device_name = init_distributed(device or config.train.device)
+    device = resolve_device(device_name)
+    stats = Statistics.load(stats_path)
+    frames = load_frames(feature_dir, manifest, stats, exclude_silence=config.train.exclude_silence)
+    if rank == 0:
+        prepare_model_dir(model_dir, config, stats, frames.speakers)
+    if dist.is_initialized():
+        dist.barrier()
+    trainer = Trainer(config, frames, model_dir, device, progress=progress)
+    trainer.run(phases, resume=resume)
+    return trainer
