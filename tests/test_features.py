@@ -134,3 +134,20 @@ def test_single_file_command_errors(tmp_path, capsys, content, problem):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "bad.wav" in err and problem in err and "Traceback" not in err
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["bad.wav"]
+
+
+def test_resynth_manifest_skips_bad_files(shared_corpus, tmp_path, capsys):
+    from vawgan.corpus import Utterance, write_manifest
+
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    manifest = tmp_path / "m.tsv"
+    write_manifest([Utterance("slt", "fb004", shared_corpus / "slt" / "fb004.wav"), Utterance("slt", "bad", bad)],
+                   manifest)
+    out = tmp_path / "anasyn"
+    assert main(["resynth", "--manifest", str(manifest), "--out-dir", str(out), "--jobs", "2",
+                 "--set", "features.f0_method=dio"]) == 0
+    captured = capsys.readouterr()
+    assert "(1 utterances, 1 skipped)" in captured.out
+    assert any(line.startswith("skipped:") and "bad.wav" in line for line in captured.err.splitlines())
+    assert sorted(p.name for p in (out / "slt").iterdir()) == ["fb004.wav"]

@@ -115,10 +115,17 @@ def test_resume_after_kill_gives_identical_features(flite_features, tmp_path):
     assert again.already_done == len(utterances) and again.extracted == 0
 
 
-def test_resuming_with_other_settings_is_refused(flite_features):
-    feature_dir, utterances, config = flite_features
-    other = FeatureConfig(f0_method="dio")
-    with pytest.raises(VawganError, match=r"f0_method: 'harvest' → 'dio'.*--overwrite"):
-        extract_corpus(utterances, feature_dir, other, progress=False)
+def test_changed_settings_redo_everything(flite_features, tmp_path, caplog):
+    _, utterances, config = flite_features
+    one = [u for u in utterances if u.speaker == "slt"][:1]
+    out = tmp_path / "features"
+    extract_corpus(one, out, FeatureConfig(f0_method="dio"), progress=False)
+    dio = load_features(feature_path(out, one[0].speaker, one[0].utt_id))
+    with caplog.at_level("WARNING", logger="vawgan"):
+        summary = extract_corpus(one, out, FeatureConfig(f0_method="dio", f0_floor=120.0), progress=False)
+    assert summary.extracted == 1 and summary.already_done == 0
+    assert any("f0_floor: 60.0 → 120.0" in r.getMessage() for r in caplog.records)
+    redone = load_features(feature_path(out, one[0].speaker, one[0].utt_id))
+    assert not np.array_equal(redone.f0, dio.f0)
     with pytest.raises(VawganError, match="at least 1"):
-        extract_corpus(utterances, feature_dir, config, jobs=0, progress=False)
+        extract_corpus(one, out, config, jobs=0, progress=False)

@@ -4,7 +4,7 @@
 * ``extract``  manifest → one feature file per utterance (stage 1)
 * ``stats``    feature files of the train split → ``stats.npz`` (stage 2)
 * ``resynth``  analysis–synthesis round trip of one file or a manifest, with its MCD
-* ``f0range``  per-speaker F0 histograms (PNG) and estimated F0 search ranges
+* ``f0range``  per-speaker F0 histograms (PNG) and estimated F0 search ranges (YAML)
 
 Every verb takes ``--config FILE`` and ``--set section.key=value``.
 """
@@ -67,8 +67,21 @@ def register(subparsers) -> None:
     p.add_argument("--speaker", default=None, help="speaker of INPUT, for its configured F0 range")
     p.add_argument("--manifest", metavar="TSV", help="resynthesize every utterance of this manifest instead")
     p.add_argument("--out-dir", metavar="DIR", help="with --manifest: write DIR/<speaker>/<utt_id>.wav")
+    p.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="with --manifest: worker processes")
     add_config_arguments(p)
     p.set_defaults(handler=run_resynth)
+
+    p = subparsers.add_parser(
+        "f0range", help="per-speaker F0 histograms and F0 search ranges",
+        description="Track F0 (40–800 Hz, the configured method) over a few utterances per speaker, plot one "
+                    "histogram per speaker to OUT/f0_histograms.png, estimate each speaker's F0 search range "
+                    "(0.75 x first quartile .. 1.5 x third quartile) and write it to OUT/f0_ranges.yaml "
+                    "as a features.f0_ranges block to copy into a recipe config.")
+    p.add_argument("--manifest", default="data/train.tsv", metavar="TSV", help="utterances (default: data/train.tsv)")
+    p.add_argument("--out", default="exp/f0range", metavar="DIR", help="output folder (default: exp/f0range)")
+    p.add_argument("--utterances", type=int, default=10, metavar="N", help="utterances per speaker (default: 10)")
+    add_config_arguments(p)
+    p.set_defaults(handler=run_f0range)
 
 
 def _print_warnings(messages: list[str]) -> None:
@@ -137,45 +150,40 @@ def run_resynth(args: argparse.Namespace) -> int:
     if args.manifest:
         if args.input or not args.out_dir:
             raise VawganError("resynth: use either INPUT -o OUT.wav or --manifest TSV --out-dir DIR")
-        return _resynth_manifest(args.manifest, Path(args.out_dir), config.features)
+        return _resynth_manifest(args.manifest, Path(args.out_dir), config.features, args.jobs)
     if not args.input or not args.output:
         raise VawganError("resynth: give INPUT and -o OUT.wav (or --manifest TSV --out-dir DIR)")
-    from vawgan.audio import write_audio
-    from vawgan.features.world import analyze_file, resynthesis_mcd, synthesize
+    from vawgan.features.world import resynthesize_file
 
-    feats = analyze_file(args.input, config.features, speaker=args.speaker)
-    y = synthesize(feats)
-    write_audio(args.output, y, feats.fs)
-    mcd = resynthesis_mcd(feats, y, config.features, speaker=args.speaker)
+    mcd = resynthesize_file(args.input, args.output, config.features, speaker=args.speaker)
     print(f"{args.output}: round-trip MCD {mcd:.2f} dB (c1..c{config.features.mcep_order}, speech frames)")
     return 0
 
 
-def _resynth_manifest(manifest: str, out_dir: Path, features_config) -> int:
-    import numpy as np
-    from tqdm import tqdm
+def _resynth_task(task) -> float:
+    """One utterance of ``resynth --manifest`` (a picklable worker task)."""
+    from vawgan.features.world import resynthesize_file
 
-    from vawgan.audio import write_audio
+    wav, out, config, speaker = task
+    return resynthesize_file(wav, out, config, speaker=speaker)
+
+
+def _resynth_manifest(manifest: str, out_dir: Path, features_config, jobs: int) -> int:
+    import numpy as np
+
     from vawgan.corpus import read_manifest
     from vawgan.errors import VawganError
-    from vawgan.features.extract import captured_warnings
-    from vawgan.features.world import analyze_file, resynthesis_mcd, synthesize
+    from vawgan.features.extract import map_files
 
     utterances = read_manifest(manifest)
+    tasks = [(u.path, out_dir / u.speaker / f"{u.utt_id}.wav", features_config, u.speaker) for u in utterances]
     mcds: dict[str, list[float]] = {}
     skipped = 0
-    for utt in tqdm(utterances, desc="resynth", unit="utt", file=sys.stderr, leave=False):
-        with captured_warnings() as messages:
-            try:
-                feats = analyze_file(utt.path, features_config, speaker=utt.speaker)
-                y = synthesize(feats)
-                write_audio(out_dir / utt.speaker / f"{utt.utt_id}.wav", y, feats.fs)
-                mcds.setdefault(utt.speaker, []).append(resynthesis_mcd(feats, y, features_config, utt.speaker))
-            except VawganError as exc:
-                messages.append(f"skipped: {exc}")
-                skipped += 1
-        for message in messages:
-            tqdm.write(message if message.startswith("skipped:") else f"warning: {message}", file=sys.stderr)
+    for task, mcd, error in map_files(_resynth_task, tasks, jobs, desc="resynth"):
+        if error is None:
+            mcds.setdefault(task[3], []).append(mcd)
+        else:
+            skipped += 1
     if not mcds:
         raise VawganError(f"{manifest}: no utterance could be resynthesized")
     print(f"round-trip MCD (dB, c1..c{features_config.mcep_order}, speech frames, frame by frame), {out_dir}/:")
@@ -185,4 +193,35 @@ def _resynth_manifest(manifest: str, out_dir: Path, features_config) -> int:
     every = np.concatenate([np.asarray(v) for v in mcds.values()])
     print(f"  {'all':<8} mean {every.mean():.2f} ± {every.std():.2f}, max {every.max():.2f}  "
           f"({every.size} utterances, {skipped} skipped)")
+    return 0
+
+
+def run_f0range(args: argparse.Namespace) -> int:
+    import numpy as np
+    import yaml
+
+    from vawgan.corpus import read_manifest
+    from vawgan.errors import VawganError
+    from vawgan.features.f0range import collect_f0, estimate_range, plot_histograms
+    from vawgan.utils import atomic_path
+
+    config = config_from_args(args)
+    if args.utterances < 1:
+        raise VawganError(f"--utterances {args.utterances}: must be at least 1")
+    f0 = collect_f0(read_manifest(args.manifest), config.features, per_speaker=args.utterances)
+    unvoiced = [spk for spk, values in f0.items() if values.size == 0]
+    if unvoiced:
+        raise VawganError(f"{args.manifest}: no voiced frames for speaker(s) {', '.join(unvoiced)}; "
+                          "check their recordings")
+    ranges = {spk: estimate_range(values) for spk, values in f0.items()}
+    out = Path(args.out)
+    plot_histograms(f0, ranges, out / "f0_histograms.png",
+                    default_range=(config.features.f0_floor, config.features.f0_ceil))
+    block = {"features": {"f0_ranges": {spk: list(r) for spk, r in ranges.items()}}}
+    with atomic_path(out / "f0_ranges.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(block, default_flow_style=None, sort_keys=True))
+    print(f"{'speaker':<10}{'frames':>8}{'median Hz':>11}{'floor':>8}{'ceil':>8}")
+    for spk in sorted(f0):
+        print(f"{spk:<10}{f0[spk].size:>8}{np.median(f0[spk]):>11.1f}{ranges[spk][0]:>8.0f}{ranges[spk][1]:>8.0f}")
+    print(f"histograms: {out / 'f0_histograms.png'}; ranges for the config: {out / 'f0_ranges.yaml'}")
     return 0

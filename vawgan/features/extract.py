@@ -9,7 +9,8 @@
   redone, and temporary files a killed run left behind are removed.
 * **Consistent.** The feature settings are saved as ``features.yaml`` in the
   feature folder. Resuming with different settings would mix two kinds of
-  features, so it is an error unless ``overwrite=True`` (which redoes all).
+  features, so when the settings changed (an edited recipe config, say)
+  every utterance is redone, with a warning that says which settings changed.
 * **Parallel.** ``jobs`` worker processes, one utterance per task, with a
   tqdm progress bar.
 * **Warn and skip.** An unusable recording (:class:`VawganError` from
@@ -22,13 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import yaml
 
@@ -77,32 +79,66 @@ def captured_warnings() -> Iterator[list[str]]:
         logger.propagate = propagate
 
 
-def _extract_one(task: tuple[str, str, str, FeatureConfig]) -> tuple[str, str | None, list[str]]:
-    """Worker: analyse one file and save it. Returns ``(output path, error or None, warnings)``."""
+def _guarded(fn: Callable[[Any], Any], task: Any) -> tuple[Any, str | None, list[str]]:
+    """Worker side of :func:`map_files`: ``(fn(task) or None, error message or None, warnings)``."""
+    with captured_warnings() as messages:
+        try:
+            return fn(task), None, messages
+        except VawganError as exc:
+            return None, str(exc), messages
+
+
+def map_files(fn: Callable[[Any], Any], tasks: Sequence[Any], jobs: int = 1, desc: str = "",
+              progress: bool = True) -> Iterator[tuple[Any, Any, str | None]]:
+    """Run ``fn(task)`` for every task in ``jobs`` processes, with a progress bar; warn and skip.
+
+    Yields ``(task, result, error)`` in task order; ``error`` is the message of
+    a :class:`VawganError` the task raised (``result`` is then None), printed
+    as a ``skipped:`` line. Warnings the tasks log are printed as ``warning:``
+    lines above the bar. ``fn`` must be a module-level function (it is pickled
+    to the workers); ``jobs=1`` runs in this process.
+    """
+    from tqdm import tqdm
+
+    if jobs < 1:
+        raise VawganError(f"--jobs {jobs}: must be at least 1")
+    bar = tqdm(total=len(tasks), desc=desc, unit="utt", file=sys.stderr, disable=not progress, leave=False)
+    pool = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 and len(tasks) > 1 else None
+    work = functools.partial(_guarded, fn)
+    try:
+        for task, (result, error, messages) in zip(tasks, pool.map(work, tasks) if pool else map(work, tasks)):
+            for message in messages:
+                bar.write(f"warning: {message}", file=sys.stderr)
+            if error is not None:
+                bar.write(f"skipped: {error}", file=sys.stderr)
+            bar.update()
+            yield task, result, error
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
+        bar.close()
+
+
+def _extract_one(task: tuple[str, str, str, FeatureConfig]) -> None:
+    """Analyse one recording and save its features (a :func:`map_files` task)."""
     from vawgan.features.world import analyze_file
 
     wav, speaker, out, config = task
-    with captured_warnings() as messages:
-        try:
-            save_features(out, analyze_file(wav, config, speaker=speaker))
-        except VawganError as exc:
-            return out, str(exc), messages
-    return out, None, messages
+    save_features(out, analyze_file(wav, config, speaker=speaker))
 
 
-def check_settings(feature_dir: Path, config: FeatureConfig, overwrite: bool) -> None:
-    """Record ``config`` in ``feature_dir``, refusing to resume with different settings."""
+def record_settings(feature_dir: Path, config: FeatureConfig) -> list[str]:
+    """Save ``config`` in ``feature_dir``; return how it differs from the settings saved there before."""
     path = feature_dir / SETTINGS_FILE
     wanted = dataclasses.asdict(config)
-    if path.is_file() and not overwrite:
+    changed = []
+    if path.is_file():
         found = yaml.safe_load(path.read_text()) or {}
-        changed = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
-        if changed:
-            detail = ", ".join(f"{k}: {found.get(k)!r} → {wanted.get(k)!r}" for k in changed)
-            raise VawganError(f"{feature_dir}: features there were extracted with other settings ({detail}); "
-                              "pass --overwrite to redo them all, or choose another output folder")
+        changed = [f"{k}: {found.get(k)!r} → {wanted.get(k)!r}"
+                   for k in sorted(set(found) | set(wanted)) if found.get(k) != wanted.get(k)]
     with atomic_path(path) as tmp:
         tmp.write_text(yaml.safe_dump(wanted, sort_keys=True))
+    return changed
 
 
 def _remove_stale_temporaries(out: Path) -> None:
@@ -119,13 +155,15 @@ def extract_corpus(utterances: Sequence[Utterance], feature_dir: str | os.PathLi
     Returns an :class:`ExtractionSummary`; warnings and skipped files are
     printed to stderr as they happen.
     """
-    from tqdm import tqdm
-
     if jobs < 1:
         raise VawganError(f"--jobs {jobs}: must be at least 1")
     feature_dir = Path(feature_dir)
     feature_dir.mkdir(parents=True, exist_ok=True)
-    check_settings(feature_dir, config, overwrite)
+    changed = record_settings(feature_dir, config)
+    if changed and not overwrite:
+        logging.getLogger(__name__).warning("%s: feature settings changed (%s); re-extracting every utterance",
+                                            feature_dir, ", ".join(changed))
+        overwrite = True
     summary = ExtractionSummary()
     tasks = []
     for utt in utterances:
@@ -135,23 +173,9 @@ def extract_corpus(utterances: Sequence[Utterance], feature_dir: str | os.PathLi
             continue
         _remove_stale_temporaries(out)
         tasks.append((str(utt.path), utt.speaker, str(out), config))
-    if not tasks:
-        return summary
-    bar = tqdm(total=len(tasks), desc="extract", unit="utt", file=sys.stderr, disable=not progress, leave=False)
-    pool = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else None
-    try:
-        results = pool.map(_extract_one, tasks) if pool else map(_extract_one, tasks)
-        for _, error, messages in results:
-            for message in messages:
-                bar.write(f"warning: {message}", file=sys.stderr)
-            if error is None:
-                summary.extracted += 1
-            else:
-                bar.write(f"skipped: {error}", file=sys.stderr)
-                summary.failed.append(error)
-            bar.update()
-    finally:
-        if pool:
-            pool.shutdown(cancel_futures=True)
-        bar.close()
+    for _, _, error in map_files(_extract_one, tasks, jobs, desc="extract", progress=progress):
+        if error is None:
+            summary.extracted += 1
+        else:
+            summary.failed.append(error)
     return summary

@@ -131,3 +131,14 @@ def resynthesis_mcd(original: UtteranceFeatures, resynthesized: np.ndarray, conf
     if not speech.any():
         raise VawganError("the original has no speech frames to compare; check features.silence_threshold_db")
     return float(mcd_per_frame(original.mcep[:n, 1:][speech], again.mcep[:n, 1:][speech]).mean())
+
+
+def resynthesize_file(path: str | os.PathLike, out_path: str | os.PathLike, config: FeatureConfig,
+                      speaker: str | None = None) -> float:
+    """Analysis–synthesis round trip of one file: write the result to ``out_path``, return its MCD (dB)."""
+    from vawgan.audio import write_audio
+
+    feats = analyze_file(path, config, speaker=speaker)
+    y = synthesize(feats)
+    write_audio(out_path, y, feats.fs)
+    return resynthesis_mcd(feats, y, config, speaker=speaker)
