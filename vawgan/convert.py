@@ -126,10 +126,9 @@ class Converter:
     def __init__(self, model_dir: str | os.PathLike | None = None, which: str = "vawgan", device: str = "auto",
                  f0_method: str | None = None):
         from vawgan.model_dir import load_model
-        from vawgan.utils import resolve_device
 
         self.model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
-        self.model = load_model(self.model_dir, which=which, device=resolve_device(device))
+        self.model = load_model(self.model_dir, which=which, device=device)
         self.which = which
         features = self.model.config.features
         if f0_method is not None:
@@ -193,13 +192,35 @@ class Converter:
         f0 = convert_f0(feats.f0, source_lf0, target_lf0) if source_lf0 is not None else np.zeros_like(feats.f0)
         return dataclasses.replace(feats, f0=f0, mcep=converted)
 
-    def convert_audio(self, x: np.ndarray, target: str, source: str | None = None,
-                      sample: bool = False) -> np.ndarray:
-        """Convert a waveform at :attr:`sample_rate`; returns the converted waveform."""
+    def analyze_file(self, path: str | os.PathLike, source: str | None = None) -> UtteranceFeatures:
+        """Read ``path`` (resampled to the model's rate, with a warning) and analyse it like the training data.
+
+        The source speaker's F0 search range is used when the config sets one.
+        """
+        from vawgan.features.world import analyze_file
+
+        return analyze_file(path, self.feature_config, speaker=source)
+
+    def convert_audio(self, x: np.ndarray, target: str, source: str | None = None, sample: bool = False,
+                      name: str = "signal") -> np.ndarray:
+        """Convert a mono waveform at :attr:`sample_rate`; returns the converted waveform.
+
+        ``name`` is how errors refer to the signal.
+        """
         from vawgan.features.world import analyze, synthesize
 
-        feats = analyze(x, self.sample_rate, self.feature_config, speaker=source)
+        feats = analyze(x, self.sample_rate, self.feature_config, speaker=source, name=name)
         return synthesize(self.convert_features(feats, source, target, sample=sample))
+
+    def write_converted(self, feats: UtteranceFeatures, out_wav: str | os.PathLike, target: str,
+                        source: str | None = None, sample: bool = False) -> Path:
+        """Convert analysed features to ``target``, synthesize and write ``out_wav`` atomically (peak-safe)."""
+        from vawgan.audio import write_audio
+        from vawgan.features.world import synthesize
+
+        y = synthesize(self.convert_features(feats, source, target, sample=sample))
+        write_audio(out_wav, y, self.sample_rate)
+        return Path(out_wav)
 
     def convert_file(self, in_wav: str | os.PathLike, out_wav: str | os.PathLike, target: str,
                      source: str | None = None, sample: bool = False) -> Path:
@@ -208,15 +229,10 @@ class Converter:
         Speaker names and the output path are checked before the audio is
         read, so a mistake costs no analysis time and leaves no file behind.
         An input at another sample rate is resampled to the model's (with a
-        warning from the loader); the output is at the model's sample rate.
+        warning); the output is at the model's sample rate.
         """
-        from vawgan.audio import load_audio, write_audio
-
         out_wav = check_output_writable(out_wav)
         self.check_speaker(target)
         if source is not None:
             self.check_speaker(source)
-        x = load_audio(in_wav, self.sample_rate)
-        y = self.convert_audio(x, target, source, sample=sample)
-        write_audio(out_wav, y, self.sample_rate)
-        return out_wav
+        return self.write_converted(self.analyze_file(in_wav, source), out_wav, target, source, sample=sample)

@@ -9,7 +9,11 @@ Inputs (positional, one or more):
 * a manifest written by ``vawgan prepare`` (``.tsv``: speaker, utt_id, split,
   path) with ``-o DIR`` → ``DIR/<source>-<target>/<utt_id>.wav``; the source
   speaker comes from the manifest, ``--target`` may be a comma-separated list or
-  ``all`` (every other speaker), ``--split`` keeps one split.
+  ``all`` (every other speaker), ``--split`` keeps one split. This is recipe
+  stage 6. With a manifest, ``--which copy`` and ``--which anasyn`` write the
+  evaluation's reference rows in the same layout instead of conversions: the
+  source recording unchanged (no conversion), and analysis–synthesis of the
+  target speaker's own recording of the sentence (the ceiling).
 
 Many files load the model once and show a progress bar. Outputs that already
 exist and are newer than the model's weights are kept (so a re-run is cheap)
@@ -28,6 +32,8 @@ from pathlib import Path
 AUDIO_SUFFIXES = (".wav", ".flac")
 LIST_SUFFIXES = (".txt", ".lst", ".list", ".scp")
 MANIFEST_SUFFIX = ".tsv"
+MODEL_SYSTEMS = ("vawgan", "vae")
+REFERENCE_SYSTEMS = ("copy", "anasyn")
 
 
 @dataclass(frozen=True)
@@ -58,8 +64,10 @@ def register(subparsers) -> None:
                         "and the input's own F0 statistics are used)")
     p.add_argument("-o", "--output", required=True, metavar="PATH",
                    help="output .wav for one input file, else an output folder")
-    p.add_argument("--which", choices=("vawgan", "vae"), default="vawgan",
-                   help="weights after adversarial fine-tuning (vawgan, the default) or after VAE pretraining (vae)")
+    p.add_argument("--which", choices=MODEL_SYSTEMS + REFERENCE_SYSTEMS, default="vawgan",
+                   help="weights after adversarial fine-tuning (vawgan, the default) or after VAE pretraining "
+                        "(vae); with a manifest also the evaluation's references: copy (source unchanged) or "
+                        "anasyn (analysis-synthesis of the target's own recording)")
     p.add_argument("--device", default="auto", metavar="auto|cpu|cuda", help="where the network runs (default: auto)")
     p.add_argument("--f0-method", choices=("harvest", "dio"), default=None,
                    help="F0 extractor for the input (default: the model's; dio is several times faster)")
@@ -77,33 +85,96 @@ def run_convert(args: argparse.Namespace) -> int:
     from vawgan.errors import VawganError
 
     inputs = [Path(p) for p in args.inputs]
+    out = Path(args.output)
+    is_manifest = len(inputs) == 1 and inputs[0].suffix.lower() == MANIFEST_SUFFIX
     single = len(inputs) == 1 and inputs[0].suffix.lower() not in LIST_SUFFIXES + (MANIFEST_SUFFIX,) \
         and not inputs[0].is_dir()
+    if args.which in REFERENCE_SYSTEMS and not is_manifest:
+        raise VawganError(f"--which {args.which} writes reference outputs for evaluation and needs a manifest "
+                          "(.tsv from `vawgan prepare`) as the only input")
     if single:
-        out = Path(args.output)
         if out.is_dir():
             out = out / f"{inputs[0].stem}.wav"
         check_output_writable(out)
         if not inputs[0].is_file():
             raise VawganError(f"{inputs[0]}: input file not found")
     else:
-        out = Path(args.output)
         if out.suffix.lower() in AUDIO_SUFFIXES or out.is_file():
             raise VawganError(f"-o {out}: with several inputs, a folder or a list, -o must be an output folder")
         check_output_writable(out / "x.wav")
-    converter = _load_converter(args)
+
+    if args.which in REFERENCE_SYSTEMS:
+        system = _ReferenceSystem(args.which, _feature_config(args))
+        return _run_batch(_manifest_jobs(inputs[0], args, known=None), args, system)
+    from vawgan.convert import Converter
+
+    converter = Converter(args.model, which=args.which, device=args.device, f0_method=args.f0_method)
     if single:
         converter.convert_file(inputs[0], out, args.target, source=args.source, sample=args.sample)
         print(f"wrote {out} ({converter.which}, {args.source or 'unknown speaker'} -> {args.target})")
         return 0
-    jobs = _batch_jobs(inputs, args, converter)
-    return _run_batch(jobs, args, converter)
+    if is_manifest:
+        jobs = _manifest_jobs(inputs[0], args, known=converter.speakers)
+    else:
+        jobs = _file_jobs(inputs, args, converter)
+    return _run_batch(jobs, args, _ModelSystem(converter, args.sample))
 
 
-def _load_converter(args: argparse.Namespace):
-    from vawgan.convert import Converter
+def _feature_config(args: argparse.Namespace):
+    """The analysis settings of the model directory (or the packaged model), without loading its weights."""
+    import dataclasses
 
-    return Converter(args.model, which=args.which, device=args.device, f0_method=args.f0_method)
+    from vawgan.config import load_config
+    from vawgan.convert import default_model_dir
+
+    model_dir = Path(args.model) if args.model else default_model_dir()
+    features = load_config(model_dir / "config.yaml").features
+    return dataclasses.replace(features, f0_method=args.f0_method) if args.f0_method else features
+
+
+class _ModelSystem:
+    """Conversion with a loaded model: analyse each input once, write one output per target."""
+
+    def __init__(self, converter, sample: bool):
+        self.converter = converter
+        self.sample = sample
+        self.name = converter.which
+        weights = converter.model_dir / f"{converter.which}.pt"
+        self.stamp = weights.stat().st_mtime if weights.is_file() else float("inf")
+
+    def prepare(self, path: Path, speaker: str | None):
+        return self.converter.analyze_file(path, speaker)
+
+    def write(self, feats, job: Job) -> None:
+        self.converter.write_converted(feats, job.out_path, job.target, job.source, sample=self.sample)
+
+
+class _ReferenceSystem:
+    """The evaluation's references: ``copy`` (the input file unchanged) or ``anasyn`` (WORLD analysis–synthesis)."""
+
+    def __init__(self, name: str, feature_config):
+        self.name = name
+        self.feature_config = feature_config
+        self.stamp = 0.0
+
+    def prepare(self, path: Path, speaker: str | None):
+        if self.name == "copy":
+            return path
+        from vawgan.features.world import analyze_file, synthesize
+
+        return synthesize(analyze_file(path, self.feature_config, speaker=speaker))
+
+    def write(self, prepared, job: Job) -> None:
+        import shutil
+
+        from vawgan.audio import write_audio
+        from vawgan.utils import atomic_path
+
+        if self.name == "copy":
+            with atomic_path(job.out_path) as tmp:
+                shutil.copyfile(prepared, tmp)
+        else:
+            write_audio(job.out_path, prepared, self.feature_config.sample_rate)
 
 
 def _read_list(path: Path) -> list[Path]:
@@ -122,37 +193,57 @@ def _read_list(path: Path) -> list[Path]:
     return [p if p.is_absolute() else path.parent / p for p in map(Path, entries)]
 
 
-def _batch_jobs(inputs: list[Path], args: argparse.Namespace, converter) -> list[Job]:
-    """Expand the inputs into conversion jobs, checking speakers and output names first."""
+def _manifest_jobs(manifest: Path, args: argparse.Namespace, known: list[str] | None) -> list[Job]:
+    """Jobs ``<out>/<source>-<target>/<utt_id>.wav`` for every manifest utterance and target.
+
+    ``known`` are the model's speakers (None for the reference systems, which
+    need no model: the manifest's speakers are the pool of targets).
+    """
     from vawgan.corpus import read_manifest
     from vawgan.errors import VawganError
 
+    if args.source is not None:
+        raise VawganError(f"{manifest}: the manifest names each file's speaker; drop --source")
+    utterances = read_manifest(manifest, split=args.split)
+    if not utterances:
+        raise VawganError(f"{manifest}: no utterances" + (f" in split {args.split!r}" if args.split else ""))
+    speakers = sorted({u.speaker for u in utterances})
+    if known is not None:
+        unknown = [s for s in speakers if s not in known]
+        if unknown:
+            raise VawganError(f"{manifest}: speaker(s) {', '.join(unknown)} unknown to the model, which knows "
+                              f"{', '.join(known)}; convert their files as a list (source unknown) or train with them")
+    pool = known if known is not None else speakers
+    targets = pool if args.target == "all" else [t.strip() for t in args.target.split(",") if t.strip()]
+    for t in targets:
+        if t not in pool:
+            raise VawganError(f"unknown target speaker {t!r}; known: {', '.join(pool)}")
     out_dir = Path(args.output)
-    manifests = [p for p in inputs if p.suffix.lower() == MANIFEST_SUFFIX]
-    if manifests:
-        if len(inputs) > 1:
-            raise VawganError("give a manifest (.tsv) alone, not together with other inputs")
-        if args.source is not None:
-            raise VawganError(f"{manifests[0]}: the manifest names each file's speaker; drop --source")
-        utterances = read_manifest(manifests[0], split=args.split)
-        if not utterances:
-            raise VawganError(f"{manifests[0]}: no utterances" + (f" in split {args.split!r}" if args.split else ""))
-        for spk in sorted({u.speaker for u in utterances}):
-            converter.check_speaker(spk)
-        if args.target == "all":
-            targets = converter.speakers
-        else:
-            targets = [t.strip() for t in args.target.split(",") if t.strip()]
-            for t in targets:
-                converter.check_speaker(t)
-        return [Job(u.path, u.speaker, t, out_dir / f"{u.speaker}-{t}" / f"{u.utt_id}.wav")
-                for u in utterances for t in targets if not (args.target == "all" and t == u.speaker)]
+    recording = {(u.speaker, u.utt_id): u.path for u in utterances}
+    jobs = []
+    for u in utterances:
+        for t in targets:
+            if args.target == "all" and t == u.speaker:
+                continue
+            out = out_dir / f"{u.speaker}-{t}" / f"{u.utt_id}.wav"
+            if args.which == "anasyn":  # the target's own recording of the sentence, if it has one
+                if (t, u.utt_id) in recording:
+                    jobs.append(Job(recording[t, u.utt_id], t, t, out))
+            else:
+                jobs.append(Job(u.path, u.speaker, t, out))
+    return jobs
+
+
+def _file_jobs(inputs: list[Path], args: argparse.Namespace, converter) -> list[Job]:
+    """Jobs for audio files, folders and list files; output names must not collide."""
+    from vawgan.errors import VawganError
 
     if args.split is not None:
         raise VawganError("--split only applies to a manifest (.tsv) input")
     converter.check_speaker(args.target)
     if args.source is not None:
         converter.check_speaker(args.source)
+    out_dir = Path(args.output)
     jobs: list[Job] = []
     for item in inputs:
         if item.is_dir():
@@ -174,31 +265,46 @@ def _batch_jobs(inputs: list[Path], args: argparse.Namespace, converter) -> list
     return jobs
 
 
-def _run_batch(jobs: list[Job], args: argparse.Namespace, converter) -> int:
-    """Convert every job (skipping up-to-date outputs), one line per bad file, a summary at the end."""
+def _run_batch(jobs: list[Job], args: argparse.Namespace, system) -> int:
+    """Run every job that is not up to date; one line per bad input, a summary at the end.
+
+    Jobs that share an input (one recording, several targets) prepare it once.
+    An output is up to date when it is newer than its input and the model's weights.
+    """
+    from itertools import groupby
+
     from tqdm import tqdm
 
     from vawgan.errors import VawganError
 
-    weights = converter.model_dir / f"{converter.which}.pt"
-    weights_time = weights.stat().st_mtime if weights.is_file() else float("inf")
-    todo = [j for j in jobs if args.overwrite or not _up_to_date(j.out_path, weights_time)]
+    todo = sorted((j for j in jobs if args.overwrite or not _up_to_date(j, system.stamp)),
+                  key=lambda j: (str(j.src_path), j.source or ""))
     failed = 0
-    for job in tqdm(todo, desc=f"convert ({converter.which})", unit="file", disable=not todo):
-        try:
-            converter.convert_file(job.src_path, job.out_path, job.target, source=job.source, sample=args.sample)
-        except VawganError as exc:
-            failed += 1
-            tqdm.write(f"vawgan convert: skipped {job.src_path}: {exc}", file=sys.stderr)
+    with tqdm(total=len(todo), desc=f"convert ({system.name})", unit="file", disable=not todo) as bar:
+        for (src_path, source), group in groupby(todo, key=lambda j: (j.src_path, j.source)):
+            group = list(group)
+            written = 0
+            try:
+                prepared = system.prepare(src_path, source)
+                for job in group:
+                    system.write(prepared, job)
+                    written += 1
+                    bar.update()
+            except VawganError as exc:
+                failed += len(group) - written
+                bar.update(len(group) - written)
+                message = str(exc) if str(src_path) in str(exc) else f"{src_path}: {exc}"
+                tqdm.write(f"vawgan convert: skipped: {message}", file=sys.stderr)
     done = len(todo) - failed
     kept = len(jobs) - len(todo)
-    print(f"converted {done} file(s) into {args.output}" + (f", {kept} already up to date" if kept else "")
-          + (f", {failed} skipped because of errors" if failed else ""))
+    print(f"{system.name}: wrote {done} file(s) into {args.output}" + (f", {kept} already up to date" if kept else "")
+          + (f", {failed} not written because of errors" if failed else ""))
     return 1 if failed else 0
 
 
-def _up_to_date(path: Path, weights_time: float) -> bool:
+def _up_to_date(job: Job, stamp: float) -> bool:
+    """True when the output exists and is newer than its input and ``stamp`` (the weights' time)."""
     try:
-        return os.stat(path).st_mtime >= weights_time
+        return os.stat(job.out_path).st_mtime >= max(stamp, os.stat(job.src_path).st_mtime)
     except FileNotFoundError:
         return False
