@@ -8,6 +8,13 @@
 #   0  vawgan prepare  -> data/{all,train,dev,eval}.tsv   manifests and splits
 #   1  vawgan extract  -> dump/features/<spk>/<utt>.npz   WORLD + mel-cepstral features
 #   2  vawgan stats    -> dump/stats.npz                   normalization and log-F0 statistics
+#   3  vawgan train --phase vae          -> exp/model/vae.pt      VAE pretraining
+#   4  vawgan train --phase critic       -> exp/model/checkpoint.pt  critic pretraining
+#   5  vawgan train --phase adversarial  -> exp/model/vawgan.pt   adversarial decoder fine-tuning
+#      (an interrupted training stage continues from exp/model/checkpoint.pt when re-run)
+#   6  vawgan convert   -> exp/converted/<system>/<src>-<tgt>/<utt>.wav  eval split, all ordered
+#      speaker pairs, systems vae and vawgan, plus the references copy (source unchanged) and
+#      anasyn (analysis-synthesis of the target); outputs newer than their inputs are kept
 #
 # --conf defaults to conf/quick.yaml (a few CPU minutes); conf/full.yaml is the
 # reference schedule. Another corpus: VAWGAN_CORPUS=/path/to/corpus bash run.sh
@@ -51,4 +58,28 @@ fi
 
 if run_stage 2 "statistics of the train split"; then
     vawgan stats --manifest data/train.tsv --features dump/features --out dump/stats.npz
+fi
+
+# Training stages: --resume continues an interrupted phase; a finished phase is skipped.
+# Add --device cuda (or run under torchrun) to train on GPUs; the default picks CUDA when present.
+train_args=(--config "$conf" --features dump/features --manifest data/train.tsv --stats dump/stats.npz
+            --model-dir exp/model --resume)
+
+if run_stage 3 "VAE pretraining"; then
+    vawgan train --phase vae "${train_args[@]}"
+fi
+
+if run_stage 4 "critic pretraining"; then
+    vawgan train --phase critic "${train_args[@]}"
+fi
+
+if run_stage 5 "adversarial fine-tuning of the decoder"; then
+    vawgan train --phase adversarial "${train_args[@]}"
+fi
+
+if run_stage 6 "convert the eval split: every ordered speaker pair, references copy and anasyn"; then
+    for system in copy anasyn vae vawgan; do
+        vawgan convert data/eval.tsv --split eval --target all --model exp/model --which "$system" \
+            -o "exp/converted/$system"
+    done
 fi

@@ -1,0 +1,125 @@
+"""Training speed: steps/s and frames/s per phase, and the full reference schedule's wall time.
+
+Prints two Markdown tables:
+
+1. steps/s and frames/s of each phase (VAE, critic pretraining, adversarial
+   with one critic step per generator step) at batch 128, for each CPU thread
+   count asked for (default 1 and 2), and for CUDA when a GPU is visible;
+2. the wall time of the full reference schedule (25 VAE + 5 critic + 25
+   adversarial epochs over 50,000 frames, batch 128) — the issue's target is
+   ≤ 45 s on the 2-core development CPU (≈ 136 s for a reference-style
+   implementation with NumPy round trips and per-step ``.item()``).
+
+Frames are real: c1..c39 of the recipe's extracted features (speech frames,
+normalized per speaker), a random subset of the training split. Run the
+recipe's stages 0–2 first (``bash recipes/flite/run.sh --stop-stage 2``).
+Timings include everything the trainer does per epoch (progress bookkeeping,
+the end-of-epoch sync and log) but not data loading. The machine's load
+average is printed with the results: on a shared machine it matters.
+
+    python benchmarks/bench_train.py [--threads 1 2] [--steps 400] [--full-threads 1] [--no-full]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "recipes" / "flite"
+
+
+def load_real_frames(features: Path, manifest: Path, stats: Path, num_frames: int, seed: int = 0):
+    """``num_frames`` random speech frames of the manifest's utterances (a FrameSet)."""
+    from vawgan.data import FrameSet, load_frames
+    from vawgan.stats import Statistics
+
+    frames = load_frames(features, manifest, Statistics.load(stats))
+    if frames.num_frames < num_frames:
+        sys.exit(f"only {frames.num_frames} frames in {manifest}; ask for fewer with --frames")
+    pick = np.random.default_rng(seed).choice(frames.num_frames, num_frames, replace=False)
+    return FrameSet(frames.frames[pick], frames.speaker_ids[pick], frames.speakers)
+
+
+def time_schedule(frames, device: str, threads: int | None, vae: int, critic: int, adversarial: int,
+                  compile_: bool = False) -> dict:
+    """Train a fresh model with this schedule; the trainer's per-phase timings."""
+    import torch
+
+    from vawgan.config import Config
+    from vawgan.train import Trainer
+
+    config = Config()
+    config.train.vae_epochs, config.train.critic_epochs, config.train.adversarial_epochs = vae, critic, adversarial
+    config.train.num_threads = threads
+    config.train.tensorboard = False
+    config.train.compile = compile_
+    config.train.checkpoint_every = 10 ** 9  # phase-end checkpoints only, as in a default run of this length
+    with tempfile.TemporaryDirectory() as model_dir:
+        trainer = Trainer(config, frames, model_dir, torch.device(device), progress=False)
+        trainer.run()
+    return trainer.timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--features", type=Path, default=RECIPE / "dump" / "features")
+    parser.add_argument("--manifest", type=Path, default=RECIPE / "data" / "train.tsv")
+    parser.add_argument("--stats", type=Path, default=RECIPE / "dump" / "stats.npz")
+    parser.add_argument("--frames", type=int, default=50_000, help="frames of the full schedule (default 50000)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="CPU thread counts for table 1")
+    parser.add_argument("--steps", type=int, default=400, help="steps per phase for table 1 (default 400)")
+    parser.add_argument("--full-threads", type=int, default=1, help="CPU threads for the full schedule")
+    parser.add_argument("--no-full", action="store_true", help="skip the full schedule")
+    parser.add_argument("--compile", action="store_true", help="also time CUDA with torch.compile")
+    args = parser.parse_args()
+
+    import torch
+
+    if not args.features.is_dir():
+        sys.exit(f"{args.features}: no features; run `bash recipes/flite/run.sh --stop-stage 2` first")
+    frames = load_real_frames(args.features, args.manifest, args.stats, args.frames)
+    short = load_real_frames(args.features, args.manifest, args.stats, args.steps * 128, seed=1)
+    load_before = os.getloadavg()
+
+    runs = [(f"cpu, {n} thread{'s' if n > 1 else ''}", "cpu", n, False) for n in args.threads]
+    if torch.cuda.is_available():
+        runs.append((f"cuda ({torch.cuda.get_device_name()})", "cuda", None, False))
+        if args.compile:
+            runs.append(("cuda + torch.compile", "cuda", None, True))
+    print(f"## Training speed (batch 128, {args.steps} steps per phase, real frames; torch {torch.__version__}, "
+          f"{os.cpu_count()} CPUs)\n")
+    print("| device | phase | steps/s | frames/s |")
+    print("|---|---|---:|---:|")
+    for label, device, threads, compile_ in runs:
+        timings = time_schedule(short, device, threads, 1, 1, 1, compile_)
+        for phase, t in timings.items():
+            print(f"| {label} | {phase} | {t['steps_per_second']:.0f} | {t['frames_per_second']:,.0f} |", flush=True)
+    if not torch.cuda.is_available():
+        print("| cuda | all | not measured (no GPU visible) | |")
+
+    if not args.no_full:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        timings = time_schedule(frames, device, args.full_threads, 25, 5, 25)
+        total = sum(t["seconds"] for t in timings.values())
+        where = "cuda" if device == "cuda" else f"cpu, {args.full_threads} thread(s)"
+        print(f"\n## Full reference schedule: 25 + 5 + 25 epochs over {frames.num_frames:,} frames, batch 128 "
+              f"({where})\n")
+        print("| phase | steps | seconds | steps/s |")
+        print("|---|---:|---:|---:|")
+        for phase, t in timings.items():
+            print(f"| {phase} | {t['steps']} | {t['seconds']:.1f} | {t['steps_per_second']:.0f} |")
+        print(f"| **total** | | **{total:.1f}** | |")
+        print("\nTarget: ≤ 45 s on the 2-core CPU (reference-style implementation ≈ 136 s), ≤ 10 s on one H100.")
+    load_after = os.getloadavg()
+    print(f"\nLoad average (1 min) before / after: {load_before[0]:.2f} / {load_after[0]:.2f} "
+          f"on {os.cpu_count()} CPUs (other processes share the machine when it is above ~0.5).")
+
+
+if __name__ == "__main__":
+    main()
