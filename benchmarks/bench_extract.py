@@ -15,7 +15,8 @@ CPU time is ``time.process_time`` of this process (one core; pyworld and
 pysptk are single-threaded, and BLAS is held to one thread here). The project's
 goals: whole pipeline ≥ 30× real time per core with Harvest, ≥ 100× with DIO.
 
-    python benchmarks/bench_extract.py [--corpus DIR] [--utterances 5] [--skip-wall]
+    python benchmarks/bench_extract.py [--config recipes/flite/conf/full.yaml] [--corpus DIR]
+                                       [--utterances 5] [--skip-wall]
 """
 
 from __future__ import annotations
@@ -84,12 +85,15 @@ def main() -> None:
     parser.add_argument("--corpus", default=None, help="corpus root (default: the shared Flite corpus)")
     parser.add_argument("--utterances", type=int, default=5, help="utterances per speaker for the RTF table")
     parser.add_argument("--skip-wall", action="store_true", help="skip the whole-corpus wall times")
+    parser.add_argument("--config", default=None,
+                        help="YAML config whose features section to use, e.g. recipes/flite/conf/full.yaml "
+                             "(per-speaker F0 ranges make Harvest faster); default: the built-in defaults")
     args = parser.parse_args()
 
-    from vawgan.config import FeatureConfig
+    from vawgan.config import load_config
     from vawgan.corpus import discover
 
-    config = FeatureConfig()
+    config = load_config(args.config).features
     corpus = discover(args.corpus)
     per_speaker: dict[str, list] = defaultdict(list)
     for utt in corpus:
@@ -103,8 +107,9 @@ def main() -> None:
     spent["whole pipeline, Harvest"] = spent["F0: Harvest"] + common
     spent["whole pipeline, DIO"] = spent["F0: DIO + StoneMask"] + common
     load = os.getloadavg()
-    print(f"## Extraction speed ({len(subset)} utterances, {audio:.1f} s of audio, {os.cpu_count()} CPU cores, "
-          f"load average {load[0]:.1f} during the run)\n")
+    ranges = "per-speaker F0 ranges" if config.f0_ranges else f"F0 range {config.f0_floor:.0f}–{config.f0_ceil:.0f} Hz"
+    print(f"## Extraction speed ({len(subset)} utterances, {audio:.1f} s of audio, {ranges}, "
+          f"{os.cpu_count()} CPU cores, load average {load[0]:.1f} during the run)\n")
     print("| step | CPU s per s of audio (RTF) | × real time per core |")
     print("|---|---:|---:|")
     for name, seconds in spent.items():
@@ -115,7 +120,7 @@ def main() -> None:
 
     if not args.skip_wall:
         total = sum(1 for _ in corpus)
-        print(f"\n## Whole corpus, Harvest ({total} utterances, extract_corpus wall time)\n")
+        print(f"\n## Whole corpus, {config.f0_method} ({total} utterances, extract_corpus wall time)\n")
         print("| jobs | wall time (s) |")
         print("|---:|---:|")
         for jobs in (1, 2):

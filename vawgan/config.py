@@ -50,7 +50,7 @@ class FeatureConfig:
     mcep_order: int = 39  # c0..c39
     mcep_alpha: float | None = None  # None: pysptk.util.mcepalpha(sample_rate)
     fft_size: int | None = None  # None: pyworld.get_cheaptrick_fft_size(sample_rate)
-    silence_threshold_db: float = -35.0  # frames this far below the utterance's peak c0 energy are silence
+    silence_threshold_db: float = -35.0  # dB below the utterance's 95th-percentile frame power: silence
 
     def f0_range(self, speaker: str | None) -> tuple[float, float]:
         """The F0 search range for ``speaker`` (its own if configured, else the default)."""
