@@ -121,11 +121,19 @@ def test_changed_settings_redo_everything(flite_features, tmp_path, caplog):
     out = tmp_path / "features"
     extract_corpus(one, out, FeatureConfig(f0_method="dio"), progress=False)
     dio = load_features(feature_path(out, one[0].speaker, one[0].utt_id))
+    other = feature_path(out, "rms", "fb001")  # made with the old settings, not in this run
+    other.parent.mkdir()
+    other.write_bytes(feature_path(out, one[0].speaker, one[0].utt_id).read_bytes())
     with caplog.at_level("WARNING", logger="vawgan"):
         summary = extract_corpus(one, out, FeatureConfig(f0_method="dio", f0_floor=120.0), progress=False)
     assert summary.extracted == 1 and summary.already_done == 0
     assert any("f0_floor: 60.0 → 120.0" in r.getMessage() for r in caplog.records)
     redone = load_features(feature_path(out, one[0].speaker, one[0].utt_id))
     assert not np.array_equal(redone.f0, dio.f0)
+    assert not other.exists()  # no old-settings features left to mix with the new ones
+    # Feature files without a record of their settings are not trusted either.
+    (out / "features.yaml").unlink()
+    summary = extract_corpus(one, out, FeatureConfig(f0_method="dio", f0_floor=120.0), progress=False)
+    assert summary.extracted == 1
     with pytest.raises(VawganError, match="at least 1"):
         extract_corpus(one, out, config, jobs=0, progress=False)

@@ -10,7 +10,8 @@
 * **Consistent.** The feature settings are saved as ``features.yaml`` in the
   feature folder. Resuming with different settings would mix two kinds of
   features, so when the settings changed (an edited recipe config, say)
-  every utterance is redone, with a warning that says which settings changed.
+  the old files are deleted and every utterance is redone, with a warning
+  that says which settings changed.
 * **Parallel.** ``jobs`` worker processes, one utterance per task, with a
   tqdm progress bar.
 * **Warn and skip.** An unusable recording (:class:`VawganError` from
@@ -128,14 +129,26 @@ def _extract_one(task: tuple[str, str, str, FeatureConfig]) -> None:
 
 
 def record_settings(feature_dir: Path, config: FeatureConfig) -> list[str]:
-    """Save ``config`` in ``feature_dir``; return how it differs from the settings saved there before."""
+    """Save ``config`` in ``feature_dir``; return how it differs from the settings the files there were made with.
+
+    When they differ, the old feature files are deleted first, so that a run
+    killed after this point cannot resume into a mix of old and new features.
+    Feature files without a settings record (made by hand or by an old
+    version) count as a difference.
+    """
     path = feature_dir / SETTINGS_FILE
     wanted = dataclasses.asdict(config)
+    old_files = list(feature_dir.glob("*/*.npz"))
     changed = []
     if path.is_file():
         found = yaml.safe_load(path.read_text()) or {}
         changed = [f"{k}: {found.get(k)!r} → {wanted.get(k)!r}"
                    for k in sorted(set(found) | set(wanted)) if found.get(k) != wanted.get(k)]
+    elif old_files:
+        changed = [f"no record of the settings of the {len(old_files)} files there"]
+    if changed:
+        for old in old_files:
+            old.unlink()
     with atomic_path(path) as tmp:
         tmp.write_text(yaml.safe_dump(wanted, sort_keys=True))
     return changed
@@ -160,10 +173,9 @@ def extract_corpus(utterances: Sequence[Utterance], feature_dir: str | os.PathLi
     feature_dir = Path(feature_dir)
     feature_dir.mkdir(parents=True, exist_ok=True)
     changed = record_settings(feature_dir, config)
-    if changed and not overwrite:
-        logging.getLogger(__name__).warning("%s: feature settings changed (%s); re-extracting every utterance",
-                                            feature_dir, ", ".join(changed))
-        overwrite = True
+    if changed:
+        logging.getLogger(__name__).warning("%s: feature settings changed (%s); old features deleted, "
+                                            "re-extracting every utterance", feature_dir, ", ".join(changed))
     summary = ExtractionSummary()
     tasks = []
     for utt in utterances:
