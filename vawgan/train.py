@@ -39,7 +39,6 @@ import contextlib
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -135,9 +134,7 @@ class Trainer:
 
         if self.device.type == "cpu":
             configure_cpu(cfg.num_threads)
-        self.amp = bool(cfg.amp) and self.device.type == "cuda"
-        if cfg.amp and not self.amp:
-            warnings.warn("train.amp is for CUDA only; training in float32 on the CPU", stacklevel=2)
+        self.amp = bool(cfg.amp)
 
         seed_everything(cfg.seed)
         self.encoder, self.decoder, self.critic = (m.to(self.device) for m in build_models(config.model,
@@ -286,7 +283,9 @@ class Trainer:
             self.phase, self.epoch, self.step, self.order, self.history = phase, 0, 0, None, None
         if self.history is None:
             self.history = torch.zeros(self.steps_per_epoch, len(tags), device=self.device)
-        autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if self.amp
+        # bf16 autocast: matrix products in bfloat16, losses and weights in float32
+        # (no loss scaling needed, unlike float16).
+        autocast = (torch.autocast(device_type=self.device.type, dtype=torch.bfloat16) if self.amp
                     else contextlib.nullcontext())
         self._say(f"phase {phase}: {epochs} epochs x {self.steps_per_epoch} steps of {self.batch} frames "
                   f"({self.num_frames} frames, {self.num_speakers} speaker(s), device {self.device}"
