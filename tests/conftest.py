@@ -49,3 +49,18 @@ def flite_features(shared_corpus, tmp_path_factory):
     summary = extract_corpus(utterances, feature_dir, config, jobs=1, progress=False)
     assert summary.extracted == len(utterances) and not summary.failed
     return feature_dir, utterances, config
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread for the module (restored after it).
+
+    Small networks run faster on one thread than on two on a busy 2-core
+    machine, where a second spinning thread competes with other processes.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -48,14 +48,10 @@ def _worker(rank: int, world: int, init_file: str, model_dir: str, out_file: str
         dist.destroy_process_group()
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 def test_two_gloo_processes_match_one_process(tmp_path):
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        single = Trainer(_config(), _frames(), tmp_path / "single", torch.device("cpu"), progress=False)
-        single.run()
-    finally:
-        torch.set_num_threads(before)
+    single = Trainer(_config(), _frames(), tmp_path / "single", torch.device("cpu"), progress=False)
+    single.run()
     out_file = tmp_path / "ddp.pt"
     mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "ddp"), str(out_file)), nprocs=2, join=True)
     ddp = torch.load(out_file, weights_only=False)

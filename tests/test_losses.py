@@ -10,13 +10,7 @@ from vawgan.losses import (adversarial_weight, critic_loss, gaussian_nll, gradie
 from vawgan.models import mlp
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks: one intra-op thread is faster than two on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Linear(torch.nn.Module):

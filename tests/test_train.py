@@ -1,48 +1,38 @@
 """Training: real-data runs through `vawgan train`, the decoder-only adversarial
 gradient, resume equality and the NaN guard."""
 
-import csv
-
 import numpy as np
 import pytest
 import torch
 
 from vawgan.cli import main
-from vawgan.config import Config, FeatureConfig
-from vawgan.corpus import discover, write_manifest
+from vawgan.config import Config
+from vawgan.corpus import write_manifest
 from vawgan.data import FrameSet, load_frames
 from vawgan.errors import VawganError
 from vawgan.model_dir import load_model
 from vawgan.runlog import read_scalars
 from vawgan.stats import Statistics
-from vawgan.train import PHASES, Trainer, TrainingDiverged
+from vawgan.train import Trainer, TrainingDiverged
 
 TAGS = ("vae/nll", "vae/kl", "critic/gradient_penalty", "critic/wasserstein", "critic/d_real", "critic/d_fake",
         "generator/adversarial", "generator/alpha")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks: one intra-op thread is faster than two on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def real_features(tmp_path_factory, shared_corpus):
-    """Features and statistics of 2 training utterances per speaker of the shared corpus (DIO F0)."""
-    from vawgan.features.extract import extract_corpus
+def real_features(tmp_path_factory, flite_features):
+    """Manifest and statistics for the session's real features (2 utterances x 3 speakers)."""
     from vawgan.stats import compute_corpus_statistics
 
+    feature_dir, utterances, _ = flite_features
     root = tmp_path_factory.mktemp("real")
-    utts = [u for u in discover(shared_corpus) if u.split == "train"]
-    picked = [u for spk in ("awb", "rms", "slt") for u in [v for v in utts if v.speaker == spk][:2]]
-    write_manifest(picked, root / "train.tsv")
-    extract_corpus(picked, root / "features", FeatureConfig(f0_method="dio"), progress=False)
-    stats, _ = compute_corpus_statistics(picked, root / "features")
+    write_manifest(utterances, root / "train.tsv")
+    stats, _ = compute_corpus_statistics(utterances, feature_dir)
     stats.save(root / "stats.npz")
+    (root / "features").symlink_to(feature_dir, target_is_directory=True)
     return root
 
 

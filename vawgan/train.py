@@ -39,6 +39,7 @@ import contextlib
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -149,6 +150,10 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             ids = [self.device.index] if self.device.type == "cuda" else None
+            # The gradient penalty's double backward hands DDP the critic's last
+            # weight gradient (1 x 32) with other strides than its bucket; DDP
+            # copies it (32 numbers) and warns once per process. Harmless.
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
             self.train_encoder, self.train_decoder, self.train_critic = (
                 DDP(m, device_ids=ids) for m in (self.encoder, self.decoder, self.critic))
         if cfg.compile:
