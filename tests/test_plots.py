@@ -1,0 +1,114 @@
+"""The evaluation figures are real PNGs with content, drawn from real features and a real training log layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vawgan.errors import VawganError
+from vawgan.evaluate import plots
+from vawgan.evaluate.metrics import global_variance, modulation_spectrum
+from vawgan.runlog import RunLogger
+
+
+@pytest.fixture(scope="module")
+def features(arctic_wav):
+    """c0..c39 of the real ARCTIC recording (speech frames) and an over-smoothed copy, as a VAE would give."""
+    import pysptk
+    import pyworld
+    import soundfile as sf
+    from scipy.ndimage import uniform_filter1d
+
+    x, fs = sf.read(arctic_wav)
+    f0, t = pyworld.dio(x, fs, frame_period=5.0)
+    sp = pyworld.cheaptrick(x, f0, t, fs)
+    mcep = pysptk.sp2mc(sp, order=39, alpha=pysptk.util.mcepalpha(fs))
+    mcep = mcep[mcep[:, 0] > mcep[:, 0].max() - 4.0]
+    mean = mcep.mean(axis=0)
+    smooth = mean + 0.5 * (uniform_filter1d(mcep, 5, axis=0) - mean)
+    return {"natural target": mcep, "VAE": smooth, "VAW-GAN": mcep + 0.05}
+
+
+def _image(path):
+    """The PNG as an RGB(A) array; fails when the file is not a PNG."""
+    import matplotlib.image
+
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return matplotlib.image.imread(path)
+
+
+def _has_colours(image, *rgb_colours):
+    """True when each colour (0..1 RGB) appears on some pixel, to within quantisation."""
+    pixels = image[..., :3].reshape(-1, 3)
+    return all(np.any(np.all(np.abs(pixels - np.array(c)) < 0.02, axis=1)) for c in rgb_colours)
+
+
+def test_scatter_draws_every_series_in_every_panel(features, tmp_path):
+    from matplotlib.colors import to_rgb
+
+    path = plots.plot_scatter(features, tmp_path / "scatter.png", pairs=((1, 3), (11, 13)))
+    image = _image(path)
+    assert image.shape[1] > 2 * image.shape[0] * 0.9  # two panels side by side
+    assert _has_colours(image, to_rgb("tab:blue"), to_rgb("tab:red"))
+
+
+def test_scatter_rejects_dimensions_the_features_lack(features, tmp_path):
+    with pytest.raises(VawganError, match="out of range"):
+        plots.plot_scatter(features, tmp_path / "bad.png", pairs=((1, 40),))
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_gv_and_modulation_spectrum_plots(features, tmp_path):
+    gvs = {label: global_variance(frames[:, 1:]) for label, frames in features.items()}
+    assert np.all(gvs["VAE"] < gvs["natural target"])  # the smoothed copy really is over-smoothed
+    image = _image(plots.plot_global_variance(gvs, tmp_path / "gv.png"))
+    assert image[..., :3].std() > 0.05
+    spectra = {label: modulation_spectrum(frames, 5.0) for label, frames in features.items()}
+    image = _image(plots.plot_modulation_spectrum(spectra, (1, 11), tmp_path / "ms.png"))
+    assert image.shape[1] > image.shape[0]
+
+
+def test_trajectory_and_spectrogram_plots(features, arctic_wav, tmp_path):
+    import soundfile as sf
+
+    traj = {label: frames[:, 1] for label, frames in features.items()}
+    _image(plots.plot_trajectory(traj, 1, 5.0, tmp_path / "traj.png"))
+    x, fs = sf.read(arctic_wav)
+    image = _image(plots.plot_spectrograms({"source": (x, fs), "converted": (x[::-1].copy(), fs)},
+                                           tmp_path / "spec.png"))
+    assert image.shape[0] > image.shape[1] * 0.5  # two rows stacked
+
+
+def _write_log(log_dir, vae=3, critic=2, adversarial=3):
+    """A training log with the tags and epoch numbering of `vawgan train` (epochs counted across phases)."""
+    with RunLogger(log_dir, tensorboard=False) as log:
+        epoch = 0
+        for i in range(vae):
+            epoch += 1
+            log.log(epoch, {"vae/nll": 30 - i, "vae/kl": 5.0, "vae/loss": 35 - i})
+        for i in range(critic):
+            epoch += 1
+            log.log(epoch, {"critic/loss": -1.0 - i, "critic/d_real": 1.0 + i, "critic/d_fake": -1.0 - i})
+        for i in range(adversarial):
+            epoch += 1
+            log.log(epoch, {"vae/loss": 40 - i, "critic/d_real": 0.5, "critic/d_fake": 0.2 * i,
+                            "generator/loss": 30.0})
+    return log_dir / "metrics.csv"
+
+
+def test_training_curves_mark_the_phases(tmp_path):
+    from vawgan.runlog import read_scalars
+
+    csv_path = _write_log(tmp_path)
+    assert plots.phase_boundaries(read_scalars(csv_path)) == (4, 6)
+    image = _image(plots.plot_training_curves(csv_path, tmp_path / "curves.png"))
+    assert image.shape[1] > image.shape[0]
+
+
+def test_training_curves_errors_are_one_line(tmp_path):
+    with pytest.raises(VawganError, match="training log not found"):
+        plots.plot_training_curves(tmp_path / "missing.csv", tmp_path / "x.png")
+    csv_path = tmp_path / "metrics.csv"
+    csv_path.write_text("step,tag,value\n1,critic/d_real,0.5\n")
+    with pytest.raises(VawganError, match="no 'vae/loss'"):
+        plots.plot_training_curves(csv_path, tmp_path / "x.png")

@@ -1,0 +1,1 @@
+"""Peer systems the VAW-GAN is compared against (a joint-density GMM, as in sprocket)."""

@@ -1,0 +1,144 @@
+"""Gather the data of the evaluation figures from a recipe's outputs and draw them (``vawgan plot``).
+
+The feature-level figures (scatter, GV, modulation spectrum, trajectory) use
+the model's own outputs, not re-analysed audio: the eval sentences of one
+speaker pair are converted with the VAE weights (``vae.pt``) and the VAW-GAN
+weights (``vawgan.pt``) of the same model directory — and with the GMM
+baseline when its model is there — and compared with the natural target's
+features of the same sentences (speech frames only). That isolates what the
+adversarial fine-tuning did to the mel-cepstra from vocoder effects.
+Spectrograms are drawn from the wavs of recipe stage 6.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from vawgan.errors import VawganError
+from vawgan.evaluate import plots
+
+
+def _pair_sentences(utterances, source: str, target: str, utt_id: str | None):
+    from vawgan.corpus import parallel_pairs
+
+    pairs = parallel_pairs(utterances, source, target, split=None)
+    if not pairs:
+        raise VawganError(f"no sentence spoken by both {source} and {target} in the manifest; "
+                          "pick a speaker pair of a parallel corpus (--source/--target)")
+    if utt_id is not None and utt_id not in {s.utt_id for s, _ in pairs}:
+        raise VawganError(f"--utt {utt_id}: not a sentence of both {source} and {target} in the manifest; "
+                          f"choose one of {', '.join(s.utt_id for s, _ in pairs)}")
+    return pairs, utt_id or pairs[0][0].utt_id
+
+
+def _converted_features(model_dir, feature_dir, gmm_dir, pairs, source: str, target: str):
+    """``{label: [UtteranceFeatures per sentence]}`` for natural target, VAE, VAW-GAN (and GMM), plus the sources."""
+    from vawgan.baselines.gmm import JointGMM, convert_features
+    from vawgan.convert import Converter
+    from vawgan.features.store import feature_path, load_features
+
+    sources = [load_features(feature_path(feature_dir, source, s.utt_id)) for s, _ in pairs]
+    series = {"natural target": [load_features(feature_path(feature_dir, target, t.utt_id)) for _, t in pairs]}
+    for label, which in (("VAE", "vae"), ("VAW-GAN", "vawgan")):
+        converter = Converter(model_dir, which=which, device="cpu")
+        series[label] = [converter.convert_features(f, source, target) for f in sources]
+    gmm_path = Path(gmm_dir) / f"{source}-{target}.npz"
+    if gmm_path.is_file():
+        gmm = JointGMM.load(gmm_path)
+        stats = converter.model.stats
+        series["GMM"] = [convert_features(gmm, f, (stats.lf0_mean[source], stats.lf0_std[source]),
+                                          (stats.lf0_mean[target], stats.lf0_std[target])) for f in sources]
+    return sources, series
+
+
+def _speech_frames(feats_list, masks) -> np.ndarray:
+    return np.vstack([np.asarray(f.mcep, dtype=np.float64)[m] for f, m in zip(feats_list, masks)])
+
+
+def make_figures(kinds, model_dir: str | os.PathLike, feature_dir: str | os.PathLike, manifest: str | os.PathLike,
+                 converted_root: str | os.PathLike, gmm_dir: str | os.PathLike, source: str | None,
+                 target: str | None, utt_id: str | None, scatter_pairs, dims, out_dir: str | os.PathLike) -> list[Path]:
+    """Draw the requested ``kinds`` of figure (see ``vawgan plot --help``) into ``out_dir``; returns the PNG paths."""
+    from vawgan.corpus import read_manifest
+    from vawgan.evaluate.metrics import align, global_variance, modulation_spectrum
+
+    out_dir = Path(out_dir)
+    written = []
+    if "curves" in kinds:
+        written.append(plots.plot_training_curves(Path(model_dir) / "metrics.csv", out_dir / "training_curves.png"))
+    if not set(kinds) - {"curves"}:
+        return written
+    utterances = read_manifest(manifest)
+    speakers = sorted({u.speaker for u in utterances})
+    source = source or speakers[0]
+    target = target or next((s for s in speakers if s != source), source)
+    for name in (source, target):
+        if name not in speakers:
+            raise VawganError(f"speaker {name!r} is not in {manifest}; speakers there: {', '.join(speakers)}")
+    pairs, utt_id = _pair_sentences(utterances, source, target, utt_id)
+    tag = f"{source}-{target}"
+
+    if set(kinds) & {"scatter", "gv", "modspec", "trajectory"}:
+        sources, series = _converted_features(model_dir, feature_dir, gmm_dir, pairs, source, target)
+        # Converted frames keep the source's timeline, so the source's speech mask selects their speech frames.
+        masks = {label: [f.speech for f in (feats if label == "natural target" else sources)]
+                 for label, feats in series.items()}
+        frames = {label: _speech_frames(feats, masks[label]) for label, feats in series.items()}
+        if "scatter" in kinds:
+            written.append(plots.plot_scatter(frames, out_dir / f"scatter_{tag}.png", pairs=scatter_pairs))
+        if "gv" in kinds:
+            gvs = {label: np.mean([global_variance(np.asarray(f.mcep, dtype=np.float64)[m, 1:])
+                                   for f, m in zip(feats, masks[label])], axis=0)
+                   for label, feats in series.items()}
+            written.append(plots.plot_global_variance(gvs, out_dir / f"gv_{tag}.png"))
+        if "modspec" in kinds:
+            frame_period = sources[0].frame_period
+            spectra = {}
+            for label, feats in series.items():
+                per_utt = [modulation_spectrum(np.asarray(f.mcep, dtype=np.float64)[m], frame_period)
+                           for f, m in zip(feats, masks[label]) if m.sum() >= 128]
+                if not per_utt:
+                    raise VawganError("no sentence has 128 speech frames (0.64 s) for a modulation spectrum")
+                spectra[label] = (per_utt[0][0], np.mean([p for _, p in per_utt], axis=0))
+            written.append(plots.plot_modulation_spectrum(spectra, dims, out_dir / f"modspec_{tag}.png"))
+        if "trajectory" in kinds:
+            index = [s.utt_id for s, _ in pairs].index(utt_id)
+            src = sources[index]
+            natural = series["natural target"][index]
+            # Warp the natural target onto the source's time axis (converted frames already are on it).
+            src_idx, tgt_idx = align(np.asarray(src.mcep[:, 1:], dtype=np.float64),
+                                     np.asarray(natural.mcep[:, 1:], dtype=np.float64))
+            warped = np.empty(src.num_frames, dtype=int)
+            warped[src_idx] = tgt_idx
+            k = dims[0]
+            trajectories = {"source": src.mcep[:, k], "natural target": natural.mcep[warped, k]}
+            trajectories.update({label: feats[index].mcep[:, k] for label, feats in series.items()
+                                 if label != "natural target"})
+            written.append(plots.plot_trajectory(
+                trajectories, k, src.frame_period, out_dir / f"trajectory_{tag}_{utt_id}_c{k}.png",
+                title=f"c{k} of {utt_id}, {source} → {target} (natural target time-warped by DTW)"))
+    if "spectrogram" in kinds:
+        written.append(_spectrograms(utterances, converted_root, source, target, utt_id, out_dir))
+    return written
+
+
+def _spectrograms(utterances, converted_root, source: str, target: str, utt_id: str, out_dir: Path) -> Path:
+    from vawgan.audio import load_audio
+    import soundfile as sf
+
+    by_key = {(u.speaker, u.utt_id): Path(u.path) for u in utterances}
+    wavs = {f"source ({source})": by_key[source, utt_id]}
+    for system, label in (("vae", "VAE"), ("vawgan", "VAW-GAN")):
+        path = Path(converted_root) / system / f"{source}-{target}" / f"{utt_id}.wav"
+        if path.is_file():
+            wavs[f"{label} ({source} → {target})"] = path
+    if len(wavs) == 1:
+        raise VawganError(f"{converted_root}: no converted wav of {utt_id} for {source}-{target} "
+                          "(vae/ or vawgan/); run `vawgan convert` (recipe stage 6) first")
+    wavs[f"natural target ({target})"] = by_key[target, utt_id]
+    fs = sf.info(str(wavs[f"source ({source})"])).samplerate
+    signals = {label: (load_audio(path, fs), fs) for label, path in wavs.items()}
+    return plots.plot_spectrograms(signals, out_dir / f"spectrogram_{source}-{target}_{utt_id}.png")

@@ -1,0 +1,215 @@
+"""The analysis figures of SPEC section 5, as PNG files.
+
+Each function takes arrays (or a training log), draws one figure with labelled
+axes and a legend, writes it atomically and returns its path. The series are
+passed as ``{label: data}`` dicts in drawing order, so the same function serves
+"natural vs VAE vs VAW-GAN" and any other comparison. Mel-cepstra are full
+(T, D+1) arrays with c0 in column 0, so dimension ``k`` means c_k everywhere.
+
+* :func:`plot_scatter` — pairs of mel-cepstral dimensions: over-smoothed
+  features shrink towards the mean, adversarial training spreads them again;
+* :func:`plot_global_variance` — GV per dimension on a log scale;
+* :func:`plot_modulation_spectrum` — power of each dimension's trajectory over
+  modulation frequency;
+* :func:`plot_trajectory` — one dimension over one utterance;
+* :func:`plot_spectrograms` — log-magnitude spectrograms of waveforms;
+* :func:`plot_training_curves` — the VAE objective across pretraining and
+  adversarial training, and the critic's D(x) and D(x̃), from ``metrics.csv``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from vawgan.errors import VawganError
+from vawgan.utils import atomic_path
+
+DEFAULT_SCATTER_PAIRS = ((1, 3), (11, 13), (31, 33))
+# One colour per role, the same in every figure.
+COLORS = {"natural target": "black", "source": "tab:gray", "VAE": "tab:blue", "VAW-GAN": "tab:red",
+          "GMM": "tab:green"}
+_FALLBACK_COLORS = ("tab:purple", "tab:orange", "tab:brown", "tab:olive", "tab:cyan")
+
+
+def _figure(*args, **kwargs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*args, layout="constrained", **kwargs)
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    return path
+
+
+def _color(label: str, index: int) -> str:
+    return COLORS.get(label, _FALLBACK_COLORS[index % len(_FALLBACK_COLORS)])
+
+
+def _check_dims(series: dict[str, np.ndarray], dims) -> None:
+    width = min(np.shape(v)[1] for v in series.values())
+    bad = [d for d in dims if not 0 <= d < width]
+    if bad:
+        raise VawganError(f"mel-cepstral dimension(s) {bad} out of range; the features have c0..c{width - 1}")
+
+
+def plot_scatter(series: dict[str, np.ndarray], path: str | os.PathLike,
+                 pairs=DEFAULT_SCATTER_PAIRS, max_points: int = 4000, seed: int = 0) -> Path:
+    """Scatter of mel-cepstral dimension pairs ``(j, k)`` (c_j on x, c_k on y), one panel per pair.
+
+    ``series`` maps a label to (T, D+1) frames (speech frames of several
+    utterances stacked). At most ``max_points`` random frames per series are
+    drawn so that dense clouds stay readable.
+    """
+    _check_dims(series, [d for pair in pairs for d in pair])
+    rng = np.random.default_rng(seed)
+    fig, axes = _figure(1, len(pairs), figsize=(4.6 * len(pairs), 4.4), squeeze=False)
+    for ax, (j, k) in zip(axes[0], pairs):
+        for i, (label, frames) in enumerate(series.items()):
+            frames = np.asarray(frames)
+            keep = rng.permutation(len(frames))[:max_points]
+            ax.scatter(frames[keep, j], frames[keep, k], s=3, alpha=0.35, color=_color(label, i), label=label,
+                       rasterized=True)
+        ax.set_xlabel(f"c{j}")
+        ax.set_ylabel(f"c{k}")
+        ax.set_title(f"c{j} vs c{k}")
+        ax.grid(alpha=0.3)
+    legend = axes[0][0].legend(loc="best", markerscale=4, fontsize=9)
+    for handle in legend.legend_handles:
+        handle.set_alpha(1.0)
+    return _save(fig, path)
+
+
+def plot_global_variance(gvs: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
+    """GV of c1..cD per dimension, log scale; ``gvs`` maps a label to a (D,) GV (dimension k at index k−1)."""
+    fig, ax = _figure(figsize=(7.5, 4.5))
+    for i, (label, gv) in enumerate(gvs.items()):
+        gv = np.asarray(gv)
+        ax.semilogy(np.arange(1, len(gv) + 1), gv, marker="o", markersize=3, color=_color(label, i), label=label)
+    ax.set_xlabel("mel-cepstral dimension k (c_k)")
+    ax.set_ylabel("global variance (log scale)")
+    ax.set_title("Global variance per dimension")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_modulation_spectrum(spectra: dict[str, tuple[np.ndarray, np.ndarray]], dims, path: str | os.PathLike) -> Path:
+    """Modulation spectra of selected dimensions, one panel each.
+
+    ``spectra`` maps a label to ``(frequencies_hz, power_db)`` with power (F, D+1)
+    (see :func:`vawgan.evaluate.metrics.modulation_spectrum`, averaged over utterances).
+    """
+    fig, axes = _figure(1, len(dims), figsize=(4.4 * len(dims), 4.0), squeeze=False)
+    for ax, k in zip(axes[0], dims):
+        for i, (label, (freqs, power)) in enumerate(spectra.items()):
+            ax.plot(freqs, power[:, k], color=_color(label, i), label=label)
+        ax.set_xlabel("modulation frequency [Hz]")
+        ax.set_ylabel("power [dB]")
+        ax.set_title(f"modulation spectrum of c{k}")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend()
+    return _save(fig, path)
+
+
+def plot_trajectory(trajectories: dict[str, np.ndarray], dim: int, frame_period_ms: float,
+                    path: str | os.PathLike, title: str = "") -> Path:
+    """One mel-cepstral dimension over time; ``trajectories`` maps a label to a (T,) series on one time axis."""
+    fig, ax = _figure(figsize=(9, 3.8))
+    for i, (label, values) in enumerate(trajectories.items()):
+        t = np.arange(len(values)) * frame_period_ms / 1000.0
+        ax.plot(t, values, color=_color(label, i), label=label, linewidth=1.2)
+    ax.set_xlabel("time [s]")
+    ax.set_ylabel(f"c{dim}")
+    ax.set_title(title or f"trajectory of c{dim}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_spectrograms(signals: dict[str, tuple[np.ndarray, int]], path: str | os.PathLike,
+                      n_fft: int = 1024, hop_length: int = 80) -> Path:
+    """Log-magnitude spectrograms (dB re the loudest bin of each) of waveforms, one row each, shared colour scale."""
+    import librosa
+    import librosa.display
+
+    fig, axes = _figure(len(signals), 1, figsize=(9, 2.6 * len(signals)), squeeze=False)
+    image = None
+    for ax, (label, (x, fs)) in zip(axes[:, 0], signals.items()):
+        spec = np.abs(librosa.stft(np.asarray(x, dtype=np.float32), n_fft=n_fft, hop_length=hop_length))
+        db = librosa.amplitude_to_db(spec, ref=np.max, top_db=80.0)
+        image = librosa.display.specshow(db, sr=fs, hop_length=hop_length, x_axis="time", y_axis="hz", ax=ax,
+                                         vmin=-80, vmax=0, cmap="magma")
+        ax.set_title(label)
+        ax.set_ylabel("frequency [Hz]")
+        ax.set_xlabel("time [s]")
+    fig.colorbar(image, ax=axes[:, 0].tolist(), format="%+.0f dB", label="level [dB]")
+    return _save(fig, path)
+
+
+def phase_boundaries(scalars: dict[str, tuple[list[int], list[float]]]) -> tuple[int | None, int | None]:
+    """Logged epochs where critic pretraining and adversarial training start (None when absent).
+
+    Read from the log itself: the first epoch with a critic scalar, and the
+    first epoch with a generator scalar (only the adversarial phase logs one).
+    """
+    critic = scalars.get("critic/d_real", ([], []))[0]
+    generator = scalars.get("generator/loss", ([], []))[0]
+    return (min(critic) if critic else None), (min(generator) if generator else None)
+
+
+def plot_training_curves(metrics_csv: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """VAE objective over all epochs (phases marked) and the critic's D(x), D(x̃) per epoch.
+
+    Reads the long-format training log (``step,tag,value``, one row per epoch
+    and tag) written by ``vawgan train``: ``vae/loss`` (NLL + KL),
+    ``critic/d_real`` = E[D(x)] and ``critic/d_fake`` = E[D(x̃)].
+    """
+    from vawgan.runlog import read_scalars
+
+    metrics_csv = Path(metrics_csv)
+    if not metrics_csv.is_file():
+        raise VawganError(f"{metrics_csv}: training log not found; train a model first (vawgan train)")
+    try:
+        scalars = read_scalars(metrics_csv)
+    except (KeyError, ValueError) as exc:
+        raise VawganError(f"{metrics_csv}: not a vawgan training log ({exc})") from None
+    if "vae/loss" not in scalars:
+        raise VawganError(f"{metrics_csv}: no 'vae/loss' scalars; the VAE phase has not logged an epoch yet")
+    critic_start, adversarial_start = phase_boundaries(scalars)
+    last = max(max(steps) for steps, _ in scalars.values())
+    fig, (ax_vae, ax_d) = _figure(1, 2, figsize=(12, 4.4))
+    steps, values = np.asarray(scalars["vae/loss"][0]), np.asarray(scalars["vae/loss"][1])
+    # One line per run of consecutive epochs, so the critic-only epochs show as a gap, not a slope.
+    for i, run in enumerate(np.split(np.arange(len(steps)), np.flatnonzero(np.diff(steps) > 1) + 1)):
+        ax_vae.plot(steps[run], values[run], marker="o", markersize=3, color="tab:blue",
+                    label="VAE objective (NLL + KL)" if i == 0 else None)
+    ax_vae.set_ylabel("loss per frame")
+    ax_vae.set_title("VAE objective")
+    for tag, label, color in (("critic/d_real", "D(x), real target frames", "black"),
+                              ("critic/d_fake", "D(x̃), generated frames", "tab:red")):
+        if tag in scalars:
+            ax_d.plot(*scalars[tag], marker="o", markersize=3, color=color, label=label)
+    ax_d.set_ylabel("mean critic output")
+    ax_d.set_title("Critic outputs per epoch")
+    for ax in (ax_vae, ax_d):
+        if critic_start is not None:
+            end = adversarial_start - 0.5 if adversarial_start is not None else last + 0.5
+            ax.axvspan(critic_start - 0.5, end, color="tab:orange", alpha=0.12, label="critic pretraining")
+        if adversarial_start is not None:
+            ax.axvline(adversarial_start - 0.5, color="tab:red", linestyle="--", label="adversarial training starts")
+        ax.set_xlabel("epoch (all phases, in order)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=9)
+    return _save(fig, path)

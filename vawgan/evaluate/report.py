@@ -1,0 +1,313 @@
+"""Score converted wavs against natural targets and write the comparison table.
+
+Every system is measured the same way: its output wavs and the natural target
+wavs are re-analysed with the project's own WORLD analysis
+(:func:`vawgan.features.world.analyze_file`, the feature settings of the
+config) and compared with :func:`vawgan.evaluate.metrics.score_pair`. So the
+numbers include the vocoder, as a listener hears it, and no system is favoured
+by being scored on its internal features.
+
+Converted wavs are found by the layout of recipe stage 6,
+``<converted_root>/<system>/<source>-<target>/<utt_id>.wav``; the natural target
+of each is the target speaker's recording of the same ``utt_id`` in the
+manifest. The rows of the table, in order:
+
+* ``copy``   — the source wav unchanged (no conversion: the floor),
+* ``gmm``    — joint-density GMM + MLPG (:mod:`vawgan.baselines.gmm`, the peer system),
+* ``vae``    — the VAE after pretraining, before adversarial fine-tuning,
+* ``vawgan`` — the VAE after adversarial fine-tuning (VAW-GAN),
+* ``anasyn`` — analysis–synthesis of the target itself (the ceiling).
+
+Each wav is analysed with the F0 search range of the speaker whose voice it
+should carry: the target's for converted speech and the ceiling, the source's
+for the unchanged source copy.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vawgan.corpus import Utterance
+from vawgan.errors import VawganError
+from vawgan.evaluate.metrics import CONVENTION, PairScores, gv_ratio, score_pair
+from vawgan.utils import atomic_path
+
+SYSTEMS = ("copy", "gmm", "vae", "vawgan", "anasyn")
+SYSTEM_DESCRIPTIONS = {
+    "copy": "source wav unchanged (no conversion)",
+    "gmm": "joint-density GMM + MLPG (baseline)",
+    "vae": "VAE (after pretraining)",
+    "vawgan": "VAW-GAN (after adversarial training)",
+    "anasyn": "analysis-synthesis of the target (ceiling)",
+}
+COLUMNS = (
+    ("mcd", "MCD [dB]", "{:.2f}"),
+    ("mcd_with_c0", "MCD incl. c0 [dB]", "{:.2f}"),
+    ("f0_rmse_cents", "F0 RMSE [cent]", "{:.0f}"),
+    ("f0_corr", "F0 corr", "{:.3f}"),
+    ("vuv_error", "V/UV error [%]", "{:.1f}"),
+    ("gv_ratio", "GV ratio", "{:.3f}"),
+)
+
+
+@dataclass
+class ConvertedUtterance:
+    """One converted wav and the natural target it is scored against."""
+
+    system: str
+    source: str
+    target: str
+    utt_id: str
+    path: Path
+    target_path: Path
+
+
+@dataclass
+class UtteranceResult:
+    """The scores of one converted wav."""
+
+    item: ConvertedUtterance
+    scores: PairScores
+
+
+def find_converted(converted_root: str | os.PathLike, utterances: list[Utterance],
+                   systems: tuple[str, ...] = SYSTEMS) -> list[ConvertedUtterance]:
+    """Every ``<system>/<src>-<tgt>/<utt>.wav`` under ``converted_root`` that has a natural target in the manifest.
+
+    Systems without a folder are left out (the caller reports them). A wav
+    whose target recording is not in the manifest is an error: the table would
+    otherwise silently cover fewer sentences for one system than for another.
+    """
+    root = Path(converted_root)
+    by_key = {(u.speaker, u.utt_id): u for u in utterances}
+    speakers = sorted({u.speaker for u in utterances})
+    found = []
+    for system in systems:
+        system_dir = root / system
+        if not system_dir.is_dir():
+            continue
+        for pair_dir in sorted(p for p in system_dir.iterdir() if p.is_dir()):
+            source, target = split_pair_name(pair_dir.name, speakers)
+            for wav in sorted(pair_dir.glob("*.wav")):
+                natural = by_key.get((target, wav.stem))
+                if natural is None:
+                    raise VawganError(f"{wav}: no recording of {wav.stem!r} by target speaker {target!r} in the "
+                                      "manifest; pass the manifest the wavs were converted from (--manifest)")
+                found.append(ConvertedUtterance(system, source, target, wav.stem, wav, Path(natural.path)))
+    return found
+
+
+def copy_items(utterances: list[Utterance], pairs: list[tuple[str, str]]) -> list[ConvertedUtterance]:
+    """The ``copy`` row without files: each source recording scored as if it were the conversion."""
+    by_key = {(u.speaker, u.utt_id): u for u in utterances}
+    items = []
+    for source, target in pairs:
+        for (spk, utt_id), u in sorted(by_key.items()):
+            if spk == source and (target, utt_id) in by_key:
+                items.append(ConvertedUtterance("copy", source, target, utt_id, Path(u.path),
+                                                Path(by_key[target, utt_id].path)))
+    return items
+
+
+def anasyn_items(utterances: list[Utterance], targets: list[str], out_dir: str | os.PathLike,
+                 feature_config) -> list[ConvertedUtterance]:
+    """The ``anasyn`` row: analysis–synthesis of each target recording, written once to ``<out_dir>/<spk>/<utt>.wav``.
+
+    Files already there are reused (the stage is cheap to re-run).
+    """
+    from vawgan.audio import write_audio
+    from vawgan.features.world import analyze_file, synthesize
+
+    items = []
+    for u in utterances:
+        if u.speaker not in targets:
+            continue
+        wav = Path(out_dir) / u.speaker / f"{u.utt_id}.wav"
+        if not wav.is_file():
+            feats = analyze_file(u.path, feature_config, speaker=u.speaker)
+            write_audio(wav, synthesize(feats), feature_config.sample_rate)
+        items.append(ConvertedUtterance("anasyn", u.speaker, u.speaker, u.utt_id, wav, Path(u.path)))
+    return items
+
+
+def split_pair_name(name: str, speakers: list[str]) -> tuple[str, str]:
+    """``"slt-rms"`` → ``("slt", "rms")``, with both halves known speakers (names may contain dashes)."""
+    for i, ch in enumerate(name):
+        if ch == "-" and name[:i] in speakers and name[i + 1:] in speakers:
+            return name[:i], name[i + 1:]
+    raise VawganError(f"folder {name!r}: expected <source>-<target> with speakers from the manifest "
+                      f"({', '.join(speakers)})")
+
+
+def _analyse(job):
+    """Worker: analyse one wav (path, speaker, feature config) → (mcep, f0, speech)."""
+    from vawgan.features.world import analyze_file
+
+    path, speaker, feature_config = job
+    feats = analyze_file(path, feature_config, speaker=speaker)
+    return np.asarray(feats.mcep, dtype=np.float64), np.asarray(feats.f0), np.asarray(feats.speech, dtype=bool)
+
+
+def evaluate_converted(items: list[ConvertedUtterance], feature_config, jobs: int = 1,
+                       progress: bool = True) -> list[UtteranceResult]:
+    """Re-analyse every converted wav and its natural target (each file once) and score each pair.
+
+    ``jobs`` > 1 analyses in that many worker processes.
+    """
+    from tqdm import tqdm
+
+    voice_of = {}
+    for item in items:
+        voice_of[item.target_path] = item.target
+        voice_of[item.path] = item.source if item.system == "copy" else item.target
+    paths = sorted(voice_of)
+    work = [(p, voice_of[p], feature_config) for p in paths]
+    bar = dict(total=len(work), desc="analyse wavs", unit="wav", disable=not progress)
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            analysed = list(tqdm(pool.map(_analyse, work, chunksize=4), **bar))
+    else:
+        analysed = [_analyse(job) for job in tqdm(work, **bar)]
+    features = dict(zip(paths, analysed))
+    results = []
+    for item in items:
+        try:
+            scores = score_pair(*features[item.target_path], *features[item.path])
+        except ValueError as exc:
+            raise VawganError(f"{item.path}: cannot be scored against {item.target_path} ({exc})") from None
+        results.append(UtteranceResult(item, scores))
+    return results
+
+
+def summarize(results: list[UtteranceResult], systems: tuple[str, ...] = SYSTEMS) -> list[dict]:
+    """One row per system (in ``systems`` order): means over its utterances of every measure.
+
+    MCD also gets its standard deviation over utterances; F0 measures skip
+    utterances without two frames voiced in both (NaN). The GV ratio is the
+    mean over dimensions of (utterance-averaged converted GV) / (same for the
+    natural targets of the same utterances).
+    """
+    rows = []
+    for system in systems:
+        mine = [r.scores for r in results if r.item.system == system]
+        if not mine:
+            continue
+        ratio = gv_ratio(np.stack([s.gv_converted for s in mine]), np.stack([s.gv_natural for s in mine]))
+        rows.append({
+            "system": system,
+            "description": SYSTEM_DESCRIPTIONS.get(system, system),
+            "utterances": len(mine),
+            "mcd": float(np.mean([s.mcd for s in mine])),
+            "mcd_std": float(np.std([s.mcd for s in mine])),
+            "mcd_with_c0": float(np.mean([s.mcd_with_c0 for s in mine])),
+            "f0_rmse_cents": _nanmean([s.f0_rmse_cents for s in mine]),
+            "f0_corr": _nanmean([s.f0_corr for s in mine]),
+            "vuv_error": 100.0 * float(np.mean([s.vuv_error for s in mine])),
+            "gv_ratio": float(np.mean(ratio)),
+        })
+    return rows
+
+
+def _nanmean(values: list[float]) -> float:
+    values = np.asarray(values, dtype=np.float64)
+    return float(np.mean(values[~np.isnan(values)])) if np.any(~np.isnan(values)) else float("nan")
+
+
+def pair_mcd(results: list[UtteranceResult], systems: tuple[str, ...] = SYSTEMS) -> tuple[list[str], dict]:
+    """Mean MCD per (system, "src-tgt") for the per-pair table (conversions only, not the ceiling)."""
+    pairs = sorted({f"{r.item.source}-{r.item.target}" for r in results if r.item.source != r.item.target})
+    table = {}
+    for system in systems:
+        for pair in pairs:
+            vals = [r.scores.mcd for r in results
+                    if r.item.system == system and f"{r.item.source}-{r.item.target}" == pair]
+            if vals:
+                table[system, pair] = float(np.mean(vals))
+    return pairs, table
+
+
+def goal_lines(rows: list[dict]) -> list[str]:
+    """The project's goals (issue 4, item 5) checked against the measured rows; nothing is claimed unmeasured."""
+    by = {r["system"]: r for r in rows}
+    lines = []
+    if "vawgan" in by:
+        v = by["vawgan"]
+        lines.append(f"- VAW-GAN GV ratio ≥ 0.95: {'met' if v['gv_ratio'] >= 0.95 else 'NOT met'} "
+                     f"({v['gv_ratio']:.3f})")
+        if "vae" in by:
+            lines.append(f"- VAW-GAN GV ratio above the VAE's: {'yes' if v['gv_ratio'] > by['vae']['gv_ratio'] else 'NO'} "
+                         f"({v['gv_ratio']:.3f} vs {by['vae']['gv_ratio']:.3f})")
+            diff = v["mcd"] - by["vae"]["mcd"]
+            lines.append(f"- VAW-GAN MCD at most 0.2 dB worse than the VAE's: {'met' if diff <= 0.2 else 'NOT met'} "
+                         f"({diff:+.2f} dB)")
+        if "gmm" in by:
+            gain = by["gmm"]["mcd"] - v["mcd"]
+            lines.append(f"- VAW-GAN beats the GMM baseline by ≥ 0.3 dB MCD: {'met' if gain >= 0.3 else 'NOT met'} "
+                         f"(GMM − VAW-GAN = {gain:+.2f} dB)")
+    return lines
+
+
+def format_markdown(rows: list[dict], results: list[UtteranceResult]) -> str:
+    """The comparison table, its convention, the per-pair MCDs and the goal checks, as Markdown."""
+    out = io.StringIO()
+    header = ["system", "what it is", *[title for _, title, _ in COLUMNS], "utterances"]
+    out.write("| " + " | ".join(header) + " |\n")
+    out.write("|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|\n")
+    for row in rows:
+        cells = [row["system"], row["description"]]
+        for key, _, fmt in COLUMNS:
+            cells.append("n/a" if np.isnan(row[key]) else fmt.format(row[key]))
+        cells[2] = f"{row['mcd']:.2f} ± {row['mcd_std']:.2f}"
+        cells.append(str(row["utterances"]))
+        out.write("| " + " | ".join(cells) + " |\n")
+    out.write(f"\nMeans over the converted utterances of the eval split (MCD ± its standard deviation over "
+              f"utterances). Convention: {CONVENTION}. Every wav, natural or converted, is re-analysed with the "
+              "same WORLD settings.\n")
+    pairs, table = pair_mcd(results, tuple(r["system"] for r in rows))
+    if len(pairs) > 1:
+        out.write("\nMCD [dB] per speaker pair (source-target):\n\n")
+        out.write("| system | " + " | ".join(pairs) + " |\n")
+        out.write("|---|" + "|".join(["---:"] * len(pairs)) + "|\n")
+        for row in rows:
+            cells = [f"{table[row['system'], p]:.2f}" if (row["system"], p) in table else "" for p in pairs]
+            if any(cells):
+                out.write(f"| {row['system']} | " + " | ".join(cells) + " |\n")
+    goals = goal_lines(rows)
+    if goals:
+        out.write("\nGoals set in issue 4 (measured, not tuned):\n\n" + "\n".join(goals) + "\n")
+    return out.getvalue()
+
+
+def write_results(rows: list[dict], results: list[UtteranceResult], out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write ``results.md``, ``results.csv`` (one row per system) and ``per_utterance.csv`` atomically."""
+    out_dir = Path(out_dir)
+    paths = {"md": out_dir / "results.md", "csv": out_dir / "results.csv", "per_utterance": out_dir / "per_utterance.csv"}
+    with atomic_path(paths["md"]) as tmp:
+        Path(tmp).write_text(format_markdown(rows, results))
+    fields = ["system", "description", "utterances", "mcd", "mcd_std", "mcd_with_c0", "f0_rmse_cents", "f0_corr",
+              "vuv_error", "gv_ratio"]
+    with atomic_path(paths["csv"]) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[*fields, "convention"], lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            values = {k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in fields}
+            writer.writerow({**values, "convention": CONVENTION + "; vuv_error in percent"})
+    with atomic_path(paths["per_utterance"]) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["system", "source", "target", "utt_id", "mcd", "mcd_with_c0", "f0_rmse_cents", "f0_corr",
+                         "vuv_error", "gv_ratio_mean", "aligned_frames", "voiced_frames", "path"])
+        for r in results:
+            s = r.scores
+            writer.writerow([r.item.system, r.item.source, r.item.target, r.item.utt_id, f"{s.mcd:.4f}",
+                             f"{s.mcd_with_c0:.4f}", f"{s.f0_rmse_cents:.2f}", f"{s.f0_corr:.4f}",
+                             f"{s.vuv_error:.4f}", f"{np.mean(s.gv_converted / s.gv_natural):.4f}",
+                             s.aligned_frames, s.voiced_frames, str(r.item.path)])
+    return paths
