@@ -62,6 +62,9 @@ def test_cli_trains_phase_by_phase_on_real_features(real_features, tmp_path, cap
     model_dir = tmp_path / "model"
     schedule = ["--set", "train.vae_epochs=20", "--set", "train.critic_epochs=1", "--set",
                 "train.adversarial_epochs=2"]
+    assert _cli(real_features, model_dir, "vae", "--set", "train.batch_size=100000") == 2
+    assert "fewer than train.batch_size=100000" in capsys.readouterr().err
+    assert not model_dir.exists()  # settings are checked before anything is written
     assert _cli(real_features, model_dir, "adversarial", *schedule) == 2
     assert "needs the vae phase first" in capsys.readouterr().err
 

@@ -523,10 +523,10 @@ def train_model(config: Config, feature_dir: str | os.PathLike, manifest: str | 
     device = resolve_device(device_name)
     stats = Statistics.load(stats_path)
     frames = load_frames(feature_dir, manifest, stats, exclude_silence=config.train.exclude_silence)
+    trainer = Trainer(config, frames, model_dir, device, progress=progress)  # checks the settings first
     if rank == 0:
         prepare_model_dir(model_dir, config, stats, frames.speakers)
     if dist.is_initialized():
         dist.barrier()
-    trainer = Trainer(config, frames, model_dir, device, progress=progress)
     trainer.run(phases, resume=resume)
     return trainer
