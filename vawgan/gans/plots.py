@@ -97,17 +97,24 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def loss_curves(csv_path, tags: list[str], path, window: int = 50, title: str = "training curves") -> None:
-    """One panel per tag of ``metrics.csv``: raw values (faint) and their moving average."""
+    """One panel per tag of ``metrics.csv``: raw values (faint) and their moving average.
+
+    The window is ``window`` points, narrowed to a twentieth of a tag's points
+    for tags logged rarely (per-epoch evaluations), so that it smooths noise
+    without hiding the trend.
+    """
     scalars = read_scalars(csv_path)
     tags = [t for t in tags if t in scalars]
     fig, axes = plt.subplots(len(tags), 1, figsize=(8, 2.2 * len(tags)), sharex=True, squeeze=False)
     for ax, tag in zip(axes[:, 0], tags):
         steps, values = scalars[tag]
         ax.plot(steps, values, alpha=0.3, lw=0.7, label="raw")
-        ax.plot(steps, moving_average(np.array(values), window), lw=1.5, label=f"moving average ({window})")
+        width = min(window, max(1, len(values) // 20))
+        ax.plot(steps, moving_average(np.array(values), width), lw=1.5, label=f"moving average ({width})")
         ax.set_ylabel(tag, fontsize=8)
     axes[0, 0].set_title(title)
-    axes[0, 0].legend(fontsize=8)
+    for ax in axes[:, 0]:
+        ax.legend(fontsize=7, loc="best")
     axes[-1, 0].set_xlabel("step")
     fig.tight_layout()
     _save(fig, path)
