@@ -107,7 +107,11 @@ def run_convert(args: argparse.Namespace) -> int:
         system = _ReferenceSystem(args.which, _feature_config(args))
         return _run_batch(_manifest_jobs(inputs[0], args, known=None), args, system)
     from vawgan.convert import Converter
+    from vawgan.utils import configure_cpu
 
+    # The networks are small MLPs run on one utterance at a time: one CPU
+    # thread is as fast as several and does not fight other processes.
+    configure_cpu(1)
     converter = Converter(args.model, which=args.which, device=args.device, f0_method=args.f0_method)
     if single:
         converter.convert_file(inputs[0], out, args.target, source=args.source, sample=args.sample)

@@ -1,0 +1,282 @@
+"""End-to-end conversion on the shared Flite recordings with a tiny model trained here.
+
+The model (two speakers, rms → slt, a dozen training sentences each, a few
+epochs) is trained once per module in seconds. Conversion is judged like the
+evaluation does: the converted wav is re-analysed and compared, after DTW,
+with the natural target utterance of the same (held-out) sentence.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vawgan.cli import main as vawgan_main
+from vawgan.config import Config
+from vawgan.convert import Converter
+from vawgan.corpus import discover, write_manifest
+from vawgan.evaluate.metrics import score_pair
+from vawgan.features.extract import extract_corpus
+from vawgan.features.store import load_features
+from vawgan.features.world import analyze_file
+from vawgan.stats import compute_statistics
+from vawgan.train import train_model
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SPEAKERS = ("rms", "slt")
+TRAIN_SENTENCES = 12
+EVAL_IDS = ("fb010", "fb012")  # in the corpus's eval split: never seen in training
+
+
+def tiny_config() -> Config:
+    """DIO features and a short schedule (about 1.5k steps), one CPU thread.
+
+    The adversarial weight is fixed at 1: this module tests conversion, not
+    the choice of α, and a tiny critic makes the scale-matched α erratic.
+    """
+    config = Config()
+    config.features.f0_method = "dio"
+    config.train.vae_epochs = 12
+    config.train.critic_epochs = 1
+    config.train.adversarial_epochs = 2
+    config.train.alpha_mode = "fixed"
+    config.train.alpha_value = 1.0
+    config.train.device = "cpu"
+    config.train.tensorboard = False
+    config.train.num_threads = 1
+    return config
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory, shared_corpus) -> Path:
+    """A model directory trained on 12 training sentences of rms and slt (DIO features)."""
+    work = tmp_path_factory.mktemp("tiny")
+    config = tiny_config()
+    utterances = discover(shared_corpus, speakers=list(SPEAKERS))
+    train = [u for spk in SPEAKERS for u in [u for u in utterances if u.speaker == spk and u.split == "train"]
+             [:TRAIN_SENTENCES]]
+    write_manifest(train, work / "train.tsv")
+    extract_corpus(train, work / "features", config.features, progress=False)
+    feats = [(u.speaker, load_features(work / "features" / u.speaker / f"{u.utt_id}.npz")) for u in train]
+    compute_statistics((spk, f.mcep, f.f0, f.speech) for spk, f in feats).save(work / "stats.npz")
+    train_model(config, work / "features", work / "train.tsv", work / "stats.npz", work / "model",
+                device="cpu", progress=False)
+    return work / "model"
+
+
+@pytest.fixture(scope="module")
+def converter(tiny_model) -> Converter:
+    return Converter(tiny_model, device="cpu")
+
+
+def wav(corpus: Path, speaker: str, utt_id: str) -> Path:
+    return corpus / speaker / f"{utt_id}.wav"
+
+
+def scores_against(path: Path, reference: Path, config: Config, speaker: str):
+    """DTW scores of the audio at ``path`` against the natural utterance ``reference``."""
+    out = analyze_file(path, config.features, speaker=speaker)
+    ref = analyze_file(reference, config.features, speaker=speaker)
+    return score_pair(ref.mcep, ref.f0, ref.speech, out.mcep, out.f0, out.speech)
+
+
+def voiced_median(path: Path, config: Config) -> float:
+    f0 = analyze_file(path, config.features).f0
+    return float(np.median(f0[f0 > 0]))
+
+
+@pytest.mark.parametrize("utt_id", EVAL_IDS)
+def test_conversion_moves_towards_the_target_speaker(tiny_model, converter, shared_corpus, tmp_path, utt_id):
+    config = converter.model.config
+    source, target = wav(shared_corpus, "rms", utt_id), wav(shared_corpus, "slt", utt_id)
+    out = converter.convert_file(source, tmp_path / "conv.wav", "slt", source="rms")
+    converted = scores_against(out, target, config, "slt")
+    unconverted = scores_against(source, target, config, "slt")
+    # Spectrally closer to the target than the source itself is, by a clear margin.
+    assert converted.mcd < unconverted.mcd - 0.5, (converted.mcd, unconverted.mcd)
+    # F0 of the converted speech sits near slt's, far from rms's (about 170 vs 100 Hz).
+    stats = converter.model.stats
+    target_hz, source_hz = np.exp(stats.lf0_mean["slt"]), np.exp(stats.lf0_mean["rms"])
+    median = voiced_median(out, config)
+    assert abs(np.log(median / target_hz)) < np.log(1.12), (median, target_hz)
+    assert abs(np.log(median / source_hz)) > np.log(1.4)
+
+
+def test_reconstruction_stays_closer_to_the_source_than_conversion(converter, shared_corpus, tmp_path):
+    config = converter.model.config
+    source = wav(shared_corpus, "rms", EVAL_IDS[0])
+    same = converter.convert_file(source, tmp_path / "same.wav", "rms", source="rms")
+    other = converter.convert_file(source, tmp_path / "other.wav", "slt", source="rms")
+    assert scores_against(same, source, config, "rms").mcd < scores_against(other, source, config, "rms").mcd - 1.0
+    assert voiced_median(same, config) == pytest.approx(voiced_median(source, config), rel=0.05)
+
+
+def test_unknown_source_uses_global_statistics_and_the_inputs_own_f0(converter, shared_corpus, tmp_path):
+    config = converter.model.config
+    source, target = wav(shared_corpus, "rms", EVAL_IDS[1]), wav(shared_corpus, "slt", EVAL_IDS[1])
+    out = converter.convert_file(source, tmp_path / "anon.wav", "slt")
+    assert scores_against(out, target, config, "slt").mcd < scores_against(source, target, config, "slt").mcd
+    median = voiced_median(out, config)
+    assert abs(np.log(median / np.exp(converter.model.stats.lf0_mean["slt"]))) < np.log(1.15)
+
+
+def test_convert_features_is_deterministic_and_keeps_source_c0_and_aperiodicity(converter, shared_corpus):
+    feats = converter.analyze_file(wav(shared_corpus, "rms", EVAL_IDS[0]), "rms")
+    a = converter.convert_features(feats, "rms", "slt")
+    b = converter.convert_features(feats, "rms", "slt")
+    np.testing.assert_array_equal(a.mcep, b.mcep)
+    np.testing.assert_array_equal(a.mcep[:, 0], np.asarray(feats.mcep[:, 0], dtype=np.float64))
+    np.testing.assert_array_equal(a.coded_ap, feats.coded_ap)
+    assert np.array_equal(a.f0 > 0, feats.f0 > 0)  # voicing is the source's
+    sampled = converter.convert_features(feats, "rms", "slt", sample=True)
+    assert not np.allclose(sampled.mcep[:, 1:], a.mcep[:, 1:])
+
+
+def test_vae_weights_convert_too(tiny_model, shared_corpus, tmp_path):
+    vae = Converter(tiny_model, which="vae", device="cpu")
+    out = vae.convert_file(wav(shared_corpus, "rms", EVAL_IDS[0]), tmp_path / "vae.wav", "slt", source="rms")
+    assert sf.info(str(out)).samplerate == 16000
+
+
+# --- the command line -----------------------------------------------------------------------------------------
+
+
+def run_cli(*args) -> int:
+    return vawgan_main(["convert", *map(str, args)])
+
+
+def test_cli_single_file(tiny_model, shared_corpus, tmp_path, capsys):
+    out = tmp_path / "sub" / "out.wav"
+    assert run_cli(wav(shared_corpus, "rms", EVAL_IDS[0]), "--model", tiny_model, "--target", "slt",
+                   "--source", "rms", "--which", "vae", "--f0-method", "dio", "-o", out) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    x, fs = sf.read(out)
+    assert fs == 16000 and x.size > 16000 and np.max(np.abs(x)) < 1.0
+
+
+def test_cli_unknown_target_lists_speakers_and_writes_nothing(tiny_model, shared_corpus, tmp_path, capsys):
+    out = tmp_path / "out.wav"
+    assert run_cli(wav(shared_corpus, "rms", EVAL_IDS[0]), "--model", tiny_model, "--target", "bdl",
+                   "-o", out) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'bdl'" in err and "rms, slt" in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_cli_unwritable_output_fails_before_loading_anything(shared_corpus, tmp_path, capsys):
+    (tmp_path / "afile").write_text("not a folder")
+    # --model points nowhere: the output check must come first, before the model would be loaded.
+    assert run_cli(wav(shared_corpus, "rms", EVAL_IDS[0]), "--model", tmp_path / "no-model", "--target", "slt",
+                   "-o", tmp_path / "afile" / "out.wav") == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_cli_model_directory_errors(tiny_model, shared_corpus, tmp_path, capsys):
+    broken = tmp_path / "model"
+    shutil.copytree(tiny_model, broken)
+    src = wav(shared_corpus, "rms", EVAL_IDS[0])
+    (broken / "vawgan.pt").write_bytes((broken / "vawgan.pt").read_bytes()[:1000])
+    assert run_cli(src, "--model", broken, "--target", "slt", "-o", tmp_path / "a.wav") == 2
+    assert "vawgan.pt" in capsys.readouterr().err
+    (broken / "stats.npz").unlink()
+    assert run_cli(src, "--model", broken, "--which", "vae", "--target", "slt", "-o", tmp_path / "b.wav") == 2
+    assert "stats.npz" in capsys.readouterr().err
+    assert run_cli(src, "--model", tmp_path / "nowhere", "--target", "slt", "-o", tmp_path / "c.wav") == 2
+    assert "model directory not found" in capsys.readouterr().err
+    assert list(tmp_path.glob("*.wav")) == []
+
+
+def make_bad_inputs(folder: Path, good: Path) -> dict[str, Path]:
+    """Files a user may pass by mistake, each of which must give one line and no output."""
+    folder.mkdir()
+    x, fs = sf.read(good)
+    files = {"empty": folder / "empty.wav", "text": folder / "text.wav", "truncated": folder / "truncated.wav",
+             "silent": folder / "silent.wav", "short": folder / "short.wav"}
+    files["empty"].write_bytes(b"")
+    files["text"].write_text("this is not audio\n")
+    files["truncated"].write_bytes(good.read_bytes()[:30])
+    sf.write(files["silent"], np.zeros(fs), fs)
+    sf.write(files["short"], x[:200], fs)
+    return files
+
+
+def test_cli_bad_inputs_give_one_line_and_no_output(tiny_model, shared_corpus, tmp_path, capsys):
+    bad = make_bad_inputs(tmp_path / "bad", wav(shared_corpus, "rms", EVAL_IDS[0]))
+    out_dir = tmp_path / "out"
+    for kind, path in bad.items():
+        assert run_cli(path, "--model", tiny_model, "--target", "slt", "-o", out_dir / f"{kind}.wav") == 2, kind
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(path) in err, (kind, err)
+    assert not out_dir.exists() or list(out_dir.iterdir()) == []
+
+
+def test_cli_resamples_and_mixes_down_other_formats_and_says_so(tiny_model, shared_corpus, tmp_path, caplog):
+    import librosa
+
+    x, fs = sf.read(wav(shared_corpus, "rms", EVAL_IDS[0]))
+    odd = tmp_path / "stereo22k.wav"
+    sf.write(odd, np.stack([librosa.resample(x, orig_sr=fs, target_sr=22050)] * 2, axis=1), 22050)
+    out = tmp_path / "out.wav"
+    assert run_cli(odd, "--model", tiny_model, "--target", "slt", "--source", "rms", "-o", out) == 0
+    # The loader's warnings (the `vawgan` logger; printed on stderr by the command line).
+    assert "resampled" in caplog.text and "22050" in caplog.text and "mono" in caplog.text
+    assert sf.info(str(out)).samplerate == 16000
+
+
+def test_cli_folder_batch_skips_bad_files_and_reruns_cheaply(tiny_model, shared_corpus, tmp_path, capsys):
+    inputs = tmp_path / "in"
+    (inputs / "nested").mkdir(parents=True)
+    shutil.copy(wav(shared_corpus, "rms", EVAL_IDS[0]), inputs / "a.wav")
+    shutil.copy(wav(shared_corpus, "rms", EVAL_IDS[1]), inputs / "nested" / "b.wav")
+    (inputs / "broken.wav").write_text("not audio")
+    out = tmp_path / "out"
+    assert run_cli(inputs, "--model", tiny_model, "--target", "slt", "--source", "rms", "-o", out) == 1
+    captured = capsys.readouterr()
+    assert "wrote 2 file(s)" in captured.out and "1 not written" in captured.out
+    assert "broken.wav" in captured.err
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.wav")) == ["a.wav", "nested/b.wav"]
+    (inputs / "broken.wav").unlink()
+    assert run_cli(inputs, "--model", tiny_model, "--target", "slt", "--source", "rms", "-o", out) == 0
+    assert "2 already up to date" in capsys.readouterr().out
+
+
+def test_cli_manifest_converts_every_ordered_pair(tiny_model, shared_corpus, tmp_path, capsys):
+    utterances = [u for u in discover(shared_corpus, speakers=list(SPEAKERS)) if u.utt_id == EVAL_IDS[0]]
+    write_manifest(utterances, tmp_path / "eval.tsv")
+    out = tmp_path / "converted"
+    assert run_cli(tmp_path / "eval.tsv", "--model", tiny_model, "--target", "all", "-o", out) == 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.wav")) == \
+        [f"rms-slt/{EVAL_IDS[0]}.wav", f"slt-rms/{EVAL_IDS[0]}.wav"]
+    assert run_cli(tmp_path / "eval.tsv", "--model", tiny_model, "--target", "all", "--source", "rms",
+                   "-o", out) == 2
+    assert "drop --source" in capsys.readouterr().err
+
+
+# --- the pretrained model shipped with the package ---------------------------------------------------------------
+
+
+def test_pretrained_model_loads_and_converts(shared_corpus, tmp_path):
+    converter = Converter(device="cpu")
+    assert set(converter.speakers) == {"awb", "rms", "slt"}
+    out = converter.convert_file(wav(shared_corpus, "rms", EVAL_IDS[0]), tmp_path / "p.wav", "slt", source="rms")
+    config = converter.model.config
+    target = wav(shared_corpus, "slt", EVAL_IDS[0])
+    assert scores_against(out, target, config, "slt").mcd < \
+        scores_against(wav(shared_corpus, "rms", EVAL_IDS[0]), target, config, "slt").mcd - 1.0
+    assert abs(np.log(voiced_median(out, config) / np.exp(converter.model.stats.lf0_mean["slt"]))) < np.log(1.12)
+
+
+def test_installed_command_uses_the_pretrained_model(shared_corpus, tmp_path):
+    """`vawgan convert in.wav --target rms -o out.wav`, exactly as after `pip install`."""
+    out = tmp_path / "out.wav"
+    done = subprocess.run([sys.executable, "-m", "vawgan", "convert", str(wav(shared_corpus, "slt", EVAL_IDS[1])),
+                           "--target", "rms", "-o", str(out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sf.info(str(out)).samplerate == 16000
