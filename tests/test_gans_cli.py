@@ -35,6 +35,7 @@ def test_gan2d_train_resume_sample_evaluate_plot(tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err
     assert main(["gan2d", "train", "--out", str(run), *small, "--resume", "--set", "train.epochs=3"]) == 0
     assert json.loads((run / "report.json").read_text())["epochs"] == 3
+    assert main(["gan2d", "train", "--out", str(run), *small, "--resume", "--set", "train.epochs=3"]) == 0
     assert main(["gan2d", "train", "--out", str(run), *small, "--resume", "--set", "model.hidden=64"]) == 2
     assert "'model' settings differ" in capsys.readouterr().err
 
@@ -71,3 +72,4 @@ def test_mnist_and_began_on_fallback_digits(tmp_path, capsys):
     assert "real vs real floor" in capsys.readouterr().out
     assert main(["mnist", "train", "--out", "x", "--set", "model.kind=gan"]) == 2
     assert main(["mnist", "train", "--out", "y", "--set", "data.mnist_dir=nowhere"]) == 2
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # no half-made run directories

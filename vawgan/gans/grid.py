@@ -55,7 +55,6 @@ def coverage_line(c: ModeCoverage) -> str:
 def train(config: Grid2DConfig, run_dir: Path, device, resume: bool = False) -> dict:
     """Train the GAN named by ``config.model.kind``; return the final report (also written to ``run_dir``)."""
     run_dir = Path(run_dir)
-    state = start_run(run_dir, config, resume)
     t = config.train
     seed_everything(t.seed)
     configure_cpu(t.num_threads)
@@ -63,6 +62,10 @@ def train(config: Grid2DConfig, run_dir: Path, device, resume: bool = False) -> 
                                            config.data.samples_per_mode, t.seed)).to(device)
     centres = grid_centres(config.data.grid_values)
     generator, discriminator = build_networks(config, device)
+    batches = len(data) // t.batch_size
+    if batches == 0:
+        raise VawganError(f"train.batch_size {t.batch_size} is larger than the {len(data)} training points")
+    state = start_run(run_dir, config, resume)  # after the config has proved usable: no stray run dirs
     opt_g = adam(generator, t.learning_rate, t.adam_betas)
     opt_d = adam(discriminator, t.learning_rate, t.adam_betas)
     decay = lambda step: 1.0 / (1.0 + t.lr_decay * step)  # noqa: E731
@@ -72,7 +75,7 @@ def train(config: Grid2DConfig, run_dir: Path, device, resume: bool = False) -> 
                "sched_g": sched_g, "sched_d": sched_d}
     epoch, step = restore_run_state(state, modules) if state else (0, 0)
     elapsed = state.get("train_seconds", 0.0) if state else 0.0
-    batches = len(data) // t.batch_size
+    start_epoch = epoch
     noise_fn = lambda n: sample_noise(n, config.model.noise_dim, device)  # noqa: E731
     frames_dir = run_dir / "frames"
     with run_logging(run_dir) as log, RunLogger(run_dir, tensorboard=t.tensorboard) as logger:
@@ -108,6 +111,8 @@ def train(config: Grid2DConfig, run_dir: Path, device, resume: bool = False) -> 
                                  f"{config.model.kind} GAN, epoch {epoch}: {coverage_line(coverage)}",
                                  frames_dir / f"epoch_{epoch:04d}.png")
             save_run_state(run_dir, epoch, step, modules, train_seconds=elapsed)
+        if epoch == start_epoch:  # resumed a finished run: evaluate it once more for the report
+            coverage = evaluate_points(config, generate(generator, t.eval_samples, config.model.noise_dim, device))
         report = {"model": config.model.kind, "epochs": epoch, "steps": step, "train_seconds": round(elapsed, 1),
                   "eval_samples": t.eval_samples, "modes": coverage.modes, "n_modes": coverage.n_modes,
                   "high_quality": coverage.high_quality, "mode_counts": coverage.counts, "device": str(device)}

@@ -79,13 +79,16 @@ def train(config: ImageGanConfig | BeganConfig, run_dir: Path, device, resume: b
     """Train the model the config names; return the final report (also written to ``run_dir``)."""
     run_dir = Path(run_dir)
     kind = model_kind(config)
-    state = start_run(run_dir, config, resume)
     t = config.train
     seed_everything(t.seed)
     configure_cpu(t.num_threads)
     digits = load_digit_images(config.data.mnist_dir, config.data.allow_fallback)
     train_images = torch.from_numpy(digits.train_images[: config.data.max_train_images]).to(device)
     generator, discriminator = build_networks(config, device)
+    batches = len(train_images) // t.batch_size
+    if batches == 0:
+        raise VawganError(f"train.batch_size {t.batch_size} is larger than the {len(train_images)} training images")
+    state = start_run(run_dir, config, resume)  # after the config and data have proved usable
     opt_g = adam(generator, t.learning_rate, t.adam_betas)
     opt_d = adam(discriminator, t.learning_rate, t.adam_betas)
     modules = {"generator": generator, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d}
@@ -93,9 +96,6 @@ def train(config: ImageGanConfig | BeganConfig, run_dir: Path, device, resume: b
     k = torch.tensor(state.get("k", 0.0) if state else 0.0, device=device)
     elapsed = state.get("train_seconds", 0.0) if state else 0.0
     collapses: list[dict] = state.get("collapses", []) if state else []
-    batches = len(train_images) // t.batch_size
-    if batches == 0:
-        raise VawganError(f"train.batch_size {t.batch_size} is larger than the {len(train_images)} training images")
     noise_fn = lambda n: sample_noise(n, generator.noise_dim, device)  # noqa: E731
     with run_logging(run_dir) as log, RunLogger(run_dir, tensorboard=t.tensorboard) as logger:
         log.info("%s on %s: %d training images, %d steps per epoch, device %s", kind, digits.source,
