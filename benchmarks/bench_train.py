@@ -19,7 +19,9 @@ normalized per speaker), a random subset of the training split. Run the
 recipe's stages 0–2 first (``bash recipes/flite/run.sh --stop-stage 2``).
 Timings include everything the trainer does per epoch (progress bookkeeping,
 the end-of-epoch sync and log) but not data loading. The machine's load
-average is printed with the results: on a shared machine it matters.
+average is printed with the results: on a shared machine it matters, and the
+CPU time of this process (``time.process_time``) is printed next to the wall
+time because it depends much less on other processes.
 
     python benchmarks/bench_train.py [--threads 1 2] [--steps 400] [--full-threads 1] [--no-full]
 """
@@ -70,8 +72,8 @@ def time_schedule(frames, device: str, threads: int | None, vae: int, critic: in
     return trainer.timings
 
 
-def reference_style_rates(frames, threads: int, steps: int) -> dict[str, float]:
-    """Steps/s of a training loop written the way the reference blog wrote it, for comparison.
+def reference_style_rates(frames, threads: int, steps: int) -> dict[str, tuple[float, float]]:
+    """Steps/s and CPU seconds per step of a loop written the way the reference blog wrote it.
 
     Our own re-implementation of that style, on the same networks and frames:
     host-side batches, ``.item()`` on every loss every step, the gradient
@@ -148,10 +150,10 @@ def reference_style_rates(frames, threads: int, steps: int) -> dict[str, float]:
     for phase, fn in (("vae", vae_step), ("critic", critic_step), ("adversarial", adversarial_step)):
         for i in range(20):
             fn(*batch(i))
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for i in range(steps):
             fn(*batch(i))
-        rates[phase] = steps / (time.perf_counter() - start)
+        rates[phase] = (steps / (time.perf_counter() - start), (time.process_time() - cpu_start) / steps)
     return rates
 
 
@@ -183,18 +185,19 @@ def main() -> None:
             runs.append(("cuda + torch.compile", "cuda", None, True))
     print(f"## Training speed (batch 128, {args.steps} steps per phase, real frames; torch {torch.__version__}, "
           f"{os.cpu_count()} CPUs)\n")
-    print("| device | phase | steps/s | frames/s |")
-    print("|---|---|---:|---:|")
+    print("| device | phase | steps/s | frames/s | CPU ms/step |")
+    print("|---|---|---:|---:|---:|")
     for label, device, threads, compile_ in runs:
         timings = time_schedule(short, device, threads, 1, 1, 1, compile_)
         for phase, t in timings.items():
-            print(f"| {label} | {phase} | {t['steps_per_second']:.0f} | {t['frames_per_second']:,.0f} |", flush=True)
+            print(f"| {label} | {phase} | {t['steps_per_second']:.0f} | {t['frames_per_second']:,.0f} | "
+                  f"{1e3 * t['cpu_seconds'] / t['steps']:.2f} |", flush=True)
     reference = reference_style_rates(short, args.full_threads, args.steps)
-    for phase, rate in reference.items():
+    for phase, (rate, cpu) in reference.items():
         print(f"| reference-style loop, cpu, {args.full_threads} thread(s) | {phase} | {rate:.0f} | "
-              f"{rate * 128:,.0f} |", flush=True)
+              f"{rate * 128:,.0f} | {1e3 * cpu:.2f} |", flush=True)
     if not torch.cuda.is_available():
-        print("| cuda | all | not measured (no GPU visible) | |")
+        print("| cuda | all | not measured (no GPU visible) | | |")
 
     if not args.no_full:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -203,13 +206,15 @@ def main() -> None:
         where = "cuda" if device == "cuda" else f"cpu, {args.full_threads} thread(s)"
         print(f"\n## Full reference schedule: 25 + 5 + 25 epochs over {frames.num_frames:,} frames, batch 128 "
               f"({where})\n")
-        print("| phase | steps | seconds | steps/s |")
-        print("|---|---:|---:|---:|")
+        print("| phase | steps | seconds | CPU seconds | steps/s |")
+        print("|---|---:|---:|---:|---:|")
         for phase, t in timings.items():
-            print(f"| {phase} | {t['steps']} | {t['seconds']:.1f} | {t['steps_per_second']:.0f} |")
-        print(f"| **total** | | **{total:.1f}** | |")
+            print(f"| {phase} | {t['steps']} | {t['seconds']:.1f} | {t['cpu_seconds']:.1f} | "
+                  f"{t['steps_per_second']:.0f} |")
+        cpu_total = sum(t["cpu_seconds"] for t in timings.values())
+        print(f"| **total** | | **{total:.1f}** | {cpu_total:.1f} | |")
         steps_per_epoch = frames.num_frames // 128
-        estimate = sum(epochs * steps_per_epoch / reference[phase]
+        estimate = sum(epochs * steps_per_epoch / reference[phase][0]
                        for phase, epochs in (("vae", 25), ("critic", 5), ("adversarial", 25)))
         print(f"\nThe reference-style loop's rates from table 1 give {estimate:.0f} s for this schedule "
               f"under the same load ({estimate / total:.1f}x slower).")

@@ -295,7 +295,7 @@ class Trainer:
         self._say(f"phase {phase}: {epochs} epochs x {self.steps_per_epoch} steps of {self.batch} frames "
                   f"({self.num_frames} frames, {self.num_speakers} speaker(s), device {self.device}"
                   f"{f', {self.world} processes' if self.world > 1 else ''})")
-        started, steps_run = time.perf_counter(), 0
+        started, cpu_started, steps_run = time.perf_counter(), time.process_time(), 0
         while self.epoch < epochs:
             if self.order is None:
                 self.order = torch.randperm(self.num_frames, generator=self.generator, device=self.device)
@@ -316,7 +316,9 @@ class Trainer:
             self._end_epoch(phase, epochs, tags, logger, time.perf_counter() - epoch_started,
                             self.steps_per_epoch - first_step)
         seconds = time.perf_counter() - started
-        self.timings[phase] = {"steps": steps_run, "seconds": seconds,
+        # CPU seconds of this process next to wall seconds: on a shared machine
+        # the ratio shows how much of the time the trainer actually ran.
+        self.timings[phase] = {"steps": steps_run, "seconds": seconds, "cpu_seconds": time.process_time() - cpu_started,
                                "steps_per_second": steps_run / seconds if seconds > 0 else float("nan"),
                                "frames_per_second": steps_run * self.batch / seconds if seconds > 0 else float("nan")}
         self.completed.append(phase)
