@@ -19,7 +19,7 @@ import soundfile as sf
 
 from vawgan.cli import main as vawgan_main
 from vawgan.config import Config
-from vawgan.convert import Converter
+from vawgan.convert import Converter, NumpyModel, export_numpy_weights
 from vawgan.corpus import discover, write_manifest
 from vawgan.evaluate.metrics import score_pair
 from vawgan.features.extract import extract_corpus
@@ -273,10 +273,41 @@ def test_pretrained_model_loads_and_converts(shared_corpus, tmp_path):
     assert abs(np.log(voiced_median(out, config) / np.exp(converter.model.stats.lf0_mean["slt"]))) < np.log(1.12)
 
 
-def test_installed_command_uses_the_pretrained_model(shared_corpus, tmp_path):
-    """`vawgan convert in.wav --target rms -o out.wav`, exactly as after `pip install`."""
+def test_installed_command_uses_the_pretrained_model_without_importing_torch(shared_corpus, tmp_path):
+    """`vawgan convert in.wav --target rms -o out.wav` as after `pip install`, in a fresh interpreter.
+
+    The packaged model carries current NumPy weights, so the command must not
+    pay for importing PyTorch (most of its start-up time otherwise).
+    """
     out = tmp_path / "out.wav"
-    done = subprocess.run([sys.executable, "-m", "vawgan", "convert", str(wav(shared_corpus, "slt", EVAL_IDS[1])),
-                           "--target", "rms", "-o", str(out)], capture_output=True, text=True, timeout=120)
+    code = ("import sys; from vawgan.cli import main; "
+            f"status = main(['convert', {str(wav(shared_corpus, 'slt', EVAL_IDS[1]))!r}, '--target', 'rms', "
+            f"'-o', {str(out)!r}]); print('torch imported:', 'torch' in sys.modules); sys.exit(status)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+    assert "torch imported: False" in done.stdout
     assert sf.info(str(out)).samplerate == 16000
+
+
+def test_numpy_weights_match_torch_and_are_ignored_when_stale(tiny_model, shared_corpus, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    export_numpy_weights(model, "vawgan")
+    fast, reference = Converter(model, device="cpu"), Converter(model, device="auto")
+    assert isinstance(fast.model, NumpyModel) and not isinstance(reference.model, NumpyModel)
+    feats = fast.analyze_file(wav(shared_corpus, "rms", EVAL_IDS[0]), "rms")
+    for source in ("rms", None):
+        np.testing.assert_allclose(fast.convert_features(feats, source, "slt").mcep,
+                                   reference.convert_features(feats, source, "slt").mcep, atol=1e-4)
+    # Retrained weights (here: the VAE's in place of the VAW-GAN's) make the NumPy copy stale.
+    shutil.copy(model / "vae.pt", model / "vawgan.pt")
+    stale = Converter(model, device="cpu")
+    assert not isinstance(stale.model, NumpyModel)
+    np.testing.assert_allclose(stale.convert_features(feats, "rms", "slt").mcep,
+                               Converter(model, which="vae").convert_features(feats, "rms", "slt").mcep)
+
+
+def test_packaged_numpy_weights_are_current():
+    """The shipped `.npz` copies were exported from the shipped `.pt` files (else start-up imports torch)."""
+    for which in ("vae", "vawgan"):
+        assert isinstance(Converter(which=which).model, NumpyModel), which

@@ -18,11 +18,21 @@ The steps (SPEC sections 2 and 4, Hsu et al. 2017):
 :class:`Converter` loads a model directory once and converts any number of
 utterances with it; without a directory it loads the small pretrained model
 shipped inside the package (:data:`PRETRAINED_DIR`).
+
+Start-up. Importing PyTorch takes most of a command-line conversion's time
+(about 1.5 s of CPU here, against a few tenths of a second for converting a
+3 s utterance). The encoder and decoder are small MLPs, so on the CPU the
+converter evaluates them with NumPy from ``<which>.npz``, a plain-array copy of
+``<which>.pt`` written by :func:`export_numpy_weights`, and never imports
+torch. The copy records the SHA-256 of the ``.pt`` it came from and is only
+used while that still matches; otherwise (and on CUDA) the PyTorch modules of
+:func:`vawgan.model_dir.load_model` are used.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from pathlib import Path
 
@@ -103,6 +113,106 @@ def check_output_writable(path: str | os.PathLike) -> Path:
     return path
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def export_numpy_weights(model_dir: str | os.PathLike, which: str = "vawgan") -> Path:
+    """Write ``<which>.npz`` next to ``<which>.pt``: encoder and decoder weights as plain arrays.
+
+    Keys are ``encoder/<state-dict key>`` and ``decoder/<state-dict key>``, plus
+    ``source_sha256``, the hash of the ``.pt`` file, so that a retrained model
+    never runs with stale NumPy weights. Needs PyTorch (to read the ``.pt``).
+    """
+    from vawgan.checkpoint import load_checkpoint
+    from vawgan.model_dir import WEIGHT_FILES
+    from vawgan.utils import save_npz_atomic
+
+    weights = Path(model_dir) / WEIGHT_FILES[which]
+    state = load_checkpoint(weights)
+    arrays = {f"{net}/{key}": value.detach().cpu().numpy()
+              for net in ("encoder", "decoder") for key, value in state[net].items()}
+    out = weights.with_suffix(".npz")
+    save_npz_atomic(out, source_sha256=np.array(_sha256(weights)), **arrays)
+    return out
+
+
+def _linear_layers(data, net: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The ``(weight, bias)`` pairs of ``<net>/net.<i>.weight`` in layer order (ReLU between them)."""
+    indices = sorted(int(key.split(".")[1]) for key in data.files
+                     if key.startswith(f"{net}/net.") and key.endswith(".weight"))
+    return [(data[f"{net}/net.{i}.weight"], data[f"{net}/net.{i}.bias"]) for i in indices]
+
+
+def _mlp(x: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Linear layers with ReLU between them, as :func:`vawgan.models.mlp` builds them."""
+    for i, (weight, bias) in enumerate(layers):
+        if i:
+            x = np.maximum(x, 0.0)
+        x = x @ weight.T + bias
+    return x
+
+
+class NumpyModel:
+    """The encoder and decoder of a model directory, evaluated with NumPy on the CPU.
+
+    Offers what :class:`Converter` uses of :class:`vawgan.model_dir.LoadedModel`
+    (``config``, ``stats``, ``speakers``, ``speaker_index``, ``device``,
+    ``which``) with :meth:`encode` and :meth:`decode` on arrays. Built by
+    :meth:`load`, which returns None when ``<which>.npz`` is missing or was
+    exported from another ``<which>.pt``.
+    """
+
+    device = "cpu"
+
+    def __init__(self, config, stats, speakers, which, encoder_layers, decoder_layers, embedding):
+        self.config, self.stats, self.speakers, self.which = config, stats, speakers, which
+        self.encoder_layers, self.decoder_layers, self.embedding = encoder_layers, decoder_layers, embedding
+
+    @classmethod
+    def load(cls, model_dir: Path, which: str) -> "NumpyModel | None":
+        import zipfile
+
+        from vawgan.config import load_config
+        from vawgan.model_dir import CONFIG_FILE, SPEAKERS_FILE, STATS_FILE, WEIGHT_FILES, read_speakers
+        from vawgan.stats import Statistics
+
+        weights = model_dir / WEIGHT_FILES.get(which, f"{which}.pt")
+        arrays = weights.with_suffix(".npz")
+        if not (weights.is_file() and arrays.is_file()):
+            return None
+        try:
+            with np.load(arrays) as data:
+                if str(data["source_sha256"]) != _sha256(weights):
+                    return None
+                encoder, decoder = _linear_layers(data, "encoder"), _linear_layers(data, "decoder")
+                embedding = data["decoder/embedding.weight"] if "decoder/embedding.weight" in data.files else None
+        except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile):
+            return None  # unreadable copy: the PyTorch weights decide
+        speakers = read_speakers(model_dir / SPEAKERS_FILE)
+        if (embedding is not None and embedding.shape[0] != len(speakers)) or not encoder or not decoder:
+            return None
+        return cls(load_config(model_dir / CONFIG_FILE), Statistics.load(model_dir / STATS_FILE), speakers, which,
+                   encoder, decoder, embedding)
+
+    def speaker_index(self, name: str) -> int:
+        """The decoder's id of speaker ``name``; :class:`VawganError` listing the known ones otherwise."""
+        if name not in self.speakers:
+            raise VawganError(f"unknown speaker {name!r}; this model knows: {', '.join(self.speakers)}")
+        return self.speakers.index(name)
+
+    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(μ, log σ²) of normalized frames ``x`` (N, D)."""
+        mu, logvar = np.split(_mlp(x.astype(np.float32), self.encoder_layers), 2, axis=1)
+        return mu, logvar
+
+    def decode(self, z: np.ndarray, speaker_index: int) -> np.ndarray:
+        """Normalized frames decoded from latents ``z`` (N, latent) with one speaker's code."""
+        if self.embedding is not None:
+            z = np.hstack([z, np.broadcast_to(self.embedding[speaker_index], (z.shape[0], self.embedding.shape[1]))])
+        return _mlp(z.astype(np.float32), self.decoder_layers)
+
+
 class Converter:
     """Converts utterances between the speakers of one trained model.
 
@@ -116,20 +226,24 @@ class Converter:
         ``"vawgan"`` (weights after adversarial fine-tuning) or ``"vae"``
         (weights after VAE pretraining, the over-smoothed baseline).
     device:
-        ``auto``, ``cpu`` or ``cuda[:N]``. The network is small; WORLD analysis
-        and synthesis run on the CPU in any case.
+        ``cpu`` (default), ``auto`` or ``cuda[:N]``. The networks are small and
+        WORLD analysis and synthesis run on the CPU in any case, so a GPU only
+        adds its start-up time for single utterances. On the CPU the NumPy
+        copy of the weights is used when it is current (no torch import).
     f0_method:
         ``harvest`` or ``dio`` to override the model's F0 extractor for the
         input (``dio`` is several times faster); None keeps the model's.
     """
 
-    def __init__(self, model_dir: str | os.PathLike | None = None, which: str = "vawgan", device: str = "auto",
+    def __init__(self, model_dir: str | os.PathLike | None = None, which: str = "vawgan", device: str = "cpu",
                  f0_method: str | None = None):
-        from vawgan.model_dir import load_model
-
         self.model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
-        self.model = load_model(self.model_dir, which=which, device=device)
         self.which = which
+        self.model = NumpyModel.load(self.model_dir, which) if device == "cpu" and self.model_dir.is_dir() else None
+        if self.model is None:
+            from vawgan.model_dir import load_model
+
+            self.model = load_model(self.model_dir, which=which, device=device)
         features = self.model.config.features
         if f0_method is not None:
             if f0_method not in ("harvest", "dio"):
@@ -156,11 +270,9 @@ class Converter:
         """Convert one utterance's features from ``source`` (None: unknown) to ``target``.
 
         ``sample=True`` decodes a draw from the encoder's posterior instead of
-        its mean μ (for listening to the model's uncertainty; not repeatable
-        without a fixed torch seed).
+        its mean μ (for listening to the model's uncertainty; a fresh draw
+        every call).
         """
-        import torch
-
         target_index = self.check_speaker(target)
         if source is not None:
             self.check_speaker(source)
@@ -174,13 +286,7 @@ class Converter:
         stats = self.model.stats
         mcep = np.asarray(feats.mcep, dtype=np.float64)
         normalized = stats.normalize(mcep[:, 1:], source)
-        device = self.model.device
-        with torch.inference_mode():
-            x = torch.from_numpy(normalized.astype(np.float32)).to(device)
-            mu, logvar = self.model.encoder(x)
-            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
-            speaker_ids = torch.full((x.shape[0],), target_index, dtype=torch.long, device=device)
-            decoded = self.model.decoder(z, speaker_ids).cpu().numpy().astype(np.float64)
+        decoded = self._encode_decode(normalized, target_index, sample)
         converted = mcep.copy()
         converted[:, 1:] = stats.denormalize(decoded, target)
 
@@ -191,6 +297,22 @@ class Converter:
             source_lf0 = lf0_statistics_of(feats.f0, fallback_std=target_lf0[1])
         f0 = convert_f0(feats.f0, source_lf0, target_lf0) if source_lf0 is not None else np.zeros_like(feats.f0)
         return dataclasses.replace(feats, f0=f0, mcep=converted)
+
+    def _encode_decode(self, normalized: np.ndarray, target_index: int, sample: bool) -> np.ndarray:
+        """Encode normalized frames (μ, or a posterior draw), decode with speaker ``target_index``."""
+        if isinstance(self.model, NumpyModel):
+            mu, logvar = self.model.encode(normalized)
+            z = mu + np.random.default_rng().standard_normal(mu.shape) * np.exp(0.5 * logvar) if sample else mu
+            return self.model.decode(z, target_index).astype(np.float64)
+        import torch
+
+        device = self.model.device
+        with torch.inference_mode():
+            x = torch.from_numpy(normalized.astype(np.float32)).to(device)
+            mu, logvar = self.model.encoder(x)
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
+            speaker_ids = torch.full((x.shape[0],), target_index, dtype=torch.long, device=device)
+            return self.model.decoder(z, speaker_ids).cpu().numpy().astype(np.float64)
 
     def analyze_file(self, path: str | os.PathLike, source: str | None = None) -> UtteranceFeatures:
         """Read ``path`` (resampled to the model's rate, with a warning) and analyse it like the training data.

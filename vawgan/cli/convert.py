@@ -68,7 +68,9 @@ def register(subparsers) -> None:
                    help="weights after adversarial fine-tuning (vawgan, the default) or after VAE pretraining "
                         "(vae); with a manifest also the evaluation's references: copy (source unchanged) or "
                         "anasyn (analysis-synthesis of the target's own recording)")
-    p.add_argument("--device", default="auto", metavar="auto|cpu|cuda", help="where the network runs (default: auto)")
+    p.add_argument("--device", default="cpu", metavar="cpu|auto|cuda",
+                   help="where the network runs (default: cpu; the networks are small and WORLD runs on the CPU "
+                        "anyway, so a GPU only adds its start-up time)")
     p.add_argument("--f0-method", choices=("harvest", "dio"), default=None,
                    help="F0 extractor for the input (default: the model's; dio is several times faster)")
     p.add_argument("--split", choices=("train", "dev", "eval"), default=None,
@@ -106,13 +108,15 @@ def run_convert(args: argparse.Namespace) -> int:
     if args.which in REFERENCE_SYSTEMS:
         system = _ReferenceSystem(args.which, _feature_config(args))
         return _run_batch(_manifest_jobs(inputs[0], args, known=None), args, system)
-    from vawgan.convert import Converter
-    from vawgan.utils import configure_cpu
+    from vawgan.convert import Converter, NumpyModel
 
-    # The networks are small MLPs run on one utterance at a time: one CPU
-    # thread is as fast as several and does not fight other processes.
-    configure_cpu(1)
     converter = Converter(args.model, which=args.which, device=args.device, f0_method=args.f0_method)
+    if not isinstance(converter.model, NumpyModel):
+        from vawgan.utils import configure_cpu
+
+        # Small MLPs on one utterance at a time: one CPU thread is as fast as
+        # several and does not fight other processes for the cores.
+        configure_cpu(1)
     if single:
         converter.convert_file(inputs[0], out, args.target, source=args.source, sample=args.sample)
         print(f"wrote {out} ({converter.which}, {args.source or 'unknown speaker'} -> {args.target})")

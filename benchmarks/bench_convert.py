@@ -1,0 +1,145 @@
+"""Conversion speed: real-time factor of the core and wall time of the CLI.
+
+Prints a Markdown table for a 3 s utterance of the shared corpus (or any file
+given with --wav, cut to --seconds):
+
+* core RTF = seconds spent per second of audio by ``Converter.convert_audio``
+  (analysis, network, synthesis; one torch thread), with each step's share,
+  for Harvest and for DIO + StoneMask;
+* CLI wall time of ``vawgan convert in.wav --target T -o out.wav`` as a user
+  runs it, start-up (imports, model loading) included, and of ``vawgan --help``
+  and of importing torch alone (the largest part of the start-up).
+
+Each time is given as wall time and as CPU time (user + system) of the
+process: on a shared machine the wall time also counts waiting for a core.
+
+Goals of the project: core RTF ≤ 0.05 with DIO, CLI wall time ≤ 3 s.
+
+    python benchmarks/bench_convert.py [--model DIR] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_WAV = REPO.parent / "shared" / "data" / "speech" / "flite" / "rms" / "fb003.wav"
+
+
+def median_time(fn, repeats: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``fn()`` over ``repeats`` calls, after one warm-up call.
+
+    CPU time (this process) is reported next to wall time because on a shared
+    machine wall time also counts the time other processes hold the core.
+    """
+    fn()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def core_rows(converter, x: np.ndarray, target: str, source: str | None, repeats: int) -> list[tuple]:
+    """Per-step and total seconds for one F0 method, as table rows."""
+    from vawgan.features.world import analyze, synthesize
+
+    fs = converter.sample_rate
+    duration = len(x) / fs
+    feats = analyze(x, fs, converter.feature_config, speaker=source)
+    converted = converter.convert_features(feats, source, target)
+    steps = {
+        "analysis": lambda: analyze(x, fs, converter.feature_config, speaker=source),
+        "network + F0": lambda: converter.convert_features(feats, source, target),
+        "synthesis": lambda: synthesize(converted),
+        "total (convert_audio)": lambda: converter.convert_audio(x, target, source),
+    }
+    method = converter.feature_config.f0_method
+    rows = []
+    for step, fn in steps.items():
+        wall, cpu = median_time(fn, repeats)
+        rows.append((f"core, {method}", step, wall, cpu, duration))
+    return rows
+
+
+def cli_time(args: list[str], repeats: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``vawgan ARGS`` in a fresh interpreter (start-up included)."""
+    return cli_time_of([sys.executable, "-m", "vawgan", *args], repeats)
+
+
+def cli_time_of(command: list[str], repeats: int) -> tuple[float, float]:
+    """Median wall and CPU seconds (user + system of the child) of running ``command``."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        walls.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="model directory (default: the packaged pretrained model)")
+    parser.add_argument("--wav", default=str(SHARED_WAV), help="input recording (default: shared rms/fb003.wav)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="cut the input to this length")
+    parser.add_argument("--target", default="slt")
+    parser.add_argument("--source", default="rms")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    import torch
+
+    from vawgan.audio import load_audio, write_audio
+
+    load_before = os.getloadavg()[0]
+    from vawgan.convert import Converter
+
+    torch.set_num_threads(1)
+    rows = []
+    for method in ("harvest", "dio"):
+        converter = Converter(args.model, device="cpu", f0_method=method)
+        x = load_audio(args.wav, converter.sample_rate)[: int(args.seconds * converter.sample_rate)]
+        rows += core_rows(converter, x, args.target, args.source, args.repeats)
+    duration = len(x) / converter.sample_rate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Path(tmp) / "in.wav"
+        write_audio(clip, x, converter.sample_rate)
+        model = ["--model", args.model] if args.model else []
+        for method in ("harvest", "dio"):
+            wall, cpu = cli_time(["convert", str(clip), "--target", args.target, "--source", args.source,
+                                  "--device", "cpu", "--f0-method", method, "-o", str(Path(tmp) / "out.wav"),
+                                  *model], args.repeats)
+            rows.append((f"CLI, {method}", "`vawgan convert` incl. start-up", wall, cpu, duration))
+        wall, cpu = cli_time(["--help"], args.repeats)
+        rows.append(("CLI", "`vawgan --help`", wall, cpu, None))
+        wall, cpu = cli_time_of([sys.executable, "-c", "import torch"], args.repeats)
+        rows.append(("CLI", "`python -c 'import torch'` alone", wall, cpu, None))
+
+    print(f"Conversion of a {duration:.2f} s utterance ({Path(args.wav).name}), median of {args.repeats}, "
+          f"torch threads 1, model: {converter.model_dir}; load average before: {load_before:.1f}, "
+          f"after: {os.getloadavg()[0]:.1f}\n")
+    print("| what | step | wall s | RTF (wall) | CPU s | RTF (CPU) |")
+    print("|---|---|---:|---:|---:|---:|")
+    for what, step, wall, cpu, dur in rows:
+        rtf = (f"{wall / dur:.3f}", f"{cpu / dur:.3f}") if dur else ("", "")
+        print(f"| {what} | {step} | {wall:.3f} | {rtf[0]} | {cpu:.3f} | {rtf[1]} |")
+
+
+if __name__ == "__main__":
+    main()
