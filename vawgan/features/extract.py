@@ -103,6 +103,8 @@ def map_files(fn: Callable[[Any], Any], tasks: Sequence[Any], jobs: int = 1, des
 
     if jobs < 1:
         raise VawganError(f"--jobs {jobs}: must be at least 1")
+    if not tasks:
+        return
     bar = tqdm(total=len(tasks), desc=desc, unit="utt", file=sys.stderr, disable=not progress, leave=False)
     pool = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 and len(tasks) > 1 else None
     work = functools.partial(_guarded, fn)
