@@ -112,3 +112,20 @@ def test_training_curves_errors_are_one_line(tmp_path):
     csv_path.write_text("step,tag,value\n1,critic/d_real,0.5\n")
     with pytest.raises(VawganError, match="no 'vae/loss'"):
         plots.plot_training_curves(csv_path, tmp_path / "x.png")
+
+
+def test_plot_cli_draws_training_curves_and_reports_errors_in_one_line(tmp_path, capsys):
+    from vawgan.cli import main
+
+    model_dir = tmp_path / "model"
+    _write_log(model_dir)
+    assert main(["plot", "--kind", "curves", "--model", str(model_dir), "--out-dir", str(tmp_path / "plots")]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "plots" / "training_curves.png")
+    _image(tmp_path / "plots" / "training_curves.png")
+
+    assert main(["plot", "--kind", "gv", "--model", str(tmp_path / "absent"), "--manifest",
+                 str(tmp_path / "none.tsv"), "--out-dir", str(tmp_path / "plots")]) == 2
+    assert "manifest not found" in capsys.readouterr().err
+    assert main(["plot", "--kind", "scatter", "--pairs", "1,x", "--out-dir", str(tmp_path / "plots")]) == 2
+    err = capsys.readouterr().err
+    assert "--pairs '1,x'" in err and len(err.strip().splitlines()) == 1

@@ -83,3 +83,16 @@ if run_stage 6 "convert the eval split: every ordered speaker pair, references c
             -o "exp/converted/$system"
     done
 fi
+
+# Stage 7: the GMM baseline (joint-density GMM + MLPG, trained on the parallel train split; GMM_COMPONENTS
+# full-covariance mixtures per ordered speaker pair, default 16), then the comparison table and the figures.
+if run_stage 7 "GMM baseline, evaluation table and figures"; then
+    vawgan gmm-train --manifest data/train.tsv --features dump/features --out exp/gmm \
+        --components "${GMM_COMPONENTS:-16}"
+    vawgan gmm-convert --gmm exp/gmm --manifest data/eval.tsv --features dump/features --stats dump/stats.npz \
+        --out exp/converted/gmm
+    vawgan evaluate --config "$conf" --manifest data/eval.tsv --converted exp/converted --out exp/eval --jobs "$jobs"
+    vawgan plot --model exp/model --features dump/features --manifest data/eval.tsv --converted exp/converted \
+        --gmm exp/gmm --out-dir exp/eval/plots
+    echo "converted wavs: $(pwd)/exp/converted/<system>/<source>-<target>/<utt>.wav"
+fi

@@ -169,8 +169,12 @@ class JointGMM:
 
 
 def train_gmm(pairs: Iterable[tuple[np.ndarray, np.ndarray]], n_components: int = 32, covariance_type: str = "full",
-              max_iter: int = 50, seed: int = 0) -> JointGMM:
+              max_iter: int = 50, seed: int = 0, max_frames: int | None = None) -> JointGMM:
     """Fit a joint-density GMM to DTW-aligned (source c1..cD, target c1..cD) speech frames.
+
+    ``max_frames`` keeps an evenly spaced subset of the aligned frames for EM
+    (None: all); neighbouring 5 ms frames are nearly alike, and EM time grows
+    linearly with the frame count.
 
     ``reg_covar`` of 1e-3 keeps full covariances of 4·D = 156 dimensions invertible.
     BLAS runs single-threaded during EM: its per-call matrices are small, and
@@ -181,6 +185,8 @@ def train_gmm(pairs: Iterable[tuple[np.ndarray, np.ndarray]], n_components: int 
     from threadpoolctl import threadpool_limits
 
     joint = joint_frames(pairs)
+    if max_frames is not None and len(joint) > max_frames:
+        joint = joint[np.linspace(0, len(joint) - 1, max_frames).round().astype(int)]
     if len(joint) < 10 * n_components:
         raise VawganError(f"only {len(joint)} aligned frames for a {n_components}-component GMM; "
                           "use more training sentences or fewer components")
@@ -192,7 +198,8 @@ def train_gmm(pairs: Iterable[tuple[np.ndarray, np.ndarray]], n_components: int 
 
 
 def train_pair(utterances: list, feature_dir: str | os.PathLike, source: str, target: str,
-               n_components: int = 32, covariance_type: str = "full", max_iter: int = 50, seed: int = 0) -> JointGMM:
+               n_components: int = 32, covariance_type: str = "full", max_iter: int = 50, seed: int = 0,
+               max_frames: int | None = None) -> JointGMM:
     """Train the GMM of one ordered speaker pair on the parallel sentences of ``utterances`` (a manifest split).
 
     Features come from ``vawgan extract`` (``<feature_dir>/<speaker>/<utt_id>.npz``); speech frames only.
@@ -208,7 +215,8 @@ def train_pair(utterances: list, feature_dir: str | os.PathLike, source: str, ta
     if not pairs:
         raise VawganError(f"no parallel sentences of {source} and {target} in the manifest; the GMM baseline "
                           "needs the same sentences from both speakers")
-    return train_gmm(pairs, n_components=n_components, covariance_type=covariance_type, max_iter=max_iter, seed=seed)
+    return train_gmm(pairs, n_components=n_components, covariance_type=covariance_type, max_iter=max_iter, seed=seed,
+                     max_frames=max_frames)
 
 
 def convert_features(gmm: JointGMM, feats, source_lf0: tuple[float, float], target_lf0: tuple[float, float]):

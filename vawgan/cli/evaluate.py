@@ -80,6 +80,9 @@ def register(subparsers) -> None:
     p.add_argument("--components", type=int, default=16, help="mixture components (default: 16)")
     p.add_argument("--covariance", choices=("full", "diag"), default="full", help="covariance type (default: full)")
     p.add_argument("--max-iter", type=int, default=30, help="EM iterations at most (default: 30)")
+    p.add_argument("--max-frames", type=int, default=10000,
+                   help="evenly spaced aligned frames used for EM, 0 = all (default: 10000; all ~35k frames of a "
+                        "Flite pair took 4x longer for 0.03 dB lower MCD)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="retrain pairs that already have a model")
     p.set_defaults(handler=run_gmm_train)
@@ -183,7 +186,8 @@ def run_gmm_train(args: argparse.Namespace) -> int:
             continue
         start = time.perf_counter()
         gmm = train_pair(utterances, args.features, source, target, n_components=args.components,
-                         covariance_type=args.covariance, max_iter=args.max_iter, seed=args.seed)
+                         covariance_type=args.covariance, max_iter=args.max_iter, seed=args.seed,
+                         max_frames=args.max_frames or None)
         gmm.save(path)
         print(f"{path}: {args.components} {args.covariance}-covariance components, "
               f"{time.perf_counter() - start:.1f} s")

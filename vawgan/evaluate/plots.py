@@ -134,7 +134,7 @@ def plot_trajectory(trajectories: dict[str, np.ndarray], dim: int, frame_period_
     ax.set_ylabel(f"c{dim}")
     ax.set_title(title or f"trajectory of c{dim}")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the curves fill the whole axes
     return _save(fig, path)
 
 
