@@ -27,6 +27,7 @@ import dataclasses
 import functools
 import logging
 import os
+import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -106,7 +107,9 @@ def map_files(fn: Callable[[Any], Any], tasks: Sequence[Any], jobs: int = 1, des
     if not tasks:
         return
     bar = tqdm(total=len(tasks), desc=desc, unit="utt", file=sys.stderr, disable=not progress, leave=False)
-    pool = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 and len(tasks) > 1 else None
+    # Workers ignore Ctrl-C: the parent alone stops the run (after the utterances in flight, written whole).
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN)) \
+        if jobs > 1 and len(tasks) > 1 else None
     work = functools.partial(_guarded, fn)
     try:
         for task, (result, error, messages) in zip(tasks, pool.map(work, tasks) if pool else map(work, tasks)):
