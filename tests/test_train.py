@@ -199,3 +199,24 @@ def test_bf16_autocast_trains_with_float32_weights(real_features, tmp_path):
     # bf16 products change the numbers a little (so autocast is on), not the outcome
     nll32, nll16 = runs[False]["vae"]["vae/nll"], runs[True]["vae"]["vae/nll"]
     assert nll16 != nll32 and nll16 == pytest.approx(nll32, rel=0.01)
+
+
+def test_critic_targets_conversion_and_reconstruction(real_features, tmp_path):
+    frames = _real_frames(real_features)
+    batch = torch.linspace(0, frames.num_frames - 1, 64).long()  # frames of every speaker
+    conversion = Trainer(_tiny_config(), frames, tmp_path / "c", torch.device("cpu"), progress=False)
+    x, sources = conversion.x[batch], conversion.speaker_ids[batch]
+    targets, real = conversion._targets(sources, x)
+    assert (targets != sources).all()  # always another speaker
+    assert len(set(targets.tolist())) == 3
+    # each real frame is a frame of its target speaker
+    rows = (real[:, None, :] == conversion.x[None, :, :]).all(dim=2).float().argmax(dim=1)
+    assert torch.equal(conversion.speaker_ids[rows], targets)
+
+    reconstruction = Trainer(_tiny_config(adversarial_target="reconstruction"), frames, tmp_path / "r",
+                             torch.device("cpu"), progress=False)
+    targets, real = reconstruction._targets(sources, x)
+    assert torch.equal(targets, sources) and torch.equal(real, x)
+    single = FrameSet(frames.frames, np.zeros(frames.num_frames, dtype=np.int64), ["one"])
+    only = Trainer(_tiny_config(), single, tmp_path / "s", torch.device("cpu"), progress=False)
+    assert only.decoder.embedding is None and not only.conversion  # one speaker: the plain VAE of the blog

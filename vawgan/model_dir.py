@@ -96,9 +96,9 @@ class LoadedModel:
     config: Config
     stats: Statistics
     speakers: list[str]
-    encoder: "object"
-    decoder: "object"
-    device: "object"
+    encoder: "vawgan.models.Encoder"
+    decoder: "vawgan.models.Decoder"
+    device: "torch.device"
     which: str
     step: int
 

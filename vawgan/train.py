@@ -43,7 +43,6 @@ import warnings
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from vawgan.checkpoint import load_checkpoint, save_checkpoint
 from vawgan.config import Config
