@@ -201,6 +201,7 @@ def run_gmm_convert(args: argparse.Namespace) -> int:
     from vawgan.baselines.gmm import JointGMM, convert_features
     from vawgan.corpus import parallel_pairs, read_manifest
     from vawgan.errors import VawganError
+    from vawgan.evaluate.report import split_pair_name
     from vawgan.features.store import feature_path, load_features
     from vawgan.features.world import synthesize
     from vawgan.stats import Statistics
@@ -211,8 +212,6 @@ def run_gmm_convert(args: argparse.Namespace) -> int:
     if not models:
         raise VawganError(f"{args.gmm}: no GMM models (<src>-<tgt>.npz); run `vawgan gmm-train` first")
     speakers = sorted({u.speaker for u in utterances})
-    from vawgan.evaluate.report import split_pair_name
-
     jobs = []
     for model_path in models:
         source, target = split_pair_name(model_path.stem, speakers)

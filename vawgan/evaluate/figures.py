@@ -126,18 +126,19 @@ def make_figures(kinds, model_dir: str | os.PathLike, feature_dir: str | os.Path
 
 
 def _spectrograms(utterances, converted_root, source: str, target: str, utt_id: str, out_dir: Path) -> Path:
-    from vawgan.audio import load_audio
     import soundfile as sf
+
+    from vawgan.audio import load_audio
 
     by_key = {(u.speaker, u.utt_id): Path(u.path) for u in utterances}
     wavs = {f"source ({source})": by_key[source, utt_id]}
-    for system, label in (("vae", "VAE"), ("vawgan", "VAW-GAN")):
+    for system, label in (("gmm", "GMM"), ("vae", "VAE"), ("vawgan", "VAW-GAN")):
         path = Path(converted_root) / system / f"{source}-{target}" / f"{utt_id}.wav"
         if path.is_file():
             wavs[f"{label} ({source} → {target})"] = path
     if len(wavs) == 1:
         raise VawganError(f"{converted_root}: no converted wav of {utt_id} for {source}-{target} "
-                          "(vae/ or vawgan/); run `vawgan convert` (recipe stage 6) first")
+                          "(gmm/, vae/ or vawgan/); run `vawgan convert` (recipe stage 6) first")
     wavs[f"natural target ({target})"] = by_key[target, utt_id]
     fs = sf.info(str(wavs[f"source ({source})"])).samplerate
     signals = {label: (load_audio(path, fs), fs) for label, path in wavs.items()}

@@ -91,12 +91,20 @@ def plot_scatter(series: dict[str, np.ndarray], path: str | os.PathLike,
     return _save(fig, path)
 
 
-def plot_global_variance(gvs: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
-    """GV of c1..cD per dimension, log scale; ``gvs`` maps a label to a (D,) GV (dimension k at index k−1)."""
+def plot_global_variance(gvs: dict[str, np.ndarray], path: str | os.PathLike,
+                         reference: str = "natural target") -> Path:
+    """GV of c1..cD per dimension, log scale; ``gvs`` maps a label to a (D,) GV (dimension k at index k−1).
+
+    When ``reference`` is one of the labels, the legend also gives every other
+    series' GV ratio to it (mean over dimensions of GV / reference GV).
+    """
     fig, ax = _figure(figsize=(7.5, 4.5))
     for i, (label, gv) in enumerate(gvs.items()):
         gv = np.asarray(gv)
-        ax.semilogy(np.arange(1, len(gv) + 1), gv, marker="o", markersize=3, color=_color(label, i), label=label)
+        legend = label
+        if reference in gvs and label != reference:
+            legend = f"{label} (GV ratio {np.mean(gv / np.asarray(gvs[reference])):.2f})"
+        ax.semilogy(np.arange(1, len(gv) + 1), gv, marker="o", markersize=3, color=_color(label, i), label=legend)
     ax.set_xlabel("mel-cepstral dimension k (c_k)")
     ax.set_ylabel("global variance (log scale)")
     ax.set_title("Global variance per dimension")
@@ -154,6 +162,9 @@ def plot_spectrograms(signals: dict[str, tuple[np.ndarray, int]], path: str | os
         ax.set_title(label)
         ax.set_ylabel("frequency [Hz]")
         ax.set_xlabel("time [s]")
+    longest = max(len(x) / fs for x, fs in signals.values())
+    for ax in axes[:, 0]:
+        ax.set_xlim(0, longest)  # one time scale for every row, so durations compare at a glance
     fig.colorbar(image, ax=axes[:, 0].tolist(), format="%+.0f dB", label="level [dB]")
     return _save(fig, path)
 
