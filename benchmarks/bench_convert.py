@@ -4,8 +4,8 @@ Prints a Markdown table for a 3 s utterance of the shared corpus (or any file
 given with --wav, cut to --seconds):
 
 * core RTF = seconds spent per second of audio by ``Converter.convert_audio``
-  (analysis, network, synthesis; one torch thread), with each step's share,
-  for Harvest and for DIO + StoneMask;
+  (analysis, network, synthesis; one BLAS and one torch thread, as the CLI
+  runs), with each step's share, for Harvest and for DIO + StoneMask;
 * CLI wall time of ``vawgan convert in.wav --target T -o out.wav`` as a user
   runs it, start-up (imports, model loading) included, and of ``vawgan --help``
   and of importing torch alone (the largest part of the start-up).
@@ -109,12 +109,15 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     from vawgan.convert import Converter
 
+    from threadpoolctl import threadpool_limits
+
     torch.set_num_threads(1)
     rows = []
-    for method in ("harvest", "dio"):
-        converter = Converter(args.model, device="cpu", f0_method=method)
-        x = load_audio(args.wav, converter.sample_rate)[: int(args.seconds * converter.sample_rate)]
-        rows += core_rows(converter, x, args.target, args.source, args.repeats)
+    with threadpool_limits(limits=1, user_api="blas"):  # as `vawgan convert` runs
+        for method in ("harvest", "dio"):
+            converter = Converter(args.model, device="cpu", f0_method=method)
+            x = load_audio(args.wav, converter.sample_rate)[: int(args.seconds * converter.sample_rate)]
+            rows += core_rows(converter, x, args.target, args.source, args.repeats)
     duration = len(x) / converter.sample_rate
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,7 +135,7 @@ def main() -> None:
         rows.append(("CLI", "`python -c 'import torch'` alone", wall, cpu, None))
 
     print(f"Conversion of a {duration:.2f} s utterance ({Path(args.wav).name}), median of {args.repeats}, "
-          f"torch threads 1, model: {converter.model_dir}; load average before: {load_before:.1f}, "
+          f"one BLAS/torch thread, model: {converter.model_dir}; load average before: {load_before:.1f}, "
           f"after: {os.getloadavg()[0]:.1f}\n")
     print("| what | step | wall s | RTF (wall) | CPU s | RTF (CPU) |")
     print("|---|---|---:|---:|---:|---:|")
