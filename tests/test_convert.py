@@ -167,6 +167,9 @@ def test_cli_unknown_target_lists_speakers_and_writes_nothing(tiny_model, shared
                    "-o", out) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "'bdl'" in err and "rms, slt" in err
+    assert run_cli(wav(shared_corpus, "rms", EVAL_IDS[0]), "--model", tiny_model, "--target", "slt",
+                   "--source", "bdl", "-o", out) == 2
+    assert "'bdl'" in capsys.readouterr().err
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
@@ -228,6 +231,10 @@ def test_cli_resamples_and_mixes_down_other_formats_and_says_so(tiny_model, shar
     # The loader's warnings (the `vawgan` logger; printed on stderr by the command line).
     assert "resampled" in caplog.text and "22050" in caplog.text and "mono" in caplog.text
     assert sf.info(str(out)).samplerate == 16000
+    clipped = tmp_path / "clipped.wav"
+    sf.write(clipped, np.clip(4.0 * x, -1.0, 1.0), fs)  # usable but distorted: converted, with a warning
+    assert run_cli(clipped, "--model", tiny_model, "--target", "slt", "--source", "rms", "-o", out) == 0
+    assert "clipped" in caplog.text
 
 
 def test_cli_folder_batch_skips_bad_files_and_reruns_cheaply(tiny_model, shared_corpus, tmp_path, capsys):
