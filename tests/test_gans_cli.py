@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -19,7 +20,9 @@ def isolated_cache(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_gan2d_train_resume_sample_evaluate_plot(tmp_path, capsys):
+def test_gan2d_train_resume_sample_evaluate_plot(tmp_path, capsys, monkeypatch):
+    # As outside pytest: no root handlers, so the command's logging.basicConfig installs its own.
+    monkeypatch.setattr(logging.root, "handlers", [])
     run = tmp_path / "coulomb"
     small = ["--set", "data.samples_per_mode=60", "--set", "train.batch_size=128", "--set", "train.epochs=2",
              "--set", "train.eval_samples=2000", "--set", "train.num_threads=1", "--device", "cpu"]
@@ -30,6 +33,8 @@ def test_gan2d_train_resume_sample_evaluate_plot(tmp_path, capsys):
                  "frames/epoch_0002.png"]:
         assert (run / name).is_file(), name
     assert "modes" in (run / "train.log").read_text()
+    printed = capsys.readouterr()
+    assert "epoch 2/2" in printed.out and "epoch 2/2" not in printed.err  # progress once, on stdout
 
     assert main(["gan2d", "train", "--out", str(run), *small]) == 2  # would overwrite a trained model
     assert "--resume" in capsys.readouterr().err

@@ -28,21 +28,27 @@ CHECKPOINT = "checkpoint.pt"
 
 @contextlib.contextmanager
 def run_logging(run_dir: Path) -> Iterator[logging.Logger]:
-    """Send ``vawgan.gans`` log lines to stdout and to ``<run_dir>/train.log`` while training."""
+    """Send ``vawgan.gans`` log lines to stdout and to ``<run_dir>/train.log`` while training.
+
+    The lines do not propagate to the root logger meanwhile: the command line's
+    handler there is meant for warnings of other modules and would print every
+    progress line a second time.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     handlers = [logging.FileHandler(run_dir / "train.log"), logging.StreamHandler(sys.stdout)]
     handlers[0].setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     for handler in handlers:
         log.addHandler(handler)
-    previous_level = log.level
+    previous = log.level, log.propagate
     log.setLevel(logging.INFO)
+    log.propagate = False
     try:
         yield log
     finally:
         for handler in handlers:
             log.removeHandler(handler)
             handler.close()
-        log.setLevel(previous_level)
+        log.level, log.propagate = previous
 
 
 def start_run(run_dir: Path, config: SectionedConfig, resume: bool) -> dict | None:
