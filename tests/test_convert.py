@@ -19,7 +19,7 @@ import soundfile as sf
 
 from vawgan.cli import main as vawgan_main
 from vawgan.config import Config
-from vawgan.convert import Converter, NumpyModel, export_numpy_weights
+from vawgan.convert import Converter, NumpyModel
 from vawgan.corpus import discover, write_manifest
 from vawgan.evaluate.metrics import score_pair
 from vawgan.features.extract import extract_corpus
@@ -298,10 +298,13 @@ def test_installed_command_uses_the_pretrained_model_without_importing_torch(sha
 
 def test_numpy_weights_match_torch_and_are_ignored_when_stale(tiny_model, shared_corpus, tmp_path):
     model = tmp_path / "model"
-    shutil.copytree(tiny_model, model)
-    export_numpy_weights(model, "vawgan")
-    fast, reference = Converter(model, device="cpu"), Converter(model, device="auto")
-    assert isinstance(fast.model, NumpyModel) and not isinstance(reference.model, NumpyModel)
+    shutil.copytree(tiny_model, model, ignore=shutil.ignore_patterns("vae.npz", "vawgan.npz"))
+    reference = Converter(model, device="auto")  # PyTorch; leaves the directory alone
+    assert not isinstance(reference.model, NumpyModel) and not (model / "vawgan.npz").exists()
+    first = Converter(model, device="cpu")  # no copy yet: PyTorch, and it writes the copy
+    assert not isinstance(first.model, NumpyModel) and (model / "vawgan.npz").is_file()
+    fast = Converter(model, device="cpu")
+    assert isinstance(fast.model, NumpyModel)
     feats = fast.analyze_file(wav(shared_corpus, "rms", EVAL_IDS[0]), "rms")
     for source in ("rms", None):
         np.testing.assert_allclose(fast.convert_features(feats, source, "slt").mcep,

@@ -26,7 +26,8 @@ converter evaluates them with NumPy from ``<which>.npz``, a plain-array copy of
 ``<which>.pt`` written by :func:`export_numpy_weights`, and never imports
 torch. The copy records the SHA-256 of the ``.pt`` it came from and is only
 used while that still matches; otherwise (and on CUDA) the PyTorch modules of
-:func:`vawgan.model_dir.load_model` are used.
+:func:`vawgan.model_dir.load_model` are used, and a CPU converter then writes
+a fresh copy into the model directory (when it is writable) for next time.
 """
 
 from __future__ import annotations
@@ -244,6 +245,13 @@ class Converter:
             from vawgan.model_dir import load_model
 
             self.model = load_model(self.model_dir, which=which, device=device)
+            if device == "cpu" and os.access(self.model_dir, os.W_OK):
+                # Leave the NumPy copy for the next conversion's start-up (torch is loaded now anyway).
+                # It is only a cache: failing to write it (a full disk) must not fail the conversion.
+                try:
+                    export_numpy_weights(self.model_dir, which)
+                except OSError:
+                    pass
         features = self.model.config.features
         if f0_method is not None:
             if f0_method not in ("harvest", "dio"):
