@@ -57,3 +57,24 @@ def test_evaluate_errors_are_one_line(layout, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "expected <source>-<target>" in err and len(err.strip().splitlines()) == 1
     assert not (layout / "eval" / "results.md").exists()
+
+
+def test_feature_level_scores_the_packaged_model_before_the_vocoder(layout, shared_corpus, capsys):
+    """--model adds a table of the models' own features; conversion must move towards the target speaker."""
+    from vawgan.config import load_config
+    from vawgan.convert import PRETRAINED_DIR
+    from vawgan.features.store import feature_path, save_features
+    from vawgan.features.world import analyze_file
+
+    config = load_config(PRETRAINED_DIR / "config.yaml")
+    for spk in ("rms", "slt"):
+        feats = analyze_file(shared_corpus / spk / "fb001.wav", config.features, speaker=spk)
+        save_features(feature_path(layout / "features", spk, "fb001"), feats)
+    assert _evaluate(layout, "--systems", "copy,vae,vawgan", "--model", str(PRETRAINED_DIR),
+                     "--features", str(layout / "features")) == 0
+    assert "before the vocoder" in capsys.readouterr().out
+    rows = {r["system"]: r for r in csv.DictReader(open(layout / "eval" / "results_features.csv"))}
+    assert list(rows) == ["copy", "vae", "vawgan"]
+    assert rows["copy"]["utterances"] == "2"  # slt→rms and rms→slt
+    for system in ("vae", "vawgan"):
+        assert float(rows[system]["mcd"]) < float(rows["copy"]["mcd"])

@@ -91,7 +91,8 @@ if run_stage 7 "GMM baseline, evaluation table and figures"; then
         --components "${GMM_COMPONENTS:-16}"
     vawgan gmm-convert --gmm exp/gmm --manifest data/eval.tsv --features dump/features --stats dump/stats.npz \
         --out exp/converted/gmm
-    vawgan evaluate --config "$conf" --manifest data/eval.tsv --converted exp/converted --out exp/eval --jobs "$jobs"
+    vawgan evaluate --config "$conf" --manifest data/eval.tsv --converted exp/converted --out exp/eval --jobs "$jobs" \
+        --model exp/model --features dump/features --gmm exp/gmm
     vawgan plot --model exp/model --features dump/features --manifest data/eval.tsv --converted exp/converted \
         --gmm exp/gmm --out-dir exp/eval/plots
     echo "converted wavs: $(pwd)/exp/converted/<system>/<source>-<target>/<utt>.wav"

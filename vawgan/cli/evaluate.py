@@ -36,6 +36,13 @@ def register(subparsers) -> None:
     p.add_argument("--systems", default=",".join(("copy", "gmm", "vae", "vawgan", "anasyn")), metavar="LIST",
                    help="comma-separated rows in order (default: copy,gmm,vae,vawgan,anasyn)")
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="analysis worker processes (default: 1)")
+    p.add_argument("--model", default=None, metavar="DIR",
+                   help="also score the model's own features before the vocoder (feature level: copy, gmm, vae, "
+                        "vawgan) into OUT/results_features.{md,csv}; needs --features")
+    p.add_argument("--features", default="dump/features", metavar="DIR",
+                   help="feature folder from `vawgan extract`, for --model (default: dump/features)")
+    p.add_argument("--gmm", default="exp/gmm", metavar="DIR",
+                   help="GMM baseline models, for --model (default: exp/gmm)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_config_arguments(p)
     p.set_defaults(handler=run_evaluate)
@@ -141,6 +148,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     for system in missing:
         print(f"note: no wavs for system '{system}' under {root / system}; its row is left out")
     print(f"wrote {paths['md']}, {paths['csv']} and {paths['per_utterance']}")
+    if args.model is not None:
+        feature_results = report.evaluate_features(utterances, args.model, args.features, args.gmm, systems,
+                                                   progress=not args.no_progress)
+        feature_rows = report.summarize(feature_results, systems)
+        paths = report.write_results(feature_rows, feature_results, args.out, suffix="_features",
+                                     note=report.FEATURE_LEVEL_NOTE)
+        print("\nModel outputs before the vocoder (feature level):\n")
+        print(report.format_markdown(feature_rows, feature_results, report.FEATURE_LEVEL_NOTE))
+        print(f"wrote {paths['md']}, {paths['csv']} and {paths['per_utterance']}")
     return 0
 
 

@@ -36,21 +36,22 @@ def _pair_sentences(utterances, source: str, target: str, utt_id: str | None):
 
 def _converted_features(model_dir, feature_dir, gmm_dir, pairs, source: str, target: str):
     """``{label: [UtteranceFeatures per sentence]}`` for natural target, VAE, VAW-GAN (and GMM), plus the sources."""
-    from vawgan.baselines.gmm import JointGMM, convert_features
+    from vawgan.baselines.gmm import JointGMM
     from vawgan.convert import Converter
+    from vawgan.evaluate.report import system_outputs
     from vawgan.features.store import feature_path, load_features
+    from vawgan.stats import Statistics
 
     sources = [load_features(feature_path(feature_dir, source, s.utt_id)) for s, _ in pairs]
-    series = {"natural target": [load_features(feature_path(feature_dir, target, t.utt_id)) for _, t in pairs]}
-    for label, which in (("VAE", "vae"), ("VAW-GAN", "vawgan")):
-        converter = Converter(model_dir, which=which, device="cpu")
-        series[label] = [converter.convert_features(f, source, target) for f in sources]
+    converters = {which: Converter(model_dir, which=which, device="cpu") for which in ("vae", "vawgan")}
     gmm_path = Path(gmm_dir) / f"{source}-{target}.npz"
-    if gmm_path.is_file():
-        gmm = JointGMM.load(gmm_path)
-        stats = converter.model.stats
-        series["GMM"] = [convert_features(gmm, f, (stats.lf0_mean[source], stats.lf0_std[source]),
-                                          (stats.lf0_mean[target], stats.lf0_std[target])) for f in sources]
+    gmm = JointGMM.load(gmm_path) if gmm_path.is_file() else None
+    stats = Statistics.load(Path(model_dir) / "stats.npz")
+    outputs = [system_outputs(f, source, target, converters, gmm, stats) for f in sources]
+    series = {"natural target": [load_features(feature_path(feature_dir, target, t.utt_id)) for _, t in pairs]}
+    for system, label in (("vae", "VAE"), ("vawgan", "VAW-GAN"), ("gmm", "GMM")):
+        if system in outputs[0]:
+            series[label] = [out[system] for out in outputs]
     return sources, series
 
 

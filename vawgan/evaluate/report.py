@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ from vawgan.utils import atomic_path
 
 SYSTEMS = ("copy", "gmm", "vae", "vawgan", "anasyn")
 SYSTEM_DESCRIPTIONS = {
-    "copy": "source wav unchanged (no conversion)",
+    "copy": "source unchanged (no conversion)",
     "gmm": "joint-density GMM + MLPG (baseline)",
     "vae": "VAE (after pretraining)",
     "vawgan": "VAW-GAN (after adversarial training)",
@@ -134,6 +135,71 @@ def anasyn_items(utterances: list[Utterance], targets: list[str], out_dir: str |
             write_audio(wav, synthesize(feats), feature_config.sample_rate)
         items.append(ConvertedUtterance("anasyn", u.speaker, u.speaker, u.utt_id, wav, Path(u.path)))
     return items
+
+
+def evaluate_features(utterances: list[Utterance], model_dir: str | os.PathLike, feature_dir: str | os.PathLike,
+                      gmm_dir: str | os.PathLike | None = None, systems: tuple[str, ...] = SYSTEMS,
+                      progress: bool = True) -> list[UtteranceResult]:
+    """Score the systems' own converted mel-cepstra and F0, before any vocoder, against the target's features.
+
+    For every ordered pair of speakers known to both the manifest and the
+    model, each parallel sentence's source features (``vawgan extract``
+    output) are converted with the model's VAE and VAW-GAN weights and, when
+    ``<gmm_dir>/<src>-<tgt>.npz`` exists, the GMM baseline; ``copy`` is the
+    source's features unchanged. Converted frames keep the source's timeline,
+    so the source's speech mask selects their speech frames. No re-analysis of
+    audio is involved, which isolates what the model does to the features
+    (WORLD re-analysis of synthesized speech itself raises the global variance).
+    """
+    from tqdm import tqdm
+
+    from vawgan.baselines.gmm import JointGMM
+    from vawgan.convert import Converter
+    from vawgan.corpus import parallel_pairs
+    from vawgan.features.store import feature_path, load_features
+    from vawgan.stats import Statistics
+
+    converters = {which: Converter(model_dir, which=which, device="cpu") for which in ("vae", "vawgan")
+                  if which in systems}
+    stats = Statistics.load(Path(model_dir) / "stats.npz")
+    speakers = sorted({u.speaker for u in utterances} & set(stats.speakers))
+    if len(speakers) < 2:
+        raise VawganError(f"{model_dir}: the model and the manifest share fewer than two speakers "
+                          f"(model: {', '.join(stats.speakers)}); nothing to convert between")
+    work = [(source, target, src_utt.utt_id, tgt_utt.utt_id)
+            for source, target in itertools.permutations(speakers, 2)
+            for src_utt, tgt_utt in parallel_pairs(utterances, source, target, split=None)]
+    gmms = {}
+    results = []
+    for source, target, src_id, tgt_id in tqdm(work, desc="score features", unit="utt", disable=not progress):
+        src_path, tgt_path = feature_path(feature_dir, source, src_id), feature_path(feature_dir, target, tgt_id)
+        src, tgt = load_features(src_path), load_features(tgt_path)
+        gmm_path = Path(gmm_dir) / f"{source}-{target}.npz" if gmm_dir is not None else None
+        gmm = None
+        if "gmm" in systems and gmm_path is not None and gmm_path.is_file():
+            gmm = gmms.setdefault(gmm_path, JointGMM.load(gmm_path))
+        outputs = system_outputs(src, source, target, converters, gmm, stats)
+        if "copy" in systems:
+            outputs = {"copy": src, **outputs}
+        for system, feats in outputs.items():
+            scores = score_pair(tgt.mcep, tgt.f0, tgt.speech, feats.mcep, feats.f0, src.speech)
+            results.append(UtteranceResult(ConvertedUtterance(system, source, target, src_id, src_path, tgt_path),
+                                           scores))
+    return results
+
+
+def system_outputs(feats, source: str, target: str, converters: dict, gmm, stats) -> dict:
+    """``{system: converted UtteranceFeatures}`` of one source utterance: ``gmm`` first (when given), then each
+    of ``converters`` (``{"vae": Converter, "vawgan": Converter}``); ``stats`` gives the GMM's F0 transform."""
+    from vawgan.baselines.gmm import convert_features
+
+    outputs = {}
+    if gmm is not None:
+        outputs["gmm"] = convert_features(gmm, feats, (stats.lf0_mean[source], stats.lf0_std[source]),
+                                          (stats.lf0_mean[target], stats.lf0_std[target]))
+    for which, converter in converters.items():
+        outputs[which] = converter.convert_features(feats, source, target)
+    return outputs
 
 
 def split_pair_name(name: str, speakers: list[str]) -> tuple[str, str]:
@@ -255,7 +321,12 @@ def goal_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
-def format_markdown(rows: list[dict], results: list[UtteranceResult]) -> str:
+WAV_LEVEL_NOTE = "Every wav, natural or converted, is re-analysed with the same WORLD settings."
+FEATURE_LEVEL_NOTE = ("Feature level: the systems' own mel-cepstra and F0 before the vocoder, against the target's "
+                      "analysed features; the converted speech frames are the source's.")
+
+
+def format_markdown(rows: list[dict], results: list[UtteranceResult], note: str = WAV_LEVEL_NOTE) -> str:
     """The comparison table, its convention, the per-pair MCDs and the goal checks, as Markdown."""
     out = io.StringIO()
     header = ["system", "what it is", *[title for _, title, _ in COLUMNS], "utterances"]
@@ -269,8 +340,7 @@ def format_markdown(rows: list[dict], results: list[UtteranceResult]) -> str:
         cells.append(str(row["utterances"]))
         out.write("| " + " | ".join(cells) + " |\n")
     out.write(f"\nMeans over the converted utterances of the eval split (MCD ± its standard deviation over "
-              f"utterances). Convention: {CONVENTION}. Every wav, natural or converted, is re-analysed with the "
-              "same WORLD settings.\n")
+              f"utterances). Convention: {CONVENTION}. {note}\n")
     pairs, table = pair_mcd(results, tuple(r["system"] for r in rows))
     if len(pairs) > 1:
         out.write("\nMCD [dB] per speaker pair (source-target):\n\n")
@@ -286,12 +356,15 @@ def format_markdown(rows: list[dict], results: list[UtteranceResult]) -> str:
     return out.getvalue()
 
 
-def write_results(rows: list[dict], results: list[UtteranceResult], out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write ``results.md``, ``results.csv`` (one row per system) and ``per_utterance.csv`` atomically."""
+def write_results(rows: list[dict], results: list[UtteranceResult], out_dir: str | os.PathLike,
+                  suffix: str = "", note: str = WAV_LEVEL_NOTE) -> dict[str, Path]:
+    """Write ``results<suffix>.md``, ``results<suffix>.csv`` (one row per system) and
+    ``per_utterance<suffix>.csv`` atomically; ``note`` says what was compared."""
     out_dir = Path(out_dir)
-    paths = {"md": out_dir / "results.md", "csv": out_dir / "results.csv", "per_utterance": out_dir / "per_utterance.csv"}
+    paths = {"md": out_dir / f"results{suffix}.md", "csv": out_dir / f"results{suffix}.csv",
+             "per_utterance": out_dir / f"per_utterance{suffix}.csv"}
     with atomic_path(paths["md"]) as tmp:
-        Path(tmp).write_text(format_markdown(rows, results))
+        Path(tmp).write_text(format_markdown(rows, results, note))
     fields = ["system", "description", "utterances", "mcd", "mcd_std", "mcd_with_c0", "f0_rmse_cents", "f0_corr",
               "vuv_error", "gv_ratio"]
     with atomic_path(paths["csv"]) as tmp, open(tmp, "w", newline="") as f:
@@ -299,7 +372,7 @@ def write_results(rows: list[dict], results: list[UtteranceResult], out_dir: str
         writer.writeheader()
         for row in rows:
             values = {k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in fields}
-            writer.writerow({**values, "convention": CONVENTION + "; vuv_error in percent"})
+            writer.writerow({**values, "convention": f"{CONVENTION}. {note} vuv_error in percent"})
     with atomic_path(paths["per_utterance"]) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["system", "source", "target", "utt_id", "mcd", "mcd_with_c0", "f0_rmse_cents", "f0_corr",
