@@ -123,7 +123,8 @@ def export_numpy_weights(model_dir: str | os.PathLike, which: str = "vawgan") ->
 
     Keys are ``encoder/<state-dict key>`` and ``decoder/<state-dict key>``, plus
     ``source_sha256``, the hash of the ``.pt`` file, so that a retrained model
-    never runs with stale NumPy weights. Needs PyTorch (to read the ``.pt``).
+    never runs with stale NumPy weights, and ``speakers``, the speaker order the
+    weights were trained with. Needs PyTorch (to read the ``.pt``).
     """
     from vawgan.checkpoint import load_checkpoint
     from vawgan.model_dir import WEIGHT_FILES
@@ -134,7 +135,8 @@ def export_numpy_weights(model_dir: str | os.PathLike, which: str = "vawgan") ->
     arrays = {f"{net}/{key}": value.detach().cpu().numpy()
               for net in ("encoder", "decoder") for key, value in state[net].items()}
     out = weights.with_suffix(".npz")
-    save_npz_atomic(out, source_sha256=np.array(_sha256(weights)), **arrays)
+    save_npz_atomic(out, source_sha256=np.array(_sha256(weights)), speakers=np.array(state["speakers"], dtype=str),
+                    **arrays)
     return out
 
 
@@ -186,13 +188,14 @@ class NumpyModel:
             with np.load(arrays) as data:
                 if str(data["source_sha256"]) != _sha256(weights):
                     return None
+                trained_speakers = data["speakers"].tolist()
                 encoder, decoder = _linear_layers(data, "encoder"), _linear_layers(data, "decoder")
                 embedding = data["decoder/embedding.weight"] if "decoder/embedding.weight" in data.files else None
         except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile):
             return None  # unreadable copy: the PyTorch weights decide
         speakers = read_speakers(model_dir / SPEAKERS_FILE)
-        if (embedding is not None and embedding.shape[0] != len(speakers)) or not encoder or not decoder:
-            return None
+        if trained_speakers != speakers or not encoder or not decoder:
+            return None  # an inconsistent directory: PyTorch's loader reports it
         return cls(load_config(model_dir / CONFIG_FILE), Statistics.load(model_dir / STATS_FILE), speakers, which,
                    encoder, decoder, embedding)
 
