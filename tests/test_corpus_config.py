@@ -74,3 +74,15 @@ def test_config_round_trip_overrides_and_typos(tmp_path):
     with pytest.raises(VawganError, match="not valid YAML"):
         load_config(tmp_path / "bad.yaml")
     assert Config().features.f0_range("slt") == (60.0, 500.0)
+
+
+def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
+    import os
+
+    from vawgan.utils import save_npz_atomic
+
+    save_npz_atomic(tmp_path / "a.npz", x=np.zeros(3))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "a.npz").stat().st_mode & 0o777 == 0o666 & ~mask
+    assert [p.name for p in tmp_path.iterdir()] == ["a.npz"]

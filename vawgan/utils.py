@@ -31,10 +31,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp creates the file as 0600; give it the mode a plain open() would.
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _current_umask() -> int:
+    """The process's umask (reading it requires setting it, so set it back at once)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_npz_atomic(path: str | os.PathLike, **arrays) -> None:
