@@ -165,6 +165,7 @@ def plot_spectrograms(signals: dict[str, tuple[np.ndarray, int]], path: str | os
     longest = max(len(x) / fs for x, fs in signals.values())
     for ax in axes[:, 0]:
         ax.set_xlim(0, longest)  # one time scale for every row, so durations compare at a glance
+        ax.set_facecolor("black")  # past a shorter signal's end: the colour of silence, not white
     fig.colorbar(image, ax=axes[:, 0].tolist(), format="%+.0f dB", label="level [dB]")
     return _save(fig, path)
 
