@@ -19,7 +19,6 @@ def isolated_cache(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
-@pytest.mark.slow
 def test_gan2d_train_resume_sample_evaluate_plot(tmp_path, capsys, monkeypatch):
     # As outside pytest: no root handlers, so the command's logging.basicConfig installs its own.
     monkeypatch.setattr(logging.root, "handlers", [])
