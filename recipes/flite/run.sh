@@ -15,6 +15,8 @@
 #   6  vawgan convert   -> exp/converted/<system>/<src>-<tgt>/<utt>.wav  eval split, all ordered
 #      speaker pairs, systems vae and vawgan, plus the references copy (source unchanged) and
 #      anasyn (analysis-synthesis of the target); outputs newer than their inputs are kept
+#   7  vawgan gmm-train / gmm-convert / evaluate / plot -> exp/gmm, exp/converted/gmm,
+#      exp/eval/results*.{md,csv}, exp/eval/plots/*.png   GMM baseline, comparison table, figures
 #
 # --conf defaults to conf/quick.yaml (a few CPU minutes); conf/full.yaml is the
 # reference schedule. Another corpus: VAWGAN_CORPUS=/path/to/corpus bash run.sh
@@ -26,7 +28,7 @@ stop_stage=100
 conf=conf/quick.yaml
 jobs=$(nproc 2>/dev/null || echo 1)
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,/^set -euo/p' "$(basename "$0")" | grep '^#' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --stage) stage=$2; shift 2 ;;
