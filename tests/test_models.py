@@ -79,3 +79,6 @@ def test_load_model_round_trip(tmp_path):
         load_model(tmp_path, which="vae")
     with pytest.raises(VawganError, match="model directory not found"):
         load_model(tmp_path / "missing")
+    (tmp_path / "not_a_model").mkdir()
+    with pytest.raises(VawganError, match="not a vawgan model directory"):
+        load_model(tmp_path / "not_a_model")

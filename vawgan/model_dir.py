@@ -126,6 +126,9 @@ def load_model(model_dir: str | os.PathLike, which: str = "vawgan", device="cpu"
         raise VawganError(f"which={which!r} is not one of {', '.join(WEIGHT_FILES)}")
     if not model_dir.is_dir():
         raise VawganError(f"{model_dir}: model directory not found; train one with `vawgan train`")
+    if not (model_dir / CONFIG_FILE).is_file():
+        raise VawganError(f"{model_dir}: not a vawgan model directory (no {CONFIG_FILE}); "
+                          "give the --model-dir of a `vawgan train` run")
     weights_path = model_dir / WEIGHT_FILES[which]
     if not weights_path.is_file():
         phase = "vae" if which == "vae" else "adversarial"
