@@ -1,4 +1,4 @@
-"""Small helpers shared by every stage: atomic file writes, device choice, seeds."""
+"""Small helpers shared by every stage: atomic file writes, device choice, seeds and random states."""
 
 from __future__ import annotations
 
@@ -92,3 +92,32 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def global_rng_state() -> dict:
+    """The state of every global random generator :func:`seed_everything` seeds, for a checkpoint.
+
+    Python's ``random``, NumPy's legacy generator, PyTorch's CPU generator and
+    the default generator of each visible CUDA device (an empty list without
+    CUDA). :func:`set_global_rng_state` puts it back.
+    """
+    import torch
+
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_global_rng_state(state: dict) -> None:
+    """Restore a state from :func:`global_rng_state`, so the next random numbers continue its sequence.
+
+    CUDA states are restored for the devices that exist here; a state saved
+    without CUDA leaves the CUDA generators as they are.
+    """
+    import torch
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"].cpu())
+    if torch.cuda.is_available():
+        for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state.cpu(), index)

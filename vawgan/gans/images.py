@@ -100,6 +100,7 @@ def train(config: ImageGanConfig | BeganConfig, run_dir: Path, device, resume: b
     with run_logging(run_dir) as log, RunLogger(run_dir, tensorboard=t.tensorboard) as logger:
         log.info("%s on %s: %d training images, %d steps per epoch, device %s", kind, digits.source,
                  len(train_images), batches, device)
+        # Draws no global random numbers, so a resumed run continues with the checkpoint's.
         evaluator = DigitEvaluator(digits, device, t.eval_samples, t.seed, t.classifier_steps)
         log.info("digit classifier: %.1f %% accurate on the %d real test images; real-vs-real floor: %s",
                  100 * evaluator.classifier_accuracy, len(digits.test_images), scores_line(evaluator.floor))

@@ -143,16 +143,21 @@ def digit_classifier(digits: DigitImages, device, steps: int = 1500) -> tuple[Di
     The cache file is ``<cache_dir>/digit_classifier_<hash of the training set>_<steps>.pt``
     (see :func:`vawgan.gans.data.cache_dir`), so MNIST and the fallback digits
     each get their own. Returns the model and its accuracy on the test images.
+    The global random generators are left as they were (building and training
+    the classifier use forked ones), so a GAN trainer that calls this draws
+    the same random numbers whether the classifier was cached or not.
     """
     path = cache_dir() / f"digit_classifier_{_fingerprint(digits)}_{steps}.pt"
-    model = DigitClassifier().to(device)
-    if path.is_file():
-        state = load_checkpoint(path, map_location=device)
-        model.load_state_dict(state["model"])
-        model.eval()
-        return model, state["test_accuracy"]
-    log.info("training the digit classifier on %d real images (cached at %s)", len(digits.train_images), path)
-    model, accuracy = train_digit_classifier(digits, device, steps)
+    cuda_devices = [device] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda_devices):
+        model = DigitClassifier().to(device)
+        if path.is_file():
+            state = load_checkpoint(path, map_location=device)
+            model.load_state_dict(state["model"])
+            model.eval()
+            return model, state["test_accuracy"]
+        log.info("training the digit classifier on %d real images (cached at %s)", len(digits.train_images), path)
+        model, accuracy = train_digit_classifier(digits, device, steps)
     save_checkpoint(path, {"model": model.state_dict(), "test_accuracy": accuracy, "source": digits.source})
     return model, accuracy
 

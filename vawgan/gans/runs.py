@@ -1,7 +1,7 @@
 """What every secondary-GAN trainer shares: the run directory, its log, checkpoints and report.
 
 A run directory holds ``config.yaml`` (the full config used), ``checkpoint.pt``
-(the latest epoch: networks, optimizers, counters), ``metrics.csv`` (+
+(the latest epoch: networks, optimizers, counters, random states), ``metrics.csv`` (+
 ``tensorboard/``), ``train.log`` (what was printed), ``report.json`` /
 ``report.txt`` (final numbers) and the plots.
 """
@@ -20,7 +20,7 @@ import torch
 from vawgan.checkpoint import load_checkpoint, save_checkpoint
 from vawgan.config import SectionedConfig, load_config, save_config
 from vawgan.errors import VawganError
-from vawgan.utils import atomic_path
+from vawgan.utils import atomic_path, global_rng_state, set_global_rng_state
 
 log = logging.getLogger("vawgan.gans")
 CHECKPOINT = "checkpoint.pt"
@@ -90,15 +90,29 @@ def adam(module: torch.nn.Module, learning_rate: float, betas: list[float]) -> t
 
 
 def save_run_state(run_dir: Path, epoch: int, step: int, modules: dict[str, object], **extra) -> None:
-    """Checkpoint the state dicts of ``modules`` (networks, optimizers, schedulers) and counters."""
+    """Checkpoint the state dicts of ``modules`` (networks, optimizers, schedulers), counters and random states.
+
+    The training loops draw their data order and noise from the global random
+    generators, so their states are saved too (see :func:`restore_run_state`).
+    """
     state = {name: m.state_dict() for name, m in modules.items()}
-    save_checkpoint(run_dir / CHECKPOINT, {**state, "epoch": epoch, "step": step, **extra})
+    save_checkpoint(run_dir / CHECKPOINT, {**state, "epoch": epoch, "step": step, "rng": global_rng_state(), **extra})
 
 
 def restore_run_state(state: dict, modules: dict[str, object]) -> tuple[int, int]:
-    """Load a checkpoint written by :func:`save_run_state`; return (epochs done, steps done)."""
+    """Load a checkpoint written by :func:`save_run_state`; return (epochs done, steps done).
+
+    The global random generators continue where the checkpoint left them, so
+    a trainer that calls this after setting up its networks (which draws
+    random numbers) and draws nothing else before its first epoch resumes with
+    the same random numbers, and ends with the same weights, as an
+    uninterrupted run. A checkpoint written before random states were saved
+    keeps the freshly seeded ones.
+    """
     for name, module in modules.items():
         module.load_state_dict(state[name])
+    if "rng" in state:
+        set_global_rng_state(state["rng"])
     return int(state["epoch"]), int(state["step"])
 
 
