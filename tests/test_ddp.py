@@ -44,6 +44,7 @@ def _worker(rank: int, world: int, init_file: str, model_dir: str, out_file: str
         if rank == 0:
             torch.save({"weights": _weights(trainer), "local_batch": trainer.local_batch,
                         "final": trainer.final_scalars}, out_file)
+        dist.barrier()  # tear the group down only once both processes are done with it
     finally:
         dist.destroy_process_group()
 

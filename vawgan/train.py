@@ -520,14 +520,23 @@ def train_model(config: Config, feature_dir: str | os.PathLike, manifest: str | 
     from vawgan.stats import Statistics
     from vawgan.utils import resolve_device
 
+    joins_group_here = not dist.is_initialized()
     rank, _, device_name = init_distributed(device or config.train.device)
-    device = resolve_device(device_name)
-    stats = Statistics.load(stats_path)
-    frames = load_frames(feature_dir, manifest, stats, exclude_silence=config.train.exclude_silence)
-    trainer = Trainer(config, frames, model_dir, device, progress=progress)  # checks the settings first
-    if rank == 0:
-        prepare_model_dir(model_dir, config, stats, frames.speakers)
-    if dist.is_initialized():
-        dist.barrier()
-    trainer.run(phases, resume=resume)
+    try:
+        device = resolve_device(device_name)
+        stats = Statistics.load(stats_path)
+        frames = load_frames(feature_dir, manifest, stats, exclude_silence=config.train.exclude_silence)
+        trainer = Trainer(config, frames, model_dir, device, progress=progress)  # checks the settings first
+        if rank == 0:
+            prepare_model_dir(model_dir, config, stats, frames.speakers)
+        if dist.is_initialized():
+            dist.barrier()
+        trainer.run(phases, resume=resume)
+        if dist.is_initialized():
+            dist.barrier()  # every process has finished before any tears the group down
+    finally:
+        # Leave the process group we joined: a gloo group still alive at interpreter
+        # exit can abort the process ("terminate called without an active exception").
+        if joins_group_here and dist.is_initialized():
+            dist.destroy_process_group()
     return trainer
