@@ -35,3 +35,10 @@ def config_from_args(args: argparse.Namespace, config_cls: type = Config):
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, choices=None, metavar="auto|cpu|cuda",
                         help="where to run (default: the config's train.device, itself 'auto')")
+
+
+def add_features_argument(parser: argparse.ArgumentParser, purpose: str = "") -> None:
+    """``--features DIR``: the feature folder written by ``vawgan extract`` (recipe stage 1)."""
+    suffix = f", {purpose}" if purpose else ""
+    parser.add_argument("--features", default="dump/features", metavar="DIR",
+                        help=f"feature folder from `vawgan extract`{suffix} (default: dump/features)")

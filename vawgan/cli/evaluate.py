@@ -13,7 +13,7 @@ import argparse
 import itertools
 from pathlib import Path
 
-from vawgan.cli.common import add_config_arguments, config_from_args
+from vawgan.cli.common import add_config_arguments, add_features_argument, config_from_args
 
 PLOT_KINDS = ("scatter", "gv", "modspec", "trajectory", "spectrogram", "curves")
 
@@ -39,8 +39,7 @@ def register(subparsers) -> None:
     p.add_argument("--model", default=None, metavar="DIR",
                    help="also score the model's own features before the vocoder (feature level: copy, gmm, vae, "
                         "vawgan) into OUT/results_features.{md,csv}; needs --features")
-    p.add_argument("--features", default="dump/features", metavar="DIR",
-                   help="feature folder from `vawgan extract`, for --model (default: dump/features)")
+    add_features_argument(p, "for --model")
     p.add_argument("--gmm", default="exp/gmm", metavar="DIR",
                    help="GMM baseline models, for --model (default: exp/gmm)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -57,8 +56,7 @@ def register(subparsers) -> None:
     p.add_argument("--kind", action="append", choices=("all", *PLOT_KINDS), metavar="KIND",
                    help=f"which figure ({', '.join(('all', *PLOT_KINDS))}); repeatable (default: all)")
     p.add_argument("--model", default="exp/model", metavar="DIR", help="trained model directory (default: exp/model)")
-    p.add_argument("--features", default="dump/features", metavar="DIR",
-                   help="feature folder from `vawgan extract` (default: dump/features)")
+    add_features_argument(p)
     p.add_argument("--manifest", default="data/eval.tsv", metavar="TSV", help="sentences to draw (default: data/eval.tsv)")
     p.add_argument("--converted", default="exp/converted", metavar="DIR",
                    help="root of the converted wavs, for spectrograms (default: exp/converted)")
@@ -80,8 +78,7 @@ def register(subparsers) -> None:
                     "of the parallel sentences of a manifest (usually the train split) per ordered speaker pair; "
                     "writes OUT/<src>-<tgt>.npz. Pairs already trained are skipped unless --overwrite.")
     p.add_argument("--manifest", default="data/train.tsv", metavar="TSV", help="parallel training sentences (default: data/train.tsv)")
-    p.add_argument("--features", default="dump/features", metavar="DIR",
-                   help="feature folder from `vawgan extract` (default: dump/features)")
+    add_features_argument(p)
     p.add_argument("--out", default="exp/gmm", metavar="DIR", help="model folder (default: exp/gmm)")
     p.add_argument("--pair", action="append", metavar="SRC-TGT", help="only this pair (repeatable; default: all ordered pairs)")
     p.add_argument("--components", type=int, default=16, help="mixture components (default: 16)")
@@ -101,8 +98,7 @@ def register(subparsers) -> None:
                     "statistics, c0 and aperiodicity from the source) and write WORLD-synthesized wavs.")
     p.add_argument("--gmm", default="exp/gmm", metavar="DIR", help="model folder from gmm-train (default: exp/gmm)")
     p.add_argument("--manifest", default="data/eval.tsv", metavar="TSV", help="sentences to convert (default: data/eval.tsv)")
-    p.add_argument("--features", default="dump/features", metavar="DIR",
-                   help="feature folder from `vawgan extract` (default: dump/features)")
+    add_features_argument(p)
     p.add_argument("--stats", default="dump/stats.npz", metavar="FILE",
                    help="statistics with the speakers' log-F0 (default: dump/stats.npz)")
     p.add_argument("--out", default="exp/converted/gmm", metavar="DIR", help="output root (default: exp/converted/gmm)")

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vawgan.cli.common import add_config_arguments, config_from_args
+from vawgan.cli.common import add_config_arguments, add_features_argument, config_from_args
 
 
 def register(subparsers) -> None:
@@ -51,8 +51,7 @@ def register(subparsers) -> None:
                     "of a manifest (usually the train split), into one .npz file.")
     p.add_argument("--manifest", default="data/train.tsv", metavar="TSV",
                    help="utterances to use (default: data/train.tsv)")
-    p.add_argument("--features", default="dump/features", metavar="DIR",
-                   help="feature folder from `vawgan extract` (default: dump/features)")
+    add_features_argument(p)
     p.add_argument("--out", default="dump/stats.npz", metavar="FILE", help="statistics file (default: dump/stats.npz)")
     p.set_defaults(handler=run_stats)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vawgan.cli.common import add_config_arguments, add_device_argument, config_from_args
+from vawgan.cli.common import add_config_arguments, add_device_argument, add_features_argument, config_from_args
 
 
 def register(subparsers) -> None:
@@ -18,8 +18,7 @@ def register(subparsers) -> None:
                     "(DistributedDataParallel; gloo on the CPU, NCCL on GPUs).")
     p.add_argument("--phase", default="all", choices=["vae", "critic", "adversarial", "all"],
                    help="which phase to run (default: all remaining phases)")
-    p.add_argument("--features", default="dump/features", metavar="DIR",
-                   help="feature folder from `vawgan extract` (default: dump/features)")
+    add_features_argument(p)
     p.add_argument("--manifest", default="data/train.tsv", metavar="TSV",
                    help="training utterances (default: data/train.tsv)")
     p.add_argument("--stats", default="dump/stats.npz", metavar="FILE",
