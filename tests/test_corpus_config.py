@@ -86,3 +86,25 @@ def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
     os.umask(mask)
     assert (tmp_path / "a.npz").stat().st_mode & 0o777 == 0o666 & ~mask
     assert [p.name for p in tmp_path.iterdir()] == ["a.npz"]
+
+
+@pytest.mark.parametrize("loader, what", [
+    ("vawgan.stats:Statistics.load", "statistics file"),
+    ("vawgan.features.store:load_features", "feature file"),
+    ("vawgan.baselines.gmm:JointGMM.load", "GMM baseline model"),
+])
+def test_missing_or_damaged_npz_files_are_one_line_errors(tmp_path, loader, what):
+    import importlib
+
+    module, _, attr = loader.partition(":")
+    load = importlib.import_module(module)
+    for part in attr.split("."):
+        load = getattr(load, part)
+    with pytest.raises(VawganError, match=f"{what} not found"):
+        load(tmp_path / "missing.npz")
+    (tmp_path / "garbage.npz").write_bytes(b"PK\x03\x04 not really a zip archive")
+    with pytest.raises(VawganError, match=f"{what} is damaged"):
+        load(tmp_path / "garbage.npz")
+    np.savez(tmp_path / "wrong_keys.npz", something=np.zeros(2))
+    with pytest.raises(VawganError, match=f"{what} is damaged"):
+        load(tmp_path / "wrong_keys.npz")

@@ -9,15 +9,13 @@ travels with every model directory.
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
 from vawgan.errors import VawganError
-from vawgan.utils import save_npz_atomic
+from vawgan.utils import read_npz, save_npz_atomic
 
 _STD_FLOOR = 1e-8
 
@@ -75,19 +73,13 @@ class Statistics:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Statistics":
         """Read a file written by :meth:`save`; missing or damaged is a :class:`VawganError`."""
-        path = Path(path)
-        if not path.is_file():
-            raise VawganError(f"{path}: statistics file not found; run `vawgan stats` first")
-        try:
-            with np.load(path) as data:
-                stats = cls(mcep_mean=data["mcep_mean"], mcep_std=data["mcep_std"])
-                for spk in data["speakers"].tolist():
-                    stats.speaker_mcep_mean[spk] = data[f"spk/{spk}/mcep_mean"]
-                    stats.speaker_mcep_std[spk] = data[f"spk/{spk}/mcep_std"]
-                    stats.lf0_mean[spk], stats.lf0_std[spk] = (float(v) for v in data[f"spk/{spk}/lf0"])
-                    stats.frames[spk] = int(data[f"spk/{spk}/frames"])
-        except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise VawganError(f"{path}: statistics file is damaged ({exc}); re-run `vawgan stats`") from None
+        with read_npz(path, "statistics file", "run `vawgan stats` first", "re-run `vawgan stats`") as data:
+            stats = cls(mcep_mean=data["mcep_mean"], mcep_std=data["mcep_std"])
+            for spk in data["speakers"].tolist():
+                stats.speaker_mcep_mean[spk] = data[f"spk/{spk}/mcep_mean"]
+                stats.speaker_mcep_std[spk] = data[f"spk/{spk}/mcep_std"]
+                stats.lf0_mean[spk], stats.lf0_std[spk] = (float(v) for v in data[f"spk/{spk}/lf0"])
+                stats.frames[spk] = int(data[f"spk/{spk}/frames"])
         return stats
 
 

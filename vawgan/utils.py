@@ -6,6 +6,7 @@ import contextlib
 import os
 import random
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Iterator
 
@@ -50,6 +51,25 @@ def save_npz_atomic(path: str | os.PathLike, **arrays) -> None:
     """``np.savez`` to ``path`` through :func:`atomic_path`."""
     with atomic_path(path) as tmp:
         np.savez(tmp, **arrays)
+
+
+@contextlib.contextmanager
+def read_npz(path: str | os.PathLike, what: str, if_missing: str, if_damaged: str) -> Iterator:
+    """Open an ``.npz`` file the project wrote, turning every way it can be unusable into one line.
+
+    ``what`` names the file in messages ("statistics file"); ``if_missing`` and
+    ``if_damaged`` say what to do. A missing file, a file that is not an npz
+    archive (truncated, overwritten) and a missing key or bad value read inside
+    the ``with`` body all become a :class:`VawganError`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VawganError(f"{path}: {what} not found; {if_missing}")
+    try:
+        with np.load(path) as data:
+            yield data
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile, np.linalg.LinAlgError) as exc:
+        raise VawganError(f"{path}: {what} is damaged ({exc}); {if_damaged}") from None
 
 
 def resolve_device(name: str = "auto"):

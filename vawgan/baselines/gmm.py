@@ -28,13 +28,12 @@ so the comparison isolates the spectral mapping.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
 from vawgan.errors import VawganError
-from vawgan.utils import save_npz_atomic
+from vawgan.utils import read_npz, save_npz_atomic
 
 DELTA_WINDOW = (-0.5, 0.0, 0.5)
 
@@ -158,14 +157,8 @@ class JointGMM:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "JointGMM":
         """Read a file written by :meth:`save`; missing or damaged is a :class:`VawganError`."""
-        path = Path(path)
-        if not path.is_file():
-            raise VawganError(f"{path}: GMM baseline model not found; run `vawgan gmm-train` first")
-        try:
-            with np.load(path) as data:
-                return cls(data["weights"], data["means"], data["covariances"], str(data["covariance_type"]))
-        except (KeyError, ValueError, OSError, EOFError, np.linalg.LinAlgError) as exc:
-            raise VawganError(f"{path}: GMM baseline model is damaged ({exc}); re-run `vawgan gmm-train`") from None
+        with read_npz(path, "GMM baseline model", "run `vawgan gmm-train` first", "re-run `vawgan gmm-train`") as data:
+            return cls(data["weights"], data["means"], data["covariances"], str(data["covariance_type"]))
 
 
 def train_gmm(pairs: Iterable[tuple[np.ndarray, np.ndarray]], n_components: int = 32, covariance_type: str = "full",

@@ -19,14 +19,13 @@ key            shape        meaning
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from vawgan.errors import VawganError
-from vawgan.utils import save_npz_atomic
+from vawgan.utils import read_npz, save_npz_atomic
 
 
 @dataclass
@@ -62,17 +61,12 @@ def save_features(path: str | os.PathLike, feats: UtteranceFeatures) -> None:
 
 def load_features(path: str | os.PathLike) -> UtteranceFeatures:
     """Read a feature file; a missing or damaged file is a :class:`VawganError`."""
-    path = Path(path)
-    try:
-        with np.load(path) as data:
-            return UtteranceFeatures(
-                f0=data["f0"], mcep=data["mcep"], coded_ap=data["coded_ap"], speech=data["speech"],
-                fs=int(data["fs"]), frame_period=float(data["frame_period"]), alpha=float(data["alpha"]),
-                fft_size=int(data["fft_size"]))
-    except FileNotFoundError:
-        raise VawganError(f"{path}: feature file not found; run `vawgan extract` first") from None
-    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise VawganError(f"{path}: feature file is damaged ({exc}); delete it and re-run `vawgan extract`") from None
+    with read_npz(path, "feature file", "run `vawgan extract` first",
+                  "delete it and re-run `vawgan extract`") as data:
+        return UtteranceFeatures(
+            f0=data["f0"], mcep=data["mcep"], coded_ap=data["coded_ap"], speech=data["speech"],
+            fs=int(data["fs"]), frame_period=float(data["frame_period"]), alpha=float(data["alpha"]),
+            fft_size=int(data["fft_size"]))
 
 
 def is_complete_feature_file(path: str | os.PathLike) -> bool:
