@@ -7,7 +7,7 @@ import torch
 from vawgan.config import Config
 from vawgan.errors import VawganError
 from vawgan.model_dir import load_model, prepare_model_dir, save_weights
-from vawgan.models import Critic, Decoder, Encoder, build_models
+from vawgan.models import Critic, Decoder, build_models
 from vawgan.stats import Statistics
 
 
@@ -22,7 +22,9 @@ def _stats(speakers, dim=39):
 
 
 def test_shapes_follow_the_reference_architecture():
-    enc, dec, critic = build_models(Config().model, num_speakers=3)
+    config = Config()
+    config.model.decoder_conditioning, config.model.decoder_variance = "input", "unit"  # as in the reference
+    enc, dec, critic = build_models(config.model, num_speakers=3)
     x = torch.randn(7, 39)
     mu, logvar = enc(x)
     assert mu.shape == logvar.shape == (7, 64)
@@ -32,6 +34,24 @@ def test_shapes_follow_the_reference_architecture():
     assert linear_sizes(enc) == [(39, 256), (256, 128), (128, 128)]  # μ and log σ² side by side
     assert linear_sizes(dec) == [(64 + 16, 128), (128, 256), (256, 39)]
     assert linear_sizes(critic) == [(39, 64), (64, 32), (32, 1)]
+    assert dec.log_variance is None
+
+
+def test_default_decoder_takes_the_speaker_code_at_every_layer_and_learns_its_variance():
+    _, dec, _ = build_models(Config().model, num_speakers=3)
+    assert [(l.in_features, l.out_features) for l in dec.net if isinstance(l, torch.nn.Linear)] == [
+        (64 + 16, 128), (128 + 16, 256), (256 + 16, 39)]
+    assert dec.log_variance.shape == (39,) and dec.log_variance.requires_grad
+    z = torch.randn(5, 64)
+    assert dec(z, torch.zeros(5, dtype=torch.long)).shape == (5, 39)
+    # the code acts at depth: with the first layer's code columns zeroed the output still depends on the speaker
+    with torch.no_grad():
+        dec.net[0].weight[:, 64:] = 0.0
+    assert not torch.allclose(dec(z, torch.zeros(5, dtype=torch.long)), dec(z, torch.ones(5, dtype=torch.long)))
+    with pytest.raises(ValueError, match="decoder_conditioning"):
+        config = Config()
+        config.model.decoder_conditioning = "everywhere"
+        build_models(config.model, num_speakers=3)
 
 
 def test_decoder_output_depends_on_the_speaker_and_single_speaker_is_plain_vae():

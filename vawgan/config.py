@@ -68,6 +68,12 @@ class ModelConfig:
     encoder_hidden: list[int] = field(default_factory=lambda: [256, 128])
     decoder_hidden: list[int] = field(default_factory=lambda: [128, 256])
     critic_hidden: list[int] = field(default_factory=lambda: [64, 32])
+    # The VAE's likelihood N(x; x̂, diag σ²): "learned" trains one σ per dimension; "unit" fixes σ = 1 as
+    # in the reference, which on normalized features leaves the latent nearly unused (README, Training).
+    decoder_variance: str = "learned"
+    # Where the decoder sees the speaker code: "input" (concatenated to z, Hsu et al.) or "all_layers"
+    # (concatenated to the input of every layer, so the code can act at every depth).
+    decoder_conditioning: str = "all_layers"
     critic_conditional: bool = False  # give the critic its own learned speaker embedding too
 
 
@@ -81,6 +87,7 @@ class TrainConfig:
     adversarial_epochs: int = 25
     learning_rate: float = 1e-3
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    kl_weight: float = 1.0  # weight of the KL term of the VAE loss (1: the ELBO; < 1 keeps more in the latent)
     n_critic: int = 1  # critic steps per generator step (WGAN-GP papers use 5)
     gp_lambda: float = 10.0
     alpha_mode: str = "scale"  # scale: alpha = |E_rec / E_D| (detached); fixed: alpha = alpha_value

@@ -147,11 +147,19 @@ def _linear_layers(data, net: str) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(data[f"{net}/net.{i}.weight"], data[f"{net}/net.{i}.bias"]) for i in indices]
 
 
-def _mlp(x: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Linear layers with ReLU between them, as :func:`vawgan.models.mlp` builds them."""
+def _mlp(x: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]], code: np.ndarray | None = None) -> np.ndarray:
+    """Linear layers with ReLU between them, as :func:`vawgan.models.mlp` builds them.
+
+    With a speaker ``code`` (C,), a layer whose weight has more inputs than
+    the activations have columns takes the code concatenated to them (the
+    decoder's first layer only, or every layer: ``model.decoder_conditioning``).
+    """
+    x = x.astype(np.float32)
     for i, (weight, bias) in enumerate(layers):
         if i:
             x = np.maximum(x, 0.0)
+        if code is not None and weight.shape[1] > x.shape[1]:
+            x = np.hstack([x, np.broadcast_to(code.astype(np.float32), (x.shape[0], code.shape[0]))])
         x = x @ weight.T + bias
     return x
 
@@ -207,14 +215,13 @@ class NumpyModel:
 
     def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(μ, log σ²) of normalized frames ``x`` (N, D)."""
-        mu, logvar = np.split(_mlp(x.astype(np.float32), self.encoder_layers), 2, axis=1)
+        mu, logvar = np.split(_mlp(x, self.encoder_layers), 2, axis=1)
         return mu, logvar
 
     def decode(self, z: np.ndarray, speaker_index: int) -> np.ndarray:
         """Normalized frames decoded from latents ``z`` (N, latent) with one speaker's code."""
-        if self.embedding is not None:
-            z = np.hstack([z, np.broadcast_to(self.embedding[speaker_index], (z.shape[0], self.embedding.shape[1]))])
-        return _mlp(z.astype(np.float32), self.decoder_layers)
+        code = self.embedding[speaker_index] if self.embedding is not None else None
+        return _mlp(z, self.decoder_layers, code)
 
 
 class Converter:

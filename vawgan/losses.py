@@ -23,15 +23,19 @@ import torch
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-def gaussian_nll(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
-    """−log N(x; x̂, I) per frame (summed over dimensions), averaged over frames.
+def gaussian_nll(x: torch.Tensor, x_hat: torch.Tensor, log_variance: torch.Tensor | None = None) -> torch.Tensor:
+    """−log N(x; x̂, diag σ²) per frame (summed over dimensions), averaged over frames.
 
-    The constant ½·D·log 2π is included, so the value is a true negative
-    log-likelihood in nats per frame (and positive, which the scale-matching
-    weight α of :func:`generator_loss` relies on).
+    ``log_variance`` (D,) is the decoder's per-dimension log σ²; None means
+    unit variance, the reference's N(x; x̂, I). The constant ½·D·log 2π is
+    included, so the value is a true negative log-likelihood in nats per frame
+    (positive with unit variance; with a learned σ < 1 it can be negative).
     """
     dim = x.shape[1]
-    return 0.5 * (x - x_hat).pow(2).sum(dim=1).mean() + 0.5 * dim * _LOG_2PI
+    squared = (x - x_hat).pow(2)
+    if log_variance is None:
+        return 0.5 * squared.sum(dim=1).mean() + 0.5 * dim * _LOG_2PI
+    return 0.5 * (squared * torch.exp(-log_variance)).sum(dim=1).mean() + 0.5 * (log_variance.sum() + dim * _LOG_2PI)
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

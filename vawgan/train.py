@@ -436,9 +436,9 @@ class Trainer:
         x, speakers = self.x[batch], self.speaker_ids[batch]
         mu, logvar = self.train_encoder(x)
         z = reparameterize(mu, logvar, self._randn(mu.shape[1]))
-        nll = gaussian_nll(x, self.train_decoder(z, speakers))
+        nll = gaussian_nll(x, self.train_decoder(z, speakers), self.decoder.log_variance)
         kl = kl_divergence(mu, logvar)
-        loss = nll + kl
+        loss = nll + self.cfg.kl_weight * kl
         self.opt_encoder.zero_grad(set_to_none=True)
         self.opt_decoder.zero_grad(set_to_none=True)
         loss.backward()
@@ -480,7 +480,7 @@ class Trainer:
         # therefore only reach the decoder.
         decoded = self.train_decoder(torch.cat([z, z.detach()]), torch.cat([speakers, targets]))
         reconstruction, generated = decoded.split(x.shape[0])
-        nll = gaussian_nll(x, reconstruction)
+        nll = gaussian_nll(x, reconstruction, self.decoder.log_variance)
         kl = kl_divergence(mu, logvar)
         critic_scalars = self._critic_update(real, generated.detach(), targets)
 
@@ -492,7 +492,7 @@ class Trainer:
             alpha = adversarial_weight(nll_all, adversarial_all, "scale", cfg.alpha_value)
         else:
             alpha = adversarial_weight(nll, adversarial, "fixed", cfg.alpha_value)
-        vae_loss = nll + kl
+        vae_loss = nll + cfg.kl_weight * kl
         loss = vae_loss + alpha * adversarial
         self.opt_encoder.zero_grad(set_to_none=True)
         self.opt_decoder.zero_grad(set_to_none=True)

@@ -52,22 +52,42 @@ class Decoder(nn.Module):
 
     ``num_speakers == 1`` builds the unconditional decoder (no embedding); the
     speaker ids are then accepted and ignored, so callers need no special case.
+
+    ``learned_variance=True`` gives the decoder's Gaussian a trained
+    per-dimension log-variance (:attr:`log_variance`, used only by the
+    training loss; conversion decodes the mean). ``False`` keeps the
+    reference's unit variance, :attr:`log_variance` is then None.
     """
 
     def __init__(self, latent_dim: int = 64, num_speakers: int = 1, speaker_dim: int = 16,
-                 hidden: list[int] = (128, 256), output_dim: int = 39):
+                 hidden: list[int] = (128, 256), output_dim: int = 39, learned_variance: bool = False,
+                 condition_all_layers: bool = False):
         super().__init__()
         if num_speakers < 1:
             raise ValueError(f"num_speakers must be at least 1, got {num_speakers}")
         self.num_speakers = num_speakers
         self.embedding = nn.Embedding(num_speakers, speaker_dim) if num_speakers > 1 else None
-        in_dim = latent_dim + (speaker_dim if self.embedding is not None else 0)
-        self.net = mlp([in_dim, *hidden, output_dim])
+        self.condition_all_layers = condition_all_layers and self.embedding is not None
+        code_dim = speaker_dim if self.embedding is not None else 0
+        self.net = mlp([latent_dim, *hidden, output_dim])
+        # The speaker code is concatenated to the input of the first layer, or of every layer.
+        for index, layer in enumerate(self.net):
+            if isinstance(layer, nn.Linear) and (index == 0 or self.condition_all_layers):
+                self.net[index] = nn.Linear(layer.in_features + code_dim, layer.out_features)
+        self.log_variance = nn.Parameter(torch.zeros(output_dim)) if learned_variance else None
 
     def forward(self, z: torch.Tensor, speaker_ids: torch.Tensor) -> torch.Tensor:
-        if self.embedding is not None:
-            z = torch.cat([z, self.embedding(speaker_ids)], dim=1)
-        return self.net(z)
+        if self.embedding is None:
+            return self.net(z)
+        code = self.embedding(speaker_ids)
+        if not self.condition_all_layers:
+            return self.net(torch.cat([z, code], dim=1))
+        h = z
+        for layer in self.net:
+            if isinstance(layer, nn.Linear):
+                h = torch.cat([h, code], dim=1)
+            h = layer(h)
+        return h
 
 
 class Critic(nn.Module):
@@ -97,7 +117,13 @@ def build_models(model_config, num_speakers: int) -> tuple[Encoder, Decoder, Cri
     """The three networks with the sizes of a :class:`~vawgan.config.ModelConfig`."""
     cfg = model_config
     encoder = Encoder(cfg.input_dim, list(cfg.encoder_hidden), cfg.latent_dim)
-    decoder = Decoder(cfg.latent_dim, num_speakers, cfg.speaker_dim, list(cfg.decoder_hidden), cfg.input_dim)
+    if cfg.decoder_variance not in ("learned", "unit"):
+        raise ValueError(f"model.decoder_variance {cfg.decoder_variance!r} is not one of learned, unit")
+    if cfg.decoder_conditioning not in ("input", "all_layers"):
+        raise ValueError(f"model.decoder_conditioning {cfg.decoder_conditioning!r} is not one of input, all_layers")
+    decoder = Decoder(cfg.latent_dim, num_speakers, cfg.speaker_dim, list(cfg.decoder_hidden), cfg.input_dim,
+                      learned_variance=cfg.decoder_variance == "learned",
+                      condition_all_layers=cfg.decoder_conditioning == "all_layers")
     critic = Critic(cfg.input_dim, list(cfg.critic_hidden), num_speakers if cfg.critic_conditional else 0,
                     cfg.speaker_dim)
     return encoder, decoder, critic
