@@ -105,6 +105,25 @@ def test_coulomb_steps_lower_the_potential_regression_loss():
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
 
 
+def test_coulomb_generator_step_adds_nothing_to_the_discriminator_gradients():
+    import copy
+
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    generator, discriminator = grid_generator(), grid_discriminator()
+    real = torch.from_numpy(make_grid_data(GRID, 0.1, 6, seed=1)[:64])
+    noise = sample_noise(64, 4)
+    d_copy = copy.deepcopy(discriminator)
+    fake = generator(noise).detach()
+    target_real, target_fake = plummer_potential(real, fake, 3.0)
+    F.mse_loss(d_copy(torch.cat([real, fake])).squeeze(1), torch.cat([target_real, target_fake])).backward()
+    coulomb_step(generator, discriminator, _adam(generator), _adam(discriminator), real, noise, 3.0)
+    for mine, expected in zip(discriminator.parameters(), d_copy.parameters()):
+        assert mine.requires_grad
+        torch.testing.assert_close(mine.grad, expected.grad)
+
+
 def test_bce_steps_lower_the_discriminator_loss():
     torch.manual_seed(0)
     real = torch.from_numpy(load_sklearn_digits().train_images[:32])

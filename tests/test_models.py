@@ -102,3 +102,24 @@ def test_load_model_round_trip(tmp_path):
     (tmp_path / "not_a_model").mkdir()
     with pytest.raises(VawganError, match="not a vawgan model directory"):
         load_model(tmp_path / "not_a_model")
+
+
+def test_model_directory_older_than_the_decoder_options_loads_as_trained(tmp_path):
+    """A config.yaml without decoder_variance / decoder_conditioning was trained with unit variance and
+    the speaker code at the input only; it must load that network, not today's defaults."""
+    import yaml
+
+    config = Config()
+    config.model.decoder_variance, config.model.decoder_conditioning = "unit", "input"
+    speakers = ["awb", "rms", "slt"]
+    prepare_model_dir(tmp_path, config, _stats(speakers), speakers)
+    enc, dec, _ = build_models(config.model, len(speakers))
+    save_weights(tmp_path / "vawgan.pt", enc, dec, speakers, step=1)
+    written = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    del written["model"]["decoder_variance"], written["model"]["decoder_conditioning"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(written))
+    model = load_model(tmp_path, which="vawgan")
+    assert model.config.model.decoder_conditioning == "input" and model.decoder.log_variance is None
+    z, ids = torch.randn(4, 64), torch.full((4,), 1)
+    with torch.no_grad():
+        assert torch.equal(model.decoder(z, ids), dec(z, ids))

@@ -76,7 +76,10 @@ def test_cli_trains_phase_by_phase_on_real_features(real_features, tmp_path, cap
     print("VAE loss per epoch:", [round(v, 2) for v in vae_loss])
     assert vae_loss[-1] < vae_loss[0] - 1.0, vae_loss
     assert curves["vae/nll"][1][-1] < curves["vae/nll"][1][0] - 1.5
-    assert load_model(model_dir, which="vae").speakers == ["awb", "rms", "slt"]
+    vae = load_model(model_dir, which="vae")
+    assert vae.speakers == ["awb", "rms", "slt"]
+    # the decoder's variance is trained: below the unit variance of the normalized frames it reconstructs
+    assert vae.decoder.log_variance.mean().item() < -0.1, vae.decoder.log_variance
     with pytest.raises(VawganError, match="vawgan.pt: not found"):
         load_model(model_dir, which="vawgan")
 
@@ -113,6 +116,14 @@ def test_adversarial_term_updates_the_decoder_only(real_features):
     for name in enc_without:  # the encoder's gradient is that of the VAE loss alone
         assert torch.allclose(enc_with[name], enc_without[name], rtol=1e-5, atol=1e-7), name
     assert any(not torch.allclose(dec_with[n], dec_without[n]) for n in dec_without)  # the decoder's is not
+
+
+def test_kl_weight_scales_the_kl_term_of_the_vae_loss(real_features):
+    frames = _real_frames(real_features)
+    trainer = Trainer(_tiny_config(kl_weight=0.25), frames, real_features / "kl", torch.device("cpu"),
+                      progress=False)
+    nll, kl, loss = trainer._vae_step(torch.arange(64)).tolist()
+    assert kl > 0 and loss == pytest.approx(nll + 0.25 * kl, rel=1e-6)
 
 
 def _interrupt_at(trainer, phase, call):

@@ -184,8 +184,7 @@ class NumpyModel:
     def load(cls, model_dir: Path, which: str) -> "NumpyModel | None":
         import zipfile
 
-        from vawgan.config import load_config
-        from vawgan.model_dir import CONFIG_FILE, SPEAKERS_FILE, STATS_FILE, WEIGHT_FILES, read_speakers
+        from vawgan.model_dir import SPEAKERS_FILE, STATS_FILE, WEIGHT_FILES, load_model_config, read_speakers
         from vawgan.stats import Statistics
 
         weights = model_dir / WEIGHT_FILES.get(which, f"{which}.pt")
@@ -204,7 +203,7 @@ class NumpyModel:
         speakers = read_speakers(model_dir / SPEAKERS_FILE)
         if trained_speakers != speakers or not encoder or not decoder:
             return None  # an inconsistent directory: PyTorch's loader reports it
-        return cls(load_config(model_dir / CONFIG_FILE), Statistics.load(model_dir / STATS_FILE), speakers, which,
+        return cls(load_model_config(model_dir), Statistics.load(model_dir / STATS_FILE), speakers, which,
                    encoder, decoder, embedding)
 
     def speaker_index(self, name: str) -> int:

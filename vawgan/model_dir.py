@@ -33,6 +33,10 @@ SPEAKERS_FILE = "speakers.txt"
 CHECKPOINT_FILE = "checkpoint.pt"
 WEIGHT_FILES = {"vae": "vae.pt", "vawgan": "vawgan.pt"}
 
+# Model settings added after the first model directories were written, with the value those
+# directories were trained with: a config.yaml without the key gets this value, not today's default.
+LEGACY_MODEL_SETTINGS = {"decoder_variance": "unit", "decoder_conditioning": "input"}
+
 
 def read_speakers(path: str | os.PathLike) -> list[str]:
     """The speaker list of a model directory (``speakers.txt``)."""
@@ -110,6 +114,17 @@ class LoadedModel:
             raise VawganError(f"unknown speaker {name!r}; this model knows: {', '.join(self.speakers)}") from None
 
 
+def load_model_config(model_dir: str | os.PathLike) -> Config:
+    """The ``config.yaml`` of a model directory, with :data:`LEGACY_MODEL_SETTINGS` for keys it predates."""
+    import yaml
+
+    path = Path(model_dir) / CONFIG_FILE
+    load_config(path)  # reports a missing or malformed file
+    written = (yaml.safe_load(path.read_text()) or {}).get("model") or {}
+    return load_config(path, {f"model.{key}": value for key, value in LEGACY_MODEL_SETTINGS.items()
+                              if key not in written})
+
+
 def load_model(model_dir: str | os.PathLike, which: str = "vawgan", device="cpu") -> LoadedModel:
     """Load the ``which`` weights (``"vawgan"`` or ``"vae"``) of a model directory onto ``device``.
 
@@ -135,7 +150,7 @@ def load_model(model_dir: str | os.PathLike, which: str = "vawgan", device="cpu"
         raise VawganError(f"{weights_path}: not found; the {phase} phase has not finished in this model directory "
                           f"(run `vawgan train --phase {phase}`{'' if which == 'vae' else ' or use the vae weights'})")
     device = resolve_device(device) if isinstance(device, str) else torch.device(device)
-    config = load_config(model_dir / CONFIG_FILE)
+    config = load_model_config(model_dir)
     stats = Statistics.load(model_dir / STATS_FILE)
     speakers = read_speakers(model_dir / SPEAKERS_FILE)
     state = load_checkpoint(weights_path, map_location="cpu")

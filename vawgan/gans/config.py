@@ -50,7 +50,8 @@ class GridTrainConfig(RunSettings):
     """Optimizer, Coulomb-potential and evaluation settings for the grid."""
 
     # One epoch = one pass over the 100 000 training points = 195 iterations. 300 epochs took 887 s
-    # in all (824 s of training) on one lightly loaded CPU core: the 15-minute budget.
+    # in all (824 s of training) on one lightly loaded CPU core, 696 s on a quiet one without the
+    # per-epoch frames: the 15-minute budget.
     epochs: int = 300
     batch_size: int = 512
     learning_rate: float = 1e-3

@@ -60,10 +60,14 @@ def coulomb_step(generator: nn.Module, discriminator: nn.Module, opt_g, opt_d, r
     d_loss.backward()
     opt_d.step()
 
+    # The generator step needs D's gradient with respect to its input only: with D's weights
+    # frozen, the backward pass skips their gradients (three matrix products on 512 points).
+    discriminator.requires_grad_(False)
     g_loss = discriminator(fake).mean()
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_g.step()
+    discriminator.requires_grad_(True)
     return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
 
 
