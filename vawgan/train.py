@@ -52,7 +52,7 @@ from vawgan.losses import adversarial_weight, critic_loss, gaussian_nll, kl_dive
 from vawgan.model_dir import CHECKPOINT_FILE, WEIGHT_FILES, save_weights
 from vawgan.models import build_models
 from vawgan.runlog import RunLogger
-from vawgan.utils import configure_cpu, seed_everything
+from vawgan.utils import configure_cpu, frozen, seed_everything
 
 PHASES = ("vae", "critic", "adversarial")
 
@@ -485,21 +485,20 @@ class Trainer:
         critic_scalars = self._critic_update(real, generated.detach(), targets)
 
         # Generator step against the updated critic; the critic's weights get no gradient.
-        self.critic.requires_grad_(False)
-        adversarial = -self.critic(generated, targets if self.critic_condition else None).mean()
-        if cfg.alpha_mode == "scale":
-            nll_all, adversarial_all = self._reduce_mean(torch.stack([nll, adversarial]).detach())
-            alpha = adversarial_weight(nll_all, adversarial_all, "scale", cfg.alpha_value)
-        else:
-            alpha = adversarial_weight(nll, adversarial, "fixed", cfg.alpha_value)
-        vae_loss = nll + cfg.kl_weight * kl
-        loss = vae_loss + alpha * adversarial
-        self.opt_encoder.zero_grad(set_to_none=True)
-        self.opt_decoder.zero_grad(set_to_none=True)
-        loss.backward()
+        with frozen(self.critic):
+            adversarial = -self.critic(generated, targets if self.critic_condition else None).mean()
+            if cfg.alpha_mode == "scale":
+                nll_all, adversarial_all = self._reduce_mean(torch.stack([nll, adversarial]).detach())
+                alpha = adversarial_weight(nll_all, adversarial_all, "scale", cfg.alpha_value)
+            else:
+                alpha = adversarial_weight(nll, adversarial, "fixed", cfg.alpha_value)
+            vae_loss = nll + cfg.kl_weight * kl
+            loss = vae_loss + alpha * adversarial
+            self.opt_encoder.zero_grad(set_to_none=True)
+            self.opt_decoder.zero_grad(set_to_none=True)
+            loss.backward()
         self.opt_encoder.step()
         self.opt_decoder.step()
-        self.critic.requires_grad_(True)
         return torch.cat([torch.stack([nll, kl, vae_loss]).detach(), critic_scalars,
                           torch.stack([adversarial, alpha, loss]).detach()])
 

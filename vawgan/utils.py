@@ -141,3 +141,18 @@ def set_global_rng_state(state: dict) -> None:
     if torch.cuda.is_available():
         for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
             torch.cuda.set_rng_state(cuda_state.cpu(), index)
+
+
+@contextlib.contextmanager
+def frozen(module) -> Iterator[None]:
+    """Inside the block, ``module``'s weights are left out of autograd; gradients still flow through it.
+
+    For a generator step through a discriminator or critic: the backward pass
+    then computes only the gradient with respect to the module's input, not
+    the weight gradients the optimizer of the module would discard anyway.
+    """
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        module.requires_grad_(True)

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vawgan.utils import frozen
+
 
 def plummer_potential(real: torch.Tensor, fake: torch.Tensor, epsilon: float, dim: int = 3):
     """The Coulomb GAN potential at every real and every fake point of a minibatch.
@@ -60,14 +62,11 @@ def coulomb_step(generator: nn.Module, discriminator: nn.Module, opt_g, opt_d, r
     d_loss.backward()
     opt_d.step()
 
-    # The generator step needs D's gradient with respect to its input only: with D's weights
-    # frozen, the backward pass skips their gradients (three matrix products on 512 points).
-    discriminator.requires_grad_(False)
-    g_loss = discriminator(fake).mean()
-    opt_g.zero_grad(set_to_none=True)
-    g_loss.backward()
+    with frozen(discriminator):
+        g_loss = discriminator(fake).mean()
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
     opt_g.step()
-    discriminator.requires_grad_(True)
     return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
 
 
@@ -92,10 +91,11 @@ def bce_gan_step(generator: nn.Module, discriminator: nn.Module, opt_g, opt_d, r
     opt_d.step()
     accuracy = ((logit_real > 0).float().mean() + (logit_fake < 0).float().mean()) / 2
 
-    logit_gen = discriminator(generator(noise_fn(n)))
-    g_loss = F.binary_cross_entropy_with_logits(logit_gen, torch.ones_like(logit_gen))
-    opt_g.zero_grad(set_to_none=True)
-    g_loss.backward()
+    with frozen(discriminator):
+        logit_gen = discriminator(generator(noise_fn(n)))
+        g_loss = F.binary_cross_entropy_with_logits(logit_gen, torch.ones_like(logit_gen))
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
     opt_g.step()
     return {"d_real": d_real.detach(), "d_fake": d_fake.detach(), "d_accuracy": accuracy.detach(),
             "g_loss": g_loss.detach()}
@@ -135,9 +135,10 @@ def began_step(generator: nn.Module, autoencoder: nn.Module, opt_g, opt_d, real:
     d_loss.backward()
     opt_d.step()
 
-    g_loss = reconstruction_loss(autoencoder, generator(noise_fn(n)))
-    opt_g.zero_grad(set_to_none=True)
-    g_loss.backward()
+    with frozen(autoencoder):
+        g_loss = reconstruction_loss(autoencoder, generator(noise_fn(n)))
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
     opt_g.step()
 
     loss_real, g_loss = loss_real.detach(), g_loss.detach()
