@@ -7,10 +7,12 @@ c1..c39. They hold no training logic; :mod:`vawgan.train` and
 * :class:`Encoder` is speaker-independent: frame → mean and log-variance of a
   Gaussian posterior over a latent code z.
 * :class:`Decoder` maps (z, speaker) → frame. The speaker enters as a learned
-  embedding concatenated to z, so conversion is "encode the source frame,
-  decode with the target's speaker id" (Hsu et al. 2017). With a single
-  speaker there is no embedding at all and the decoder is the plain
-  reconstruction decoder of the reference experiment.
+  embedding concatenated to z (and, by default, to the input of every hidden
+  layer too), so conversion is "encode the source frame, decode with the
+  target's speaker id" (Hsu et al. 2017). It can also own a trained
+  per-dimension log-variance for the VAE's likelihood. With a single speaker
+  there is no embedding at all and the decoder is the plain reconstruction
+  decoder of the reference experiment.
 * :class:`Critic` is the Wasserstein critic: frame → one unbounded score (no
   sigmoid). Optionally it is also given a learned speaker embedding, so it
   judges "is this a real frame *of this speaker*" instead of "a real frame".
