@@ -125,6 +125,16 @@ def test_kl_weight_scales_the_kl_term_of_the_vae_loss(real_features):
     nll, kl, loss = trainer._vae_step(torch.arange(64)).tolist()
     assert kl > 0 and loss == pytest.approx(nll + 0.25 * kl, rel=1e-6)
 
+    # the warm-up ramps the weight linearly over the first kl_warmup_epochs of VAE pretraining
+    trainer = Trainer(_tiny_config(kl_weight=0.5, kl_warmup_epochs=2), frames, real_features / "warm",
+                      torch.device("cpu"), progress=False)
+    per_epoch = trainer.steps_per_epoch
+    weights = []
+    for epoch, step in [(0, 0), (0, per_epoch - 1), (1, per_epoch - 1), (3, 0)]:
+        trainer.epoch, trainer.step = epoch, step
+        weights.append(trainer._kl_weight())
+    assert weights == pytest.approx([0.5 / (2 * per_epoch), 0.5 * 0.5, 0.5, 0.5])
+
 
 def _interrupt_at(trainer, phase, call):
     """Make the ``call``-th step of ``phase`` raise KeyboardInterrupt (a killed run)."""

@@ -88,6 +88,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     kl_weight: float = 1.0  # weight of the KL term of the VAE loss (1: the ELBO; < 1 keeps more in the latent)
+    kl_warmup_epochs: float = 0.0  # ramp the KL weight linearly from 0 over this many VAE epochs (0: off)
     n_critic: int = 1  # critic steps per generator step (WGAN-GP papers use 5)
     gp_lambda: float = 10.0
     alpha_mode: str = "scale"  # scale: alpha = |E_rec / E_D| (detached); fixed: alpha = alpha_value

@@ -432,13 +432,27 @@ class Trainer:
 
     # ------------------------------------------------------------------ the three kinds of steps
 
+    def _kl_weight(self) -> float:
+        """``train.kl_weight``, ramped linearly from 0 over the first ``train.kl_warmup_epochs`` of pretraining.
+
+        A KL warm-up lets the decoder learn to use the latent before the KL
+        term pulls the posterior to the prior (the usual cure for posterior
+        collapse). It depends only on the phase's epoch and step, which a
+        checkpoint restores, so resumed runs ramp identically.
+        """
+        warmup_steps = self.cfg.kl_warmup_epochs * self.steps_per_epoch
+        if warmup_steps <= 0:
+            return self.cfg.kl_weight
+        done = self.epoch * self.steps_per_epoch + self.step + 1
+        return self.cfg.kl_weight * min(1.0, done / warmup_steps)
+
     def _vae_step(self, batch: torch.Tensor) -> torch.Tensor:
         x, speakers = self.x[batch], self.speaker_ids[batch]
         mu, logvar = self.train_encoder(x)
         z = reparameterize(mu, logvar, self._randn(mu.shape[1]))
         nll = gaussian_nll(x, self.train_decoder(z, speakers), self.decoder.log_variance)
         kl = kl_divergence(mu, logvar)
-        loss = nll + self.cfg.kl_weight * kl
+        loss = nll + self._kl_weight() * kl
         self.opt_encoder.zero_grad(set_to_none=True)
         self.opt_decoder.zero_grad(set_to_none=True)
         loss.backward()
