@@ -48,7 +48,7 @@ def test_default_decoder_takes_the_speaker_code_at_every_layer_and_learns_its_va
     with torch.no_grad():
         dec.net[0].weight[:, 64:] = 0.0
     assert not torch.allclose(dec(z, torch.zeros(5, dtype=torch.long)), dec(z, torch.ones(5, dtype=torch.long)))
-    with pytest.raises(ValueError, match="decoder_conditioning"):
+    with pytest.raises(VawganError, match="decoder_conditioning='everywhere' is not one of"):
         config = Config()
         config.model.decoder_conditioning = "everywhere"
         build_models(config.model, num_speakers=3)

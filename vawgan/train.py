@@ -201,6 +201,8 @@ class Trainer:
             raise VawganError(f"train.alpha_mode={cfg.alpha_mode!r} is not one of scale, fixed")
         if cfg.n_critic < 1 or cfg.checkpoint_every < 1:
             raise VawganError("train.n_critic and train.checkpoint_every must be at least 1")
+        if cfg.kl_weight < 0 or cfg.kl_warmup_epochs < 0:
+            raise VawganError("train.kl_weight and train.kl_warmup_epochs must not be negative")
 
     @property
     def checkpoint_path(self) -> Path:

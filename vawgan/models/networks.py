@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vawgan.errors import VawganError
+
 
 def mlp(sizes: list[int]) -> nn.Sequential:
     """Linear layers of the given sizes with ReLU between them and a linear output."""
@@ -120,9 +122,9 @@ def build_models(model_config, num_speakers: int) -> tuple[Encoder, Decoder, Cri
     cfg = model_config
     encoder = Encoder(cfg.input_dim, list(cfg.encoder_hidden), cfg.latent_dim)
     if cfg.decoder_variance not in ("learned", "unit"):
-        raise ValueError(f"model.decoder_variance {cfg.decoder_variance!r} is not one of learned, unit")
+        raise VawganError(f"model.decoder_variance={cfg.decoder_variance!r} is not one of learned, unit")
     if cfg.decoder_conditioning not in ("input", "all_layers"):
-        raise ValueError(f"model.decoder_conditioning {cfg.decoder_conditioning!r} is not one of input, all_layers")
+        raise VawganError(f"model.decoder_conditioning={cfg.decoder_conditioning!r} is not one of all_layers, input")
     decoder = Decoder(cfg.latent_dim, num_speakers, cfg.speaker_dim, list(cfg.decoder_hidden), cfg.input_dim,
                       learned_variance=cfg.decoder_variance == "learned",
                       condition_all_layers=cfg.decoder_conditioning == "all_layers")
