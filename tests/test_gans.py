@@ -238,3 +238,13 @@ def test_collapse_detector_thresholds():
     half_classes = DigitScores(5, 0.7, 0.99, 200.0, 7.0, [200] * 5 + [0] * 5)
     assert "5 of 10" in detect_collapse(half_classes, real)
     assert detect_collapse(half_classes, real, min_classes=5) is None
+
+
+def test_epsilon_halves_on_schedule_and_stops_at_its_floor():
+    from vawgan.gans.config import Grid2DConfig
+    from vawgan.gans.grid import epsilon_at
+
+    config = Grid2DConfig()
+    assert [epsilon_at(config, s) for s in (0, 4999, 5000, 10000, 50000)] == [3.0, 3.0, 1.5, 0.75, 3.0 / 1024]
+    config.train.epsilon_min = 0.1
+    assert [epsilon_at(config, s) for s in (10000, 25000, 90000)] == [0.75, 0.1, 0.1]

@@ -59,6 +59,10 @@ class GridTrainConfig(RunSettings):
     lr_decay: float = 1e-4  # lr_t = lr / (1 + lr_decay * t)
     epsilon: float = 3.0  # Plummer kernel softening, Coulomb GAN only
     epsilon_halve_every: int = 5000  # iterations
+    # Lower bound of epsilon (0: none, as in the reference). Without one, epsilon reaches 3e-5 by
+    # iteration 90 000 and the potential targets (~1/epsilon) blow up: the reference's 500 epochs
+    # ended collapsed here (README). conf/coulomb_full.yaml sets one.
+    epsilon_min: float = 0.0
     plummer_dim: int = 3
     eval_samples: int = 25000
     mode_share: float = 0.2  # a mode counts with >= this share of its fair 1/25 of the samples

@@ -32,8 +32,10 @@ def build_networks(config: Grid2DConfig, device):
 
 
 def epsilon_at(config: Grid2DConfig, step: int) -> float:
-    """The Plummer softening at iteration ``step``: ``epsilon`` halved every ``epsilon_halve_every`` steps."""
-    return config.train.epsilon * 0.5 ** (step // config.train.epsilon_halve_every)
+    """The Plummer softening at iteration ``step``: ``epsilon`` halved every ``epsilon_halve_every`` steps,
+    never below ``epsilon_min``."""
+    t = config.train
+    return max(t.epsilon * 0.5 ** (step // t.epsilon_halve_every), t.epsilon_min)
 
 
 @torch.no_grad()
