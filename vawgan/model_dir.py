@@ -119,10 +119,12 @@ def load_model_config(model_dir: str | os.PathLike) -> Config:
     import yaml
 
     path = Path(model_dir) / CONFIG_FILE
-    load_config(path)  # reports a missing or malformed file
+    config = load_config(path)  # reports a missing or malformed file
     written = (yaml.safe_load(path.read_text()) or {}).get("model") or {}
-    return load_config(path, {f"model.{key}": value for key, value in LEGACY_MODEL_SETTINGS.items()
-                              if key not in written})
+    for key, value in LEGACY_MODEL_SETTINGS.items():
+        if key not in written:
+            setattr(config.model, key, value)
+    return config
 
 
 def load_model(model_dir: str | os.PathLike, which: str = "vawgan", device="cpu") -> LoadedModel:

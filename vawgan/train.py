@@ -503,16 +503,16 @@ class Trainer:
         # Generator step against the updated critic; the critic's weights get no gradient.
         with frozen(self.critic):
             adversarial = -self.critic(generated, targets if self.critic_condition else None).mean()
-            if cfg.alpha_mode == "scale":
-                nll_all, adversarial_all = self._reduce_mean(torch.stack([nll, adversarial]).detach())
-                alpha = adversarial_weight(nll_all, adversarial_all, "scale", cfg.alpha_value)
-            else:
-                alpha = adversarial_weight(nll, adversarial, "fixed", cfg.alpha_value)
-            vae_loss = nll + cfg.kl_weight * kl
-            loss = vae_loss + alpha * adversarial
-            self.opt_encoder.zero_grad(set_to_none=True)
-            self.opt_decoder.zero_grad(set_to_none=True)
-            loss.backward()
+        if cfg.alpha_mode == "scale":
+            nll_all, adversarial_all = self._reduce_mean(torch.stack([nll, adversarial]).detach())
+            alpha = adversarial_weight(nll_all, adversarial_all, "scale", cfg.alpha_value)
+        else:
+            alpha = adversarial_weight(nll, adversarial, "fixed", cfg.alpha_value)
+        vae_loss = nll + cfg.kl_weight * kl  # the KL warm-up belongs to pretraining only
+        loss = vae_loss + alpha * adversarial
+        self.opt_encoder.zero_grad(set_to_none=True)
+        self.opt_decoder.zero_grad(set_to_none=True)
+        loss.backward()
         self.opt_encoder.step()
         self.opt_decoder.step()
         return torch.cat([torch.stack([nll, kl, vae_loss]).detach(), critic_scalars,

@@ -145,11 +145,12 @@ def set_global_rng_state(state: dict) -> None:
 
 @contextlib.contextmanager
 def frozen(module) -> Iterator[None]:
-    """Inside the block, ``module``'s weights are left out of autograd; gradients still flow through it.
+    """Forward passes through ``module`` inside the block leave its weights out of the autograd graph.
 
-    For a generator step through a discriminator or critic: the backward pass
-    then computes only the gradient with respect to the module's input, not
-    the weight gradients the optimizer of the module would discard anyway.
+    For a generator step through a discriminator or critic: the graph is built
+    at the forward pass, so a later ``backward()`` (inside or outside the
+    block) computes only the gradient with respect to the module's input, not
+    the weight gradients the module's optimizer would discard anyway.
     """
     module.requires_grad_(False)
     try:

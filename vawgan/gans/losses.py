@@ -64,8 +64,8 @@ def coulomb_step(generator: nn.Module, discriminator: nn.Module, opt_g, opt_d, r
 
     with frozen(discriminator):
         g_loss = discriminator(fake).mean()
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
     opt_g.step()
     return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
 
@@ -93,9 +93,9 @@ def bce_gan_step(generator: nn.Module, discriminator: nn.Module, opt_g, opt_d, r
 
     with frozen(discriminator):
         logit_gen = discriminator(generator(noise_fn(n)))
-        g_loss = F.binary_cross_entropy_with_logits(logit_gen, torch.ones_like(logit_gen))
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
+    g_loss = F.binary_cross_entropy_with_logits(logit_gen, torch.ones_like(logit_gen))
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
     opt_g.step()
     return {"d_real": d_real.detach(), "d_fake": d_fake.detach(), "d_accuracy": accuracy.detach(),
             "g_loss": g_loss.detach()}
@@ -137,8 +137,8 @@ def began_step(generator: nn.Module, autoencoder: nn.Module, opt_g, opt_d, real:
 
     with frozen(autoencoder):
         g_loss = reconstruction_loss(autoencoder, generator(noise_fn(n)))
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
     opt_g.step()
 
     loss_real, g_loss = loss_real.detach(), g_loss.detach()
