@@ -108,3 +108,18 @@ def test_missing_or_damaged_npz_files_are_one_line_errors(tmp_path, loader, what
     np.savez(tmp_path / "wrong_keys.npz", something=np.zeros(2))
     with pytest.raises(VawganError, match=f"{what} is damaged"):
         load(tmp_path / "wrong_keys.npz")
+
+
+@pytest.mark.parametrize("config_file", sorted(Path(__file__).resolve().parents[1].glob("recipes/*/conf/*.yaml")),
+                         ids=lambda p: f"{p.parts[-3]}/{p.name}")
+def test_every_recipe_config_loads(config_file):
+    """Each recipe's YAML names only keys its config type has (a typo would fail the recipe, not be ignored)."""
+    from vawgan.gans.config import BeganConfig, Grid2DConfig, ImageGanConfig
+
+    config_cls = {"flite": Config, "gan2d": Grid2DConfig, "mnist": ImageGanConfig, "began": BeganConfig}
+    import yaml
+
+    config = load_config(config_file, config_cls=config_cls[config_file.parts[-3]])
+    for section, values in yaml.safe_load(config_file.read_text()).items():
+        for key, value in values.items():
+            assert getattr(getattr(config, section), key) == value, f"{section}.{key}"
