@@ -114,11 +114,11 @@ def test_missing_or_damaged_npz_files_are_one_line_errors(tmp_path, loader, what
                          ids=lambda p: f"{p.parts[-3]}/{p.name}")
 def test_every_recipe_config_loads(config_file):
     """Each recipe's YAML names only keys its config type has (a typo would fail the recipe, not be ignored)."""
+    import yaml
+
     from vawgan.gans.config import BeganConfig, Grid2DConfig, ImageGanConfig
 
     config_cls = {"flite": Config, "gan2d": Grid2DConfig, "mnist": ImageGanConfig, "began": BeganConfig}
-    import yaml
-
     config = load_config(config_file, config_cls=config_cls[config_file.parts[-3]])
     for section, values in yaml.safe_load(config_file.read_text()).items():
         for key, value in values.items():

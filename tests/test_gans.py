@@ -248,3 +248,17 @@ def test_epsilon_halves_on_schedule_and_stops_at_its_floor():
     assert [epsilon_at(config, s) for s in (0, 4999, 5000, 10000, 50000)] == [3.0, 3.0, 1.5, 0.75, 3.0 / 1024]
     config.train.epsilon_min = 0.1
     assert [epsilon_at(config, s) for s in (10000, 25000, 90000)] == [0.75, 0.1, 0.1]
+
+
+def test_frozen_keeps_weights_out_of_the_graph_and_restores_each_parameters_flag():
+    from vawgan.utils import frozen
+
+    discriminator = grid_discriminator()
+    first, last = discriminator[0], discriminator[-1]
+    first.weight.requires_grad_(False)  # frozen by the caller before: must stay frozen
+    x = torch.randn(8, 2, requires_grad=True)
+    with frozen(discriminator):
+        out = discriminator(x).sum()
+    out.backward()
+    assert x.grad is not None and last.weight.grad is None
+    assert not first.weight.requires_grad and first.bias.requires_grad and last.weight.requires_grad

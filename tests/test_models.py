@@ -123,3 +123,9 @@ def test_model_directory_older_than_the_decoder_options_loads_as_trained(tmp_pat
     z, ids = torch.randn(4, 64), torch.full((4,), 1)
     with torch.no_grad():
         assert torch.equal(model.decoder(z, ids), dec(z, ids))
+
+    # training on in that directory with the network it holds is accepted, with today's defaults refused
+    (tmp_path / "checkpoint.pt").write_bytes(b"")
+    prepare_model_dir(tmp_path, config, _stats(speakers), speakers)
+    with pytest.raises(VawganError, match="other network sizes"):
+        prepare_model_dir(tmp_path, Config(), _stats(speakers), speakers)

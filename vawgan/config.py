@@ -149,6 +149,17 @@ class Config(SectionedConfig):
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The nested dicts of a YAML config file, unchecked; one-line errors for a missing or malformed file."""
+    path = Path(path)
+    if not path.is_file():
+        raise VawganError(f"{path}: config file not found")
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise VawganError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None,
                 config_cls: type[SectionedConfig] = Config):
     """Load a YAML config (or the defaults when ``path`` is None) and apply overrides.
@@ -157,17 +168,8 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any]
     ``config_cls`` is the configuration type to build (:class:`Config` unless
     another area, such as the GAN models, has its own).
     """
-    data: dict[str, Any] = {}
-    source = "defaults"
-    if path is not None:
-        path = Path(path)
-        source = str(path)
-        if not path.is_file():
-            raise VawganError(f"{path}: config file not found")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise VawganError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = read_config_file(path) if path is not None else {}
+    source = str(path) if path is not None else "defaults"
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.partition(".")
         if not key:

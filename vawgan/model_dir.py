@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vawgan.config import Config, load_config, save_config
+from vawgan.config import Config, read_config_file, save_config
 from vawgan.errors import VawganError
 from vawgan.stats import Statistics
 from vawgan.utils import atomic_path
@@ -69,7 +69,7 @@ def prepare_model_dir(model_dir: str | os.PathLike, config: Config, stats: Stati
         if old_speakers != list(speakers):
             raise VawganError(f"{model_dir}: holds a model of speakers {old_speakers}, but the training data has "
                               f"{list(speakers)}; use another --model-dir or delete this one to start over")
-        old_config = load_config(model_dir / CONFIG_FILE)
+        old_config = load_model_config(model_dir)
         if old_config.model != config.model:
             raise VawganError(f"{model_dir}: holds a model with other network sizes ({old_config.model}); "
                               "use another --model-dir or delete this one to start over")
@@ -116,15 +116,11 @@ class LoadedModel:
 
 def load_model_config(model_dir: str | os.PathLike) -> Config:
     """The ``config.yaml`` of a model directory, with :data:`LEGACY_MODEL_SETTINGS` for keys it predates."""
-    import yaml
-
     path = Path(model_dir) / CONFIG_FILE
-    config = load_config(path)  # reports a missing or malformed file
-    written = (yaml.safe_load(path.read_text()) or {}).get("model") or {}
-    for key, value in LEGACY_MODEL_SETTINGS.items():
-        if key not in written:
-            setattr(config.model, key, value)
-    return config
+    data = read_config_file(path)
+    if isinstance(data, dict) and isinstance(data.get("model") or {}, dict):
+        data["model"] = {**LEGACY_MODEL_SETTINGS, **(data.get("model") or {})}
+    return Config.from_dict(data, str(path))  # reports unknown sections and keys
 
 
 def load_model(model_dir: str | os.PathLike, which: str = "vawgan", device="cpu") -> LoadedModel:

@@ -150,10 +150,13 @@ def frozen(module) -> Iterator[None]:
     For a generator step through a discriminator or critic: the graph is built
     at the forward pass, so a later ``backward()`` (inside or outside the
     block) computes only the gradient with respect to the module's input, not
-    the weight gradients the module's optimizer would discard anyway.
+    the weight gradients the module's optimizer would discard anyway. On
+    leaving, each parameter gets back the ``requires_grad`` it had.
     """
+    before = [(parameter, parameter.requires_grad) for parameter in module.parameters()]
     module.requires_grad_(False)
     try:
         yield
     finally:
-        module.requires_grad_(True)
+        for parameter, requires_grad in before:
+            parameter.requires_grad_(requires_grad)
