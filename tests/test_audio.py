@@ -120,12 +120,24 @@ def test_other_sample_rate_is_resampled_with_a_warning(tmp_path, speech, caplog)
     assert any("22050 Hz" in r.getMessage() and "16000 Hz" in r.getMessage() for r in caplog.records)
 
 
-def test_clipped_audio_warns(tmp_path, speech, caplog):
+@pytest.mark.parametrize("level", [1.0, 0.5])
+def test_clipped_audio_warns(tmp_path, speech, caplog, level):
+    # Clipped at full scale, or clipped and then scaled down by 6 dB: a plateau at the peak either way.
     path = tmp_path / "clipped.wav"
-    sf.write(path, np.clip(4.0 * speech, -1.0, 1.0), FS, subtype="PCM_16")
+    sf.write(path, level * np.clip(4.0 * speech, -1.0, 1.0), FS, subtype="PCM_16")
     with caplog.at_level(logging.WARNING, logger="vawgan"):
         load_audio(path, FS)
     assert any("clipped.wav" in r.getMessage() and "clipped" in r.getMessage() for r in caplog.records)
+
+
+def test_floating_point_audio_beyond_full_scale_is_kept_without_a_clipping_warning(tmp_path, speech, caplog):
+    path = tmp_path / "loud_float.wav"
+    loud = 40.0 * speech / np.abs(speech).max()
+    sf.write(path, loud, FS, subtype="FLOAT")
+    with caplog.at_level(logging.WARNING, logger="vawgan"):
+        x = load_audio(path, FS)
+    np.testing.assert_allclose(x, loud, rtol=1e-6)
+    assert not any("clipped" in r.getMessage() for r in caplog.records)
 
 
 def test_write_audio_rescales_instead_of_clipping(tmp_path, speech, caplog):
