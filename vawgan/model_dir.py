@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +27,11 @@ from vawgan.config import Config, read_config_file, save_config
 from vawgan.errors import VawganError
 from vawgan.stats import Statistics
 from vawgan.utils import atomic_path
+
+if TYPE_CHECKING:  # imported lazily at run time: `vawgan convert` on the CPU never imports torch
+    import torch
+
+    from vawgan.models import Decoder, Encoder
 
 CONFIG_FILE = "config.yaml"
 STATS_FILE = "stats.npz"
@@ -100,9 +106,9 @@ class LoadedModel:
     config: Config
     stats: Statistics
     speakers: list[str]
-    encoder: "vawgan.models.Encoder"
-    decoder: "vawgan.models.Decoder"
-    device: "torch.device"
+    encoder: Encoder
+    decoder: Decoder
+    device: torch.device
     which: str
     step: int
 
