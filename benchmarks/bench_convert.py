@@ -5,7 +5,9 @@ given with --wav, cut to --seconds):
 
 * core RTF = seconds spent per second of audio by ``Converter.convert_audio``
   (analysis, network, synthesis; one BLAS and one torch thread, as the CLI
-  runs), with each step's share, for Harvest and for DIO + StoneMask;
+  runs), with each step's share, for Harvest and for DIO + StoneMask, with
+  the analysis on one thread and on ``--threads`` (default: every available
+  core; ``Converter(threads=...)``);
 * CLI wall time of ``vawgan convert in.wav --target T -o out.wav`` as a user
   runs it, start-up (imports, model loading) included, and of ``vawgan --help``
   and of importing torch alone (the largest part of the start-up).
@@ -53,24 +55,25 @@ def median_time(fn, repeats: int) -> tuple[float, float]:
 
 
 def core_rows(converter, x: np.ndarray, target: str, source: str | None, repeats: int) -> list[tuple]:
-    """Per-step and total seconds for one F0 method, as table rows."""
+    """Per-step and total seconds for one F0 method and thread count, as table rows."""
     from vawgan.features.world import analyze, synthesize
 
     fs = converter.sample_rate
     duration = len(x) / fs
-    feats = analyze(x, fs, converter.feature_config, speaker=source)
+    threads = converter.threads
+    feats = analyze(x, fs, converter.feature_config, speaker=source, threads=threads)
     converted = converter.convert_features(feats, source, target)
     steps = {
-        "analysis": lambda: analyze(x, fs, converter.feature_config, speaker=source),
+        "analysis": lambda: analyze(x, fs, converter.feature_config, speaker=source, threads=threads),
         "network + F0": lambda: converter.convert_features(feats, source, target),
         "synthesis": lambda: synthesize(converted),
         "total (convert_audio)": lambda: converter.convert_audio(x, target, source),
     }
-    method = converter.feature_config.f0_method
+    label = f"core, {converter.feature_config.f0_method}, {threads} thread{'s' if threads > 1 else ''}"
     rows = []
     for step, fn in steps.items():
         wall, cpu = median_time(fn, repeats)
-        rows.append((f"core, {method}", step, wall, cpu, duration))
+        rows.append((label, step, wall, cpu, duration))
     return rows
 
 
@@ -100,6 +103,8 @@ def main() -> None:
     parser.add_argument("--target", default="slt")
     parser.add_argument("--source", default="rms")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="analysis threads compared with one (default: every available core)")
     args = parser.parse_args()
 
     import torch
@@ -108,16 +113,19 @@ def main() -> None:
 
     load_before = os.getloadavg()[0]
     from vawgan.convert import Converter
+    from vawgan.utils import available_cores
 
     from threadpoolctl import threadpool_limits
 
+    thread_counts = sorted({1, args.threads or available_cores()})
     torch.set_num_threads(1)
     rows = []
     with threadpool_limits(limits=1, user_api="blas"):  # as `vawgan convert` runs
         for method in ("harvest", "dio"):
-            converter = Converter(args.model, device="cpu", f0_method=method)
-            x = load_audio(args.wav, converter.sample_rate)[: int(args.seconds * converter.sample_rate)]
-            rows += core_rows(converter, x, args.target, args.source, args.repeats)
+            for threads in thread_counts:
+                converter = Converter(args.model, device="cpu", f0_method=method, threads=threads)
+                x = load_audio(args.wav, converter.sample_rate)[: int(args.seconds * converter.sample_rate)]
+                rows += core_rows(converter, x, args.target, args.source, args.repeats)
     duration = len(x) / converter.sample_rate
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,17 +133,19 @@ def main() -> None:
         write_audio(clip, x, converter.sample_rate)
         model = ["--model", args.model] if args.model else []
         for method in ("harvest", "dio"):
-            wall, cpu = cli_time(["convert", str(clip), "--target", args.target, "--source", args.source,
-                                  "--device", "cpu", "--f0-method", method, "-o", str(Path(tmp) / "out.wav"),
-                                  *model], args.repeats)
-            rows.append((f"CLI, {method}", "`vawgan convert` incl. start-up", wall, cpu, duration))
+            for threads in thread_counts:
+                wall, cpu = cli_time(["convert", str(clip), "--target", args.target, "--source", args.source,
+                                      "--device", "cpu", "--f0-method", method, "--threads", str(threads),
+                                      "-o", str(Path(tmp) / "out.wav"), *model], args.repeats)
+                rows.append((f"CLI, {method}, --threads {threads}", "`vawgan convert` incl. start-up", wall, cpu,
+                             duration))
         wall, cpu = cli_time(["--help"], args.repeats)
         rows.append(("CLI", "`vawgan --help`", wall, cpu, None))
         wall, cpu = cli_time_of([sys.executable, "-c", "import torch"], args.repeats)
         rows.append(("CLI", "`python -c 'import torch'` alone", wall, cpu, None))
 
     print(f"Conversion of a {duration:.2f} s utterance ({Path(args.wav).name}), median of {args.repeats}, "
-          f"one BLAS/torch thread, model: {converter.model_dir}; load average before: {load_before:.1f}, "
+          f"one BLAS/torch thread, analysis threads {thread_counts}, model: {converter.model_dir}; load average before: {load_before:.1f}, "
           f"after: {os.getloadavg()[0]:.1f}\n")
     print("| what | step | wall s | RTF (wall) | CPU s | RTF (CPU) |")
     print("|---|---|---:|---:|---:|---:|")

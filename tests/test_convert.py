@@ -161,6 +161,22 @@ def test_cli_single_file(tiny_model, shared_corpus, tmp_path, capsys):
     assert fs == 16000 and x.size > 16000 and np.max(np.abs(x)) < 1.0
 
 
+def test_cli_threads_give_the_one_thread_conversion_up_to_the_aperiodicity_dither(tiny_model, shared_corpus,
+                                                                                 tmp_path, capsys):
+    source = wav(shared_corpus, "rms", EVAL_IDS[0])
+    outputs = {}
+    for threads in (1, 2):
+        outputs[threads] = tmp_path / f"threads{threads}.wav"
+        assert run_cli(source, "--model", tiny_model, "--target", "slt", "--source", "rms", "--threads", threads,
+                       "-o", outputs[threads]) == 0
+    one, two = (sf.read(outputs[t])[0] for t in (1, 2))
+    assert one.shape == two.shape
+    assert np.abs(one - two).max() < 1e-2 * np.abs(one).max()
+    assert run_cli(source, "--model", tiny_model, "--target", "slt", "--threads", 0, "-o", tmp_path / "x.wav") == 2
+    assert "threads must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "x.wav").exists()
+
+
 def test_cli_unknown_target_lists_speakers_and_writes_nothing(tiny_model, shared_corpus, tmp_path, capsys):
     out = tmp_path / "out.wav"
     assert run_cli(wav(shared_corpus, "rms", EVAL_IDS[0]), "--model", tiny_model, "--target", "bdl",

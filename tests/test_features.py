@@ -88,6 +88,33 @@ def test_speaker_f0_range_is_used(shared_corpus):
     assert np.median(default[default > 0]) < 200
 
 
+@pytest.mark.parametrize("method", ["dio", "harvest"])
+def test_threaded_analysis_matches_one_call(arctic_wav, method):
+    """Blocks of frames analysed in threads give the one-call features up to WORLD's dither, the same every run."""
+    x, fs = sf.read(arctic_wav, dtype="float64")  # 4 s: 800 frames, so 2 and 3 threads both split
+    config = FeatureConfig(f0_method=method)
+    serial = analyze(x, fs, config)
+    for threads in (2, 3):
+        threaded = analyze(x, fs, config, threads=threads)
+        np.testing.assert_array_equal(threaded.f0, serial.f0)  # StoneMask per block is exact
+        np.testing.assert_array_equal(threaded.speech, serial.speech)
+        np.testing.assert_allclose(threaded.mcep, serial.mcep, atol=1e-4)
+        ap_difference = np.abs(threaded.coded_ap - serial.coded_ap)  # dB
+        assert ap_difference.max() < 0.5 and ap_difference.mean() < 0.05
+        again = analyze(x, fs, config, threads=threads)
+        np.testing.assert_array_equal(again.coded_ap, threaded.coded_ap)
+        np.testing.assert_array_equal(again.mcep, threaded.mcep)
+
+
+def test_short_signal_is_analysed_in_one_call_whatever_the_threads(arctic_wav):
+    x, fs = sf.read(arctic_wav, dtype="float64")
+    x = x[: fs // 2]  # 0.5 s, ~100 frames: fewer than two blocks' worth
+    config = FeatureConfig(f0_method="dio")
+    serial, threaded = analyze(x, fs, config), analyze(x, fs, config, threads=4)
+    np.testing.assert_array_equal(threaded.mcep, serial.mcep)
+    np.testing.assert_array_equal(threaded.coded_ap, serial.coded_ap)
+
+
 def test_too_short_and_wrong_rate(arctic_wav):
     config = FeatureConfig()
     x, fs = sf.read(arctic_wav, dtype="float64")

@@ -41,6 +41,7 @@ import numpy as np
 
 from vawgan.errors import VawganError
 from vawgan.features.store import UtteranceFeatures
+from vawgan.utils import available_cores
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
@@ -243,10 +244,20 @@ class Converter:
     f0_method:
         ``harvest`` or ``dio`` to override the model's F0 extractor for the
         input (``dio`` is several times faster); None keeps the model's.
+    threads:
+        CPU threads for the analysis of one utterance (StoneMask, CheapTrick
+        and D4C on blocks of frames in parallel,
+        :func:`vawgan.features.world.per_frame_in_blocks`); None: one per
+        available core. 1 analyses exactly as corpus extraction does; more
+        threads change the coded aperiodicity by WORLD's dither only (at
+        most 0.31 dB, mean 0.004 dB, over 60 Flite recordings).
     """
 
     def __init__(self, model_dir: str | os.PathLike | None = None, which: str = "vawgan", device: str = "cpu",
-                 f0_method: str | None = None):
+                 f0_method: str | None = None, threads: int | None = None):
+        if threads is not None and threads < 1:
+            raise VawganError(f"threads must be at least 1, got {threads}")
+        self.threads = threads or available_cores()
         self.model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
         self.which = which
         self.model = NumpyModel.load(self.model_dir, which) if device == "cpu" and self.model_dir.is_dir() else None
@@ -338,7 +349,7 @@ class Converter:
         """
         from vawgan.features.world import analyze_file
 
-        return analyze_file(path, self.feature_config, speaker=source)
+        return analyze_file(path, self.feature_config, speaker=source, threads=self.threads)
 
     def convert_audio(self, x: np.ndarray, target: str, source: str | None = None, sample: bool = False,
                       name: str = "signal") -> np.ndarray:
@@ -348,7 +359,7 @@ class Converter:
         """
         from vawgan.features.world import analyze, synthesize
 
-        feats = analyze(x, self.sample_rate, self.feature_config, speaker=source, name=name)
+        feats = analyze(x, self.sample_rate, self.feature_config, speaker=source, name=name, threads=self.threads)
         return synthesize(self.convert_features(feats, source, target, sample=sample))
 
     def write_converted(self, feats: UtteranceFeatures, out_wav: str | os.PathLike, target: str,

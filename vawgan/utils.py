@@ -91,6 +91,11 @@ def resolve_device(name: str = "auto"):
     raise VawganError(f"--device {name!r} is not one of auto, cpu, cuda, cuda:N")
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, which containers and ``taskset`` narrow)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def configure_cpu(num_threads: int | None = None) -> None:
     """Set the number of intra-op CPU threads and flush denormal floats to zero.
 

@@ -77,6 +77,9 @@ def register(subparsers) -> None:
                    help="with a manifest: convert only this split")
     p.add_argument("--sample", action="store_true",
                    help="decode a sample of the latent posterior instead of its mean")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads for analysing each input (default: one per available core; 1 analyses "
+                        "exactly as `vawgan extract` does, more change WORLD's aperiodicity dither only)")
     p.add_argument("--overwrite", action="store_true",
                    help="with many inputs: redo outputs that are already up to date")
     p.set_defaults(handler=run_convert)
@@ -119,7 +122,8 @@ def _convert(args: argparse.Namespace) -> int:
         return _run_batch(_manifest_jobs(inputs[0], args, known=None), args, system)
     from vawgan.convert import Converter, NumpyModel
 
-    converter = Converter(args.model, which=args.which, device=args.device, f0_method=args.f0_method)
+    converter = Converter(args.model, which=args.which, device=args.device, f0_method=args.f0_method,
+                          threads=args.threads)
     if not isinstance(converter.model, NumpyModel):
         from vawgan.utils import configure_cpu
 

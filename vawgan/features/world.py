@@ -12,11 +12,21 @@ CheapTrick power envelope over frequency, in dB — lies within
 is the 95th percentile of frame power rather than the maximum, so that one
 click or plosive burst cannot shift the threshold. The rule is relative, so it
 does not depend on the recording level.
+
+Threads: StoneMask, CheapTrick and D4C estimate each frame from the whole
+signal and that frame's F0 and time alone, and pyworld releases the GIL while
+WORLD runs, so ``threads > 1`` analyses contiguous blocks of frames in
+parallel (:func:`per_frame_in_blocks`). One utterance then uses several cores,
+which is what a single `vawgan convert` needs; corpus extraction runs whole
+utterances in parallel processes instead (``--jobs``) and keeps one call per
+utterance.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +41,8 @@ from vawgan.features.store import UtteranceFeatures
 F0_METHODS = ("harvest", "dio")
 # The reference level of the speech mask: this percentile of the frame powers.
 LOUD_PERCENTILE = 95.0
+# Fewest frames (0.5 s at 5 ms) worth a thread of their own in per_frame_in_blocks.
+MIN_FRAMES_PER_THREAD = 100
 
 
 def fft_size_of(config: FeatureConfig) -> int:
@@ -48,14 +60,48 @@ def min_samples(config: FeatureConfig) -> int:
     return fft_size_of(config)
 
 
+def per_frame_in_blocks(analysis, x: np.ndarray, f0: np.ndarray, times: np.ndarray, fs: int, threads: int,
+                        **options) -> np.ndarray:
+    """``analysis(x, f0, times, fs, **options)`` (StoneMask, CheapTrick or D4C) over blocks of frames in threads.
+
+    The frames are cut into up to ``threads`` contiguous blocks of at least
+    ``MIN_FRAMES_PER_THREAD`` frames, each block is analysed by its own call in
+    its own thread, and the results are joined in frame order. StoneMask's
+    result is the same as one call's. CheapTrick and D4C add a tiny seeded
+    dither (WORLD's ``randn``, restarted by every call) to their analysis
+    windows, so a block boundary changes the dither of the frames after it:
+    over 60 Flite recordings (two blocks) the mel-cepstra stayed within 1e-6
+    and the coded aperiodicity within 0.31 dB (mean 0.004 dB) of one call over
+    all frames. For a given number of blocks the results are the same every run.
+    """
+    blocks = min(threads, len(f0) // MIN_FRAMES_PER_THREAD)
+    if blocks <= 1:
+        return analysis(x, f0, times, fs, **options)
+    bounds = np.linspace(0, len(f0), blocks + 1).astype(int)
+    # The caller's thread analyses the first block while the pool's threads take the others.
+    others = [_analysis_threads(blocks - 1).submit(analysis, x, f0[a:b], times[a:b], fs, **options)
+              for a, b in zip(bounds[1:-1], bounds[2:])]
+    first = analysis(x, f0[:bounds[1]], times[:bounds[1]], fs, **options)
+    return np.concatenate([first, *(future.result() for future in others)])
+
+
+@functools.lru_cache(maxsize=None)
+def _analysis_threads(count: int) -> ThreadPoolExecutor:
+    """A pool of ``count`` threads kept for the life of the process (starting threads per call costs milliseconds)."""
+    return ThreadPoolExecutor(count, thread_name_prefix="vawgan-world")
+
+
 def estimate_f0(x: np.ndarray, fs: int, method: str, floor: float, ceil: float,
-                frame_period: float) -> tuple[np.ndarray, np.ndarray]:
-    """``(f0, times)`` by Harvest or by DIO refined with StoneMask; F0 is 0 on unvoiced frames."""
+                frame_period: float, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """``(f0, times)`` by Harvest or by DIO refined with StoneMask; F0 is 0 on unvoiced frames.
+
+    ``threads`` applies to StoneMask (Harvest and DIO work on the whole signal).
+    """
     if method == "harvest":
         return pyworld.harvest(x, fs, f0_floor=floor, f0_ceil=ceil, frame_period=frame_period)
     if method == "dio":
         f0, times = pyworld.dio(x, fs, f0_floor=floor, f0_ceil=ceil, frame_period=frame_period)
-        return pyworld.stonemask(x, f0, times, fs), times
+        return per_frame_in_blocks(pyworld.stonemask, x, f0, times, fs, threads), times
     raise VawganError(f"features.f0_method {method!r} is not one of {', '.join(F0_METHODS)}")
 
 
@@ -66,12 +112,14 @@ def speech_mask(sp: np.ndarray, threshold_db: float) -> np.ndarray:
 
 
 def analyze(x: np.ndarray, fs: int, config: FeatureConfig, speaker: str | None = None,
-            name: str = "signal") -> UtteranceFeatures:
+            name: str = "signal", threads: int = 1) -> UtteranceFeatures:
     """WORLD + mel-cepstral features of the mono signal ``x`` sampled at ``fs``.
 
     ``speaker`` selects that speaker's F0 search range from
     ``config.f0_ranges`` (the default range otherwise). ``name`` is how errors
-    refer to the signal (usually its file name). Raises :class:`VawganError`
+    refer to the signal (usually its file name). ``threads > 1`` runs
+    StoneMask, CheapTrick and D4C on blocks of frames in parallel
+    (:func:`per_frame_in_blocks`). Raises :class:`VawganError`
     when ``fs`` differs from the configured rate or the signal is shorter than
     one analysis window.
     """
@@ -86,9 +134,9 @@ def analyze(x: np.ndarray, fs: int, config: FeatureConfig, speaker: str | None =
         raise VawganError(f"{name}: only {x.size} samples ({1000 * x.size / fs:.1f} ms), shorter than one analysis "
                           f"window ({fft_size} samples, {1000 * fft_size / fs:.0f} ms); remove it from the corpus")
     floor, ceil = config.f0_range(speaker)
-    f0, times = estimate_f0(x, fs, config.f0_method, floor, ceil, config.frame_period)
-    sp = pyworld.cheaptrick(x, f0, times, fs, f0_floor=floor, fft_size=fft_size)
-    ap = pyworld.d4c(x, f0, times, fs, fft_size=fft_size)
+    f0, times = estimate_f0(x, fs, config.f0_method, floor, ceil, config.frame_period, threads)
+    sp = per_frame_in_blocks(pyworld.cheaptrick, x, f0, times, fs, threads, f0_floor=floor, fft_size=fft_size)
+    ap = per_frame_in_blocks(pyworld.d4c, x, f0, times, fs, threads, fft_size=fft_size)
     alpha = alpha_of(config)
     return UtteranceFeatures(
         f0=f0, mcep=mcep_lib.sp2mc(sp, config.mcep_order, alpha).astype(np.float32),
@@ -96,10 +144,11 @@ def analyze(x: np.ndarray, fs: int, config: FeatureConfig, speaker: str | None =
         fs=fs, frame_period=float(config.frame_period), alpha=alpha, fft_size=fft_size)
 
 
-def analyze_file(path: str | os.PathLike, config: FeatureConfig, speaker: str | None = None) -> UtteranceFeatures:
+def analyze_file(path: str | os.PathLike, config: FeatureConfig, speaker: str | None = None,
+                 threads: int = 1) -> UtteranceFeatures:
     """Load ``path`` with :func:`vawgan.audio.load_audio` and :func:`analyze` it."""
     x = load_audio(path, config.sample_rate)
-    return analyze(x, config.sample_rate, config, speaker=speaker, name=str(Path(path)))
+    return analyze(x, config.sample_rate, config, speaker=speaker, name=str(Path(path)), threads=threads)
 
 
 def synthesize(feats: UtteranceFeatures) -> np.ndarray:
