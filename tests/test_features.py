@@ -106,6 +106,20 @@ def test_threaded_analysis_matches_one_call(arctic_wav, method):
         np.testing.assert_array_equal(again.mcep, threaded.mcep)
 
 
+def test_threaded_analysis_works_in_a_forked_child(arctic_wav):
+    """A child forked after the parent used the analysis threads starts its own (the parent's are not there)."""
+    import multiprocessing
+
+    x, fs = sf.read(arctic_wav, dtype="float64")
+    config = FeatureConfig(f0_method="dio")
+    expected = analyze(x, fs, config, threads=2)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        result = pool.apply_async(analyze, (x, fs, config), {"threads": 2})
+        child = result.get(timeout=60)  # hangs (and fails here) when the child waits for the parent's threads
+    np.testing.assert_array_equal(child.coded_ap, expected.coded_ap)
+    np.testing.assert_array_equal(child.mcep, expected.mcep)
+
+
 def test_short_signal_is_analysed_in_one_call_whatever_the_threads(arctic_wav):
     x, fs = sf.read(arctic_wav, dtype="float64")
     x = x[: fs // 2]  # 0.5 s, ~100 frames: fewer than two blocks' worth

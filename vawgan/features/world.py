@@ -91,6 +91,11 @@ def _analysis_threads(count: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(count, thread_name_prefix="vawgan-world")
 
 
+# A forked child inherits the pool objects but not their threads: it must start its own.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_analysis_threads.cache_clear)
+
+
 def estimate_f0(x: np.ndarray, fs: int, method: str, floor: float, ceil: float,
                 frame_period: float, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """``(f0, times)`` by Harvest or by DIO refined with StoneMask; F0 is 0 on unvoiced frames.
