@@ -78,3 +78,52 @@ def test_feature_level_scores_the_packaged_model_before_the_vocoder(layout, shar
     assert rows["copy"]["utterances"] == "2"  # slt→rms and rms→slt
     for system in ("vae", "vawgan"):
         assert float(rows[system]["mcd"]) < float(rows["copy"]["mcd"])
+
+
+def test_gmm_and_plot_commands_end_to_end(shared_corpus, tmp_path, capsys):
+    """Recipe stage 7 by hand on three real sentences: gmm-train, gmm-convert, then every `vawgan plot` figure."""
+    from vawgan.config import load_config
+    from vawgan.convert import PRETRAINED_DIR
+    from vawgan.features.store import feature_path, save_features
+    from vawgan.features.world import analyze_file
+
+    config = load_config(PRETRAINED_DIR / "config.yaml")
+    utts = [Utterance(spk, utt_id, shared_corpus / spk / f"{utt_id}.wav", split)
+            for spk in ("rms", "slt") for utt_id, split in (("fb002", "train"), ("fb003", "train"), ("fb001", "eval"))]
+    write_manifest(utts, tmp_path / "all.tsv")
+    for u in utts:
+        save_features(feature_path(tmp_path / "features", u.speaker, u.utt_id),
+                      analyze_file(u.path, config.features, speaker=u.speaker))
+    common = ["--manifest", str(tmp_path / "all.tsv"), "--features", str(tmp_path / "features")]
+
+    gmm_train = ["gmm-train", *common, "--out", str(tmp_path / "gmm"), "--pair", "slt-rms", "--components", "2",
+                 "--max-iter", "10", "--max-frames", "2000"]
+    assert main(gmm_train) == 0
+    assert (tmp_path / "gmm" / "slt-rms.npz").is_file() and not (tmp_path / "gmm" / "rms-slt.npz").exists()
+    assert main(gmm_train) == 0
+    assert "exists, skipped" in capsys.readouterr().out  # a re-run is cheap
+
+    assert main(["gmm-convert", "--gmm", str(tmp_path / "gmm"), *common, "--stats", str(PRETRAINED_DIR / "stats.npz"),
+                 "--out", str(tmp_path / "converted" / "gmm"), "--no-progress"]) == 0
+    converted = sorted(p.name for p in (tmp_path / "converted" / "gmm" / "slt-rms").iterdir())
+    assert converted == ["fb001.wav", "fb002.wav", "fb003.wav"]
+    assert "wrote 3 wavs" in capsys.readouterr().out
+
+    plot = ["plot", *common, "--model", str(PRETRAINED_DIR), "--converted", str(tmp_path / "converted"),
+            "--gmm", str(tmp_path / "gmm"), "--source", "slt", "--target", "rms", "--utt", "fb001",
+            "--out-dir", str(tmp_path / "plots")]
+    assert main(plot) == 0
+    printed = capsys.readouterr().out.split()
+    expected = {"training_curves.png", "scatter_slt-rms.png", "gv_slt-rms.png", "modspec_slt-rms.png",
+                "trajectory_slt-rms_fb001_c1.png", "spectrogram_slt-rms_fb001.png"}
+    assert {p.split("/")[-1] for p in printed} == expected
+    for name in expected:
+        png = (tmp_path / "plots" / name).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000, name
+
+    assert main([*plot[:-2], "--out-dir", str(tmp_path / "bad"), "--source", "bdl"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'bdl'" in err and "rms, slt" in err
+    assert main([*plot[:-2], "--out-dir", str(tmp_path / "bad"), "--converted", str(tmp_path / "none")]) == 2
+    assert "no converted wav of fb001" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()  # errors come before any figure is drawn

@@ -68,19 +68,23 @@ def make_figures(kinds, model_dir: str | os.PathLike, feature_dir: str | os.Path
 
     out_dir = Path(out_dir)
     written = []
+    sentence_figures = bool(set(kinds) - {"curves"})
+    if sentence_figures:  # check the speakers and sentences before any figure is written
+        utterances = read_manifest(manifest)
+        speakers = sorted({u.speaker for u in utterances})
+        source = source or speakers[0]
+        target = target or next((s for s in speakers if s != source), source)
+        for name in (source, target):
+            if name not in speakers:
+                raise VawganError(f"speaker {name!r} is not in {manifest}; speakers there: {', '.join(speakers)}")
+        pairs, utt_id = _pair_sentences(utterances, source, target, utt_id)
+        tag = f"{source}-{target}"
+        if "spectrogram" in kinds:
+            spectrogram_wavs = _spectrogram_wavs(utterances, converted_root, source, target, utt_id)
     if "curves" in kinds:
         written.append(plots.plot_training_curves(Path(model_dir) / "metrics.csv", out_dir / "training_curves.png"))
-    if not set(kinds) - {"curves"}:
+    if not sentence_figures:
         return written
-    utterances = read_manifest(manifest)
-    speakers = sorted({u.speaker for u in utterances})
-    source = source or speakers[0]
-    target = target or next((s for s in speakers if s != source), source)
-    for name in (source, target):
-        if name not in speakers:
-            raise VawganError(f"speaker {name!r} is not in {manifest}; speakers there: {', '.join(speakers)}")
-    pairs, utt_id = _pair_sentences(utterances, source, target, utt_id)
-    tag = f"{source}-{target}"
 
     if set(kinds) & {"scatter", "gv", "modspec", "trajectory"}:
         sources, series = _converted_features(model_dir, feature_dir, gmm_dir, pairs, source, target)
@@ -122,15 +126,12 @@ def make_figures(kinds, model_dir: str | os.PathLike, feature_dir: str | os.Path
                 trajectories, k, src.frame_period, out_dir / f"trajectory_{tag}_{utt_id}_c{k}.png",
                 title=f"c{k} of {utt_id}, {source} → {target} (natural target time-warped by DTW)"))
     if "spectrogram" in kinds:
-        written.append(_spectrograms(utterances, converted_root, source, target, utt_id, out_dir))
+        written.append(_spectrograms(spectrogram_wavs, out_dir / f"spectrogram_{tag}_{utt_id}.png"))
     return written
 
 
-def _spectrograms(utterances, converted_root, source: str, target: str, utt_id: str, out_dir: Path) -> Path:
-    import soundfile as sf
-
-    from vawgan.audio import load_audio
-
+def _spectrogram_wavs(utterances, converted_root, source: str, target: str, utt_id: str) -> dict[str, Path]:
+    """``{label: wav}`` of the spectrogram figure: source, the converted systems found, natural target."""
     by_key = {(u.speaker, u.utt_id): Path(u.path) for u in utterances}
     wavs = {f"source ({source})": by_key[source, utt_id]}
     for system, label in (("gmm", "GMM"), ("vae", "VAE"), ("vawgan", "VAW-GAN")):
@@ -141,6 +142,14 @@ def _spectrograms(utterances, converted_root, source: str, target: str, utt_id: 
         raise VawganError(f"{converted_root}: no converted wav of {utt_id} for {source}-{target} "
                           "(gmm/, vae/ or vawgan/); run `vawgan convert` (recipe stage 6) first")
     wavs[f"natural target ({target})"] = by_key[target, utt_id]
-    fs = sf.info(str(wavs[f"source ({source})"])).samplerate
+    return wavs
+
+
+def _spectrograms(wavs: dict[str, Path], out_path: Path) -> Path:
+    import soundfile as sf
+
+    from vawgan.audio import load_audio
+
+    fs = sf.info(str(next(iter(wavs.values())))).samplerate
     signals = {label: (load_audio(path, fs), fs) for label, path in wavs.items()}
-    return plots.plot_spectrograms(signals, out_dir / f"spectrogram_{source}-{target}_{utt_id}.png")
+    return plots.plot_spectrograms(signals, out_path)
