@@ -282,6 +282,46 @@ def test_cli_manifest_converts_every_ordered_pair(tiny_model, shared_corpus, tmp
     assert "drop --source" in capsys.readouterr().err
 
 
+def test_cli_reference_outputs_for_the_evaluation(tiny_model, shared_corpus, tmp_path, capsys):
+    """--which copy writes the source recording unchanged, --which anasyn the target's own recording resynthesized."""
+    utterances = [u for u in discover(shared_corpus, speakers=list(SPEAKERS)) if u.utt_id == EVAL_IDS[0]]
+    write_manifest(utterances, tmp_path / "eval.tsv")
+    for which in ("copy", "anasyn"):
+        assert run_cli(tmp_path / "eval.tsv", "--model", tiny_model, "--which", which, "--target", "all",
+                       "-o", tmp_path / which) == 0
+    copied = tmp_path / "copy" / "rms-slt" / f"{EVAL_IDS[0]}.wav"
+    assert copied.read_bytes() == wav(shared_corpus, "rms", EVAL_IDS[0]).read_bytes()
+    # anasyn: the target's own recording through WORLD, close to it (the vocoder's ceiling, ~3.8 dB for slt)
+    config = tiny_config()
+    natural = wav(shared_corpus, "slt", EVAL_IDS[0])
+    resynthesized = scores_against(tmp_path / "anasyn" / "rms-slt" / f"{EVAL_IDS[0]}.wav", natural, config, "slt")
+    assert resynthesized.mcd < 5.0 < scores_against(copied, natural, config, "slt").mcd
+    capsys.readouterr()
+    assert run_cli(wav(shared_corpus, "rms", EVAL_IDS[0]), "--which", "copy", "--target", "slt",
+                   "-o", tmp_path / "x.wav") == 2
+    assert "needs a manifest" in capsys.readouterr().err and not (tmp_path / "x.wav").exists()
+
+
+def test_cli_list_file_and_its_errors(tiny_model, shared_corpus, tmp_path, capsys):
+    shutil.copy(wav(shared_corpus, "rms", EVAL_IDS[0]), tmp_path / "a.wav")
+    (tmp_path / "lists").mkdir()
+    listed = tmp_path / "lists" / "inputs.txt"
+    listed.write_text(f"# inputs\n\n../a.wav\n{wav(shared_corpus, 'rms', EVAL_IDS[1])}\n")
+    out = tmp_path / "out"
+    assert run_cli(listed, "--model", tiny_model, "--target", "slt", "--source", "rms", "-o", out) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.wav", f"{EVAL_IDS[1]}.wav"]
+    capsys.readouterr()
+    for content, message in (("# nothing\n", "names no audio files"),
+                             (f"../a.wav\n{tmp_path / 'a.wav'}\n", "would both be written to")):
+        listed.write_text(content)
+        assert run_cli(listed, "--model", tiny_model, "--target", "slt", "-o", tmp_path / "out2") == 2
+        assert message in capsys.readouterr().err
+    assert run_cli(tmp_path / "a.wav", tmp_path / "a.wav", "--model", tiny_model, "--target", "slt",
+                   "--split", "eval", "-o", tmp_path / "out2") == 2
+    assert "--split only applies to a manifest" in capsys.readouterr().err
+    assert not (tmp_path / "out2").exists() or not any((tmp_path / "out2").iterdir())
+
+
 # --- the pretrained model shipped with the package ---------------------------------------------------------------
 
 
