@@ -27,6 +27,56 @@ def test_shared_corpus_is_found_with_parallel_eval_split(shared_corpus):
     assert all(s.utt_id == t.utt_id and s.speaker == "slt" and t.speaker == "rms" for s, t in pairs)
 
 
+def _arctic_archive(path: Path, recording: Path) -> Path:
+    """A CMU ARCTIC release archive in miniature: cmu_us_tst_arctic/wav/arctic_a0001.wav (a real recording)."""
+    import tarfile
+
+    with tarfile.open(path, "w:bz2") as tar:
+        tar.add(recording, arcname="cmu_us_tst_arctic/wav/arctic_a0001.wav")
+    return path
+
+
+def test_download_arctic_unpacks_resumes_and_fails_cleanly(tmp_path, arctic_wav, monkeypatch):
+    import shutil
+    import urllib.request
+
+    from vawgan.corpus import download_arctic
+
+    release = _arctic_archive(tmp_path / "release.tar.bz2", arctic_wav)
+    fetched = []
+
+    def fake_urlretrieve(url, filename):  # stands in for festvox.org: nothing leaves the machine
+        fetched.append(url)
+        Path(filename).write_bytes(release.read_bytes())
+
+    monkeypatch.setattr(urllib.request, "urlretrieve", fake_urlretrieve)
+    dest = tmp_path / "corpus"
+    (dest / "cmu_us_tst_arctic").mkdir(parents=True)  # what an interrupted unpacking leaves
+    assert download_arctic("tst", dest) == dest
+    assert fetched == ["http://festvox.org/cmu_arctic/cmu_arctic/packed/cmu_us_tst_arctic-0.95-release.tar.bz2"]
+    assert [(u.speaker, u.utt_id) for u in discover(dest)] == [("tst", "arctic_a0001")]
+    assert (dest / "cmu_us_tst_arctic" / "wav" / "arctic_a0001.wav").read_bytes() == arctic_wav.read_bytes()
+    assert sorted(p.name for p in dest.iterdir()) == ["cmu_us_tst_arctic", "cmu_us_tst_arctic.tar.bz2"]
+
+    # Unpacked already: nothing is fetched. Archive there but not unpacked: it is not fetched again.
+    download_arctic("tst", dest)
+    shutil.rmtree(dest / "cmu_us_tst_arctic")
+    download_arctic("tst", dest)
+    assert len(fetched) == 1 and discover(dest)
+
+    def offline(url, filename):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlretrieve", offline)
+    with pytest.raises(VawganError, match="could not download .*cmu_us_xyz_arctic.*network unreachable"):
+        download_arctic("xyz", dest)
+    assert not list(dest.glob("*xyz*")) and not list(dest.glob(".*"))  # no partial archive left
+    (dest / "cmu_us_bad_arctic.tar.bz2").write_bytes(b"not an archive")
+    with pytest.raises(VawganError, match="not a readable CMU ARCTIC archive"):
+        download_arctic("bad", dest)
+    assert not (dest / "cmu_us_bad_arctic").exists() and not list(dest.glob(".*"))
+
+
 def test_split_is_deterministic_and_roughly_proportional():
     ids = [f"utt{i:04d}" for i in range(2000)]
     splits = [split_of(i, 0.1, 0.2) for i in ids]

@@ -162,19 +162,38 @@ def download_arctic(speaker: str, dest: str | os.PathLike) -> Path:
     """Download and unpack one CMU ARCTIC speaker from festvox.org into ``dest``.
 
     Returns ``dest``, which then holds ``cmu_us_<speaker>_arctic/wav/*.wav`` (the
-    ``arctic`` layout). Never called by tests or CI.
+    ``arctic`` layout). Never called by tests or CI. Safe to interrupt and call
+    again: the archive appears only once it is complete (and is not fetched a
+    second time), and it is unpacked into a temporary folder that replaces the
+    speaker's folder only when the unpacking has finished.
     """
+    import shutil
     import tarfile
+    import tempfile
 
     dest = Path(dest)
-    if (dest / f"cmu_us_{speaker}_arctic" / "wav").is_dir():
+    name = f"cmu_us_{speaker}_arctic"
+    if (dest / name / "wav").is_dir():
         return dest
-    url = ARCTIC_URL.format(speaker=speaker)
-    with atomic_path(dest / f"cmu_us_{speaker}_arctic.tar.bz2") as tmp:
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = dest / f"{name}.tar.bz2"
+    if not archive.is_file():
+        url = ARCTIC_URL.format(speaker=speaker)
+        with atomic_path(archive) as tmp:
+            try:
+                urllib.request.urlretrieve(url, tmp)
+            except OSError as exc:
+                raise VawganError(f"could not download {url} ({exc}); download it by hand into {dest}") from None
+    with tempfile.TemporaryDirectory(dir=dest, prefix=f".{name}.") as unpacked:
         try:
-            urllib.request.urlretrieve(url, tmp)
-        except OSError as exc:
-            raise VawganError(f"could not download {url} ({exc}); download it by hand into {dest}") from None
-        with tarfile.open(tmp) as tar:
-            tar.extractall(dest, filter="data")
+            with tarfile.open(archive) as tar:
+                tar.extractall(unpacked, filter="data")
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise VawganError(f"{archive}: not a readable CMU ARCTIC archive ({exc}); delete it and "
+                              "download again") from None
+        if not (Path(unpacked) / name / "wav").is_dir():
+            raise VawganError(f"{archive}: holds no {name}/wav folder; is {speaker!r} a CMU ARCTIC speaker?")
+        if (dest / name).exists():  # what an interrupted earlier unpacking left
+            shutil.rmtree(dest / name)
+        (Path(unpacked) / name).rename(dest / name)
     return dest
