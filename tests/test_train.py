@@ -241,3 +241,31 @@ def test_critic_targets_conversion_and_reconstruction(real_features, tmp_path):
     single = FrameSet(frames.frames, np.zeros(frames.num_frames, dtype=np.int64), ["one"])
     only = Trainer(_tiny_config(), single, tmp_path / "s", torch.device("cpu"), progress=False)
     assert only.decoder.embedding is None and not only.conversion  # one speaker: the plain VAE of the blog
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("train.alpha_mode=bogus", "train.alpha_mode='bogus' is not one of scale, fixed"),
+    ("train.adversarial_target=frames", "train.adversarial_target='frames' is not one of conversion"),
+    ("train.n_critic=0", "must be at least 1"),
+    ("train.kl_weight=-1", "must not be negative"),
+    ("model.input_dim=20", "frames have 39 dimensions but model.input_dim is 20"),
+    ("model.decoder_variance=bogus", "model.decoder_variance='bogus' is not one of learned, unit"),
+])
+def test_cli_bad_training_settings_are_one_line_and_write_nothing(real_features, tmp_path, capsys, setting, message):
+    model_dir = tmp_path / "model"
+    assert _cli(real_features, model_dir, "vae", "--set", setting) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not model_dir.exists()
+
+
+def test_cli_training_on_in_a_model_directory_of_other_data_is_refused(real_features, tmp_path, capsys):
+    model_dir = tmp_path / "model"
+    assert _cli(real_features, model_dir, "vae", "--set", "train.vae_epochs=1") == 0
+    weights = (model_dir / "checkpoint.pt").read_bytes()
+    capsys.readouterr()
+    # The same directory with another batch size: its checkpoint's data order and steps would not fit.
+    assert _cli(real_features, model_dir, "critic", "--set", "train.batch_size=16") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "written with batch_size=32 but this run has 16" in err, err
+    assert (model_dir / "checkpoint.pt").read_bytes() == weights
