@@ -269,3 +269,37 @@ def test_cli_training_on_in_a_model_directory_of_other_data_is_refused(real_feat
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "written with batch_size=32 but this run has 16" in err, err
     assert (model_dir / "checkpoint.pt").read_bytes() == weights
+
+
+def test_training_frames_errors_name_the_file_and_the_fix(real_features, tmp_path):
+    """load_frames refuses what would train a wrong model: missing statistics, a wrong order, NaN features."""
+    import dataclasses
+    import shutil
+
+    from vawgan.corpus import Utterance, read_manifest
+    from vawgan.features.store import load_features, save_features
+
+    stats = Statistics.load(real_features / "stats.npz")
+    utterances = read_manifest(real_features / "train.tsv")
+    features = tmp_path / "features"
+    shutil.copytree(real_features / "features", features)
+
+    with pytest.raises(VawganError, match="no utterances in split 'eval'"):
+        load_frames(features, real_features / "train.tsv", stats, split="eval")
+
+    stranger = Utterance("bdl", utterances[0].utt_id, utterances[0].path, "train")
+    shutil.copytree(features / utterances[0].speaker, features / "bdl")
+    write_manifest([*utterances, stranger], tmp_path / "with_bdl.tsv")
+    with pytest.raises(VawganError, match=r"\['bdl'\] .* have no statistics; re-run `vawgan stats`"):
+        load_frames(features, tmp_path / "with_bdl.tsv", stats)
+
+    first = features / utterances[0].speaker / f"{utterances[0].utt_id}.npz"
+    feats = load_features(first)
+    save_features(first, dataclasses.replace(feats, mcep=feats.mcep[:, :25]))
+    with pytest.raises(VawganError, match=f"{first.name}: 25 mel-cepstral coefficients per frame"):
+        load_frames(features, real_features / "train.tsv", stats)
+    broken = feats.mcep.copy()
+    broken[feats.speech.nonzero()[0][0], 3] = np.nan
+    save_features(first, dataclasses.replace(feats, mcep=broken))
+    with pytest.raises(VawganError, match=f"{first.name}: non-finite mel-cepstra; delete the file"):
+        load_frames(features, real_features / "train.tsv", stats)
