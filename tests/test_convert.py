@@ -21,6 +21,7 @@ from vawgan.cli import main as vawgan_main
 from vawgan.config import Config
 from vawgan.convert import Converter, NumpyModel
 from vawgan.corpus import discover, write_manifest
+from vawgan.errors import VawganError
 from vawgan.evaluate.metrics import score_pair
 from vawgan.features.extract import extract_corpus
 from vawgan.features.store import load_features
@@ -371,6 +372,36 @@ def test_numpy_weights_match_torch_and_are_ignored_when_stale(tiny_model, shared
     assert not isinstance(stale.model, NumpyModel)
     np.testing.assert_allclose(stale.convert_features(feats, "rms", "slt").mcep,
                                Converter(model, which="vae").convert_features(feats, "rms", "slt").mcep)
+
+
+def test_damaged_numpy_weights_fall_back_to_pytorch(tiny_model, shared_corpus, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    feats = Converter(model).analyze_file(wav(shared_corpus, "rms", EVAL_IDS[0]), "rms")
+    expected = Converter(model, device="auto").convert_features(feats, "rms", "slt").mcep
+    (model / "vawgan.npz").write_bytes(b"PK\x03\x04 cut short")  # a zip header, then nothing
+    converter = Converter(model, device="cpu")
+    assert not isinstance(converter.model, NumpyModel)
+    np.testing.assert_allclose(converter.convert_features(feats, "rms", "slt").mcep, expected)
+
+
+def test_convert_audio_is_analysis_conversion_and_synthesis(converter, shared_corpus):
+    import dataclasses
+
+    from vawgan.audio import load_audio
+    from vawgan.features.world import analyze, synthesize
+
+    x = load_audio(wav(shared_corpus, "rms", EVAL_IDS[0]), converter.sample_rate)
+    y = converter.convert_audio(x, "slt", source="rms")
+    feats = analyze(x, converter.sample_rate, converter.feature_config, speaker="rms", threads=converter.threads)
+    np.testing.assert_array_equal(y, synthesize(converter.convert_features(feats, "rms", "slt")))
+    assert abs(len(y) - len(x)) < converter.sample_rate * 0.01 and np.isfinite(y).all()
+    with pytest.raises(VawganError, match="shorter than one analysis window"):
+        converter.convert_audio(x[:500], "slt", name="clip.wav")
+    with pytest.raises(VawganError, match="model expects c0..c39"):
+        converter.convert_features(dataclasses.replace(feats, mcep=feats.mcep[:, :25]), "rms", "slt")
+    with pytest.raises(VawganError, match="features are at 22050 Hz but the model was trained at 16000 Hz"):
+        converter.convert_features(dataclasses.replace(feats, fs=22050), "rms", "slt")
 
 
 def test_packaged_numpy_weights_are_current():
