@@ -213,6 +213,37 @@ def test_cli_model_directory_errors(tiny_model, shared_corpus, tmp_path, capsys)
     assert list(tmp_path.glob("*.wav")) == []
 
 
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / "speakers.txt").unlink(), "speakers.txt: speaker list not found"),
+    (lambda d: (d / "speakers.txt").write_text("\n"), "speakers.txt: speaker list is empty"),
+    (lambda d: (d / "speakers.txt").write_text("rms\nslt\nawb\n"), "trained for speakers ['rms', 'slt']"),
+    (lambda d: (d / "config.yaml").write_text((d / "config.yaml").read_text().replace("latent_dim: 64",
+                                                                                      "latent_dim: 32")),
+     "vawgan.pt"),
+])
+def test_cli_inconsistent_model_directory_is_one_line(tiny_model, shared_corpus, tmp_path, capsys, damage, message):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model, ignore=shutil.ignore_patterns("vae.npz", "vawgan.npz"))  # PyTorch loads it
+    damage(model)
+    out = tmp_path / "out.wav"
+    assert run_cli(wav(shared_corpus, "rms", EVAL_IDS[0]), "--model", model, "--target", "slt", "-o", out) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not out.exists()
+
+
+def test_cli_device_errors(tiny_model, shared_corpus, tmp_path, capsys):
+    import torch
+
+    src = wav(shared_corpus, "rms", EVAL_IDS[0])
+    assert run_cli(src, "--model", tiny_model, "--target", "slt", "--device", "tpu", "-o", tmp_path / "a.wav") == 2
+    assert "--device 'tpu' is not one of auto, cpu, cuda, cuda:N" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert run_cli(src, "--model", tiny_model, "--target", "slt", "--device", "cuda", "-o", tmp_path / "b.wav") == 2
+        assert "no CUDA GPU is visible" in capsys.readouterr().err
+    assert list(tmp_path.glob("*.wav")) == []
+
+
 def make_bad_inputs(folder: Path, good: Path) -> dict[str, Path]:
     """Files a user may pass by mistake, each of which must give one line and no output."""
     folder.mkdir()
