@@ -303,3 +303,32 @@ def test_training_frames_errors_name_the_file_and_the_fix(real_features, tmp_pat
     save_features(first, dataclasses.replace(feats, mcep=broken))
     with pytest.raises(VawganError, match=f"{first.name}: non-finite mel-cepstra; delete the file"):
         load_frames(features, real_features / "train.tsv", stats)
+
+
+def test_training_on_with_other_speakers_statistics_or_sizes_is_refused(real_features, tmp_path, capsys):
+    """A model directory keeps its speakers, statistics and network: training on with others would corrupt it."""
+    from vawgan.corpus import read_manifest
+
+    model_dir = tmp_path / "model"
+    assert _cli(real_features, model_dir, "vae", "--set", "train.vae_epochs=1") == 0
+    kept = {name: (model_dir / name).read_bytes() for name in ("checkpoint.pt", "stats.npz", "speakers.txt")}
+
+    write_manifest([u for u in read_manifest(real_features / "train.tsv") if u.speaker != "awb"],
+                   tmp_path / "two.tsv")
+    stats = Statistics.load(real_features / "stats.npz")
+    stats.speaker_mcep_mean["awb"] = stats.speaker_mcep_mean["awb"] + 0.1
+    stats.save(tmp_path / "other_stats.npz")
+    base = ["train", "--phase", "critic", "--features", str(real_features / "features"), "--model-dir",
+            str(model_dir), "--device", "cpu", "--no-progress", "--set", "train.batch_size=32",
+            "--set", "train.tensorboard=false"]
+    for extra, message in (
+            (["--manifest", str(tmp_path / "two.tsv"), "--stats", str(real_features / "stats.npz")],
+             "holds a model of speakers ['awb', 'rms', 'slt'], but the training data has ['rms', 'slt']"),
+            (["--manifest", str(real_features / "train.tsv"), "--stats", str(tmp_path / "other_stats.npz")],
+             "other statistics for speaker 'awb'"),
+            (["--manifest", str(real_features / "train.tsv"), "--stats", str(real_features / "stats.npz"),
+              "--set", "model.latent_dim=32"], "holds a model with other network sizes")):
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+        assert all((model_dir / name).read_bytes() == data for name, data in kept.items())
