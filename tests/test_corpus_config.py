@@ -173,3 +173,24 @@ def test_every_recipe_config_loads(config_file):
     for section, values in yaml.safe_load(config_file.read_text()).items():
         for key, value in values.items():
             assert getattr(getattr(config, section), key) == value, f"{section}.{key}"
+
+
+def test_command_line_basics(shared_corpus, tmp_path, capsys, monkeypatch):
+    """No verb: usage and status 2; a malformed --set: one line; Ctrl-C: one line, status 130, no manifest."""
+    import vawgan.corpus
+    from vawgan.cli import main
+
+    assert main([]) == 2
+    assert "usage: vawgan" in capsys.readouterr().out
+    assert main(["prepare", "--corpus", str(shared_corpus), "--out", str(tmp_path / "data"),
+                 "--set", "corpus.layout"]) == 2
+    assert capsys.readouterr().err.strip() == \
+        "vawgan prepare: error: --set 'corpus.layout': expected SECTION.KEY=VALUE"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vawgan.corpus, "discover", interrupted)
+    assert main(["prepare", "--corpus", str(shared_corpus), "--out", str(tmp_path / "data")]) == 130
+    assert capsys.readouterr().err.strip() == "vawgan prepare: interrupted"
+    assert not (tmp_path / "data").exists()
