@@ -12,9 +12,11 @@ alpha = 1 matching the GV fully, alpha = 0.5 half-way in the log domain. This
 script applies it to the VAE's and the VAW-GAN's conversions of the eval split
 at the feature level (the models' own c1..c39, no vocoder; ``vawgan evaluate
 --features`` conventions) and prints MCD and GV ratio for each, so the two
-routes to more variance can be compared at equal GV. The target GV is the mean
-over the target speaker's train-split utterances of the per-utterance variance
-of its speech frames.
+routes to more variance can be compared at equal GV. The postfilter is
+``vawgan.convert.gv_postfilter`` (``vawgan convert --gv-postfilter ALPHA``);
+the target GV is the model's ``stats.npz`` one: the mean over the target
+speaker's train-split utterances of the per-utterance variance of its speech
+frames.
 
 Run the recipe first (``bash recipes/flite/run.sh``), then:
 
@@ -34,31 +36,6 @@ import numpy as np
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "flite"
 
 
-def target_gv(manifest: Path, feature_dir: Path, speaker: str) -> np.ndarray:
-    """Mean over ``speaker``'s utterances in ``manifest`` of the per-utterance variance of c1..cD (speech frames)."""
-    from vawgan.corpus import read_manifest
-    from vawgan.evaluate.metrics import global_variance
-    from vawgan.features.store import feature_path, load_features
-
-    gvs = []
-    for utt in read_manifest(manifest):
-        if utt.speaker == speaker:
-            feats = load_features(feature_path(feature_dir, speaker, utt.utt_id))
-            gvs.append(global_variance(feats.mcep[feats.speech, 1:]))
-    if not gvs:
-        sys.exit(f"{manifest}: no utterances of {speaker}")
-    return np.mean(gvs, axis=0)
-
-
-def gv_postfilter(feats, speech: np.ndarray, gv: np.ndarray, alpha: float):
-    """A copy of ``feats`` whose c1..cD variance over the ``speech`` frames moves towards ``gv`` (see above)."""
-    mcep = np.asarray(feats.mcep, dtype=np.float64).copy()
-    frames = mcep[:, 1:]
-    mean, variance = frames[speech].mean(axis=0), frames[speech].var(axis=0)
-    mcep[:, 1:] = mean + (frames - mean) * (gv / variance) ** (alpha / 2)
-    return dataclasses.replace(feats, mcep=mcep.astype(np.float32))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", type=Path, default=RECIPE, help="recipe folder with data/ and dump/")
@@ -70,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (model_dir / "vawgan.pt").is_file() or not features.is_dir():
         sys.exit(f"{model_dir} or {features} missing: run `bash recipes/flite/run.sh` first")
 
-    from vawgan.convert import Converter
+    from vawgan.convert import Converter, gv_postfilter
     from vawgan.corpus import parallel_pairs, read_manifest
     from vawgan.evaluate.metrics import gv_ratio, score_pair
     from vawgan.features.store import feature_path, load_features
@@ -78,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     converters = {which: Converter(model_dir, which=which, threads=1) for which in ("vae", "vawgan")}
     eval_utts = read_manifest(args.recipe / "data" / "eval.tsv")
     speakers = sorted({u.speaker for u in eval_utts} & set(converters["vae"].speakers))
-    gvs = {s: target_gv(args.recipe / "data" / "train.tsv", features, s) for s in speakers}
+    stats = converters["vae"].model.stats
     rows: dict[str, list] = {}
     for source, target in itertools.permutations(speakers, 2):
         for src_utt, tgt_utt in parallel_pairs(eval_utts, source, target, split=None):
@@ -87,9 +64,9 @@ def main(argv: list[str] | None = None) -> int:
             for which, converter in converters.items():
                 converted = converter.convert_features(src, source, target)
                 outputs = {which: converted}
-                outputs.update({f"{which} + GV postfilter, alpha {a:g}": gv_postfilter(converted, src.speech,
-                                                                                      gvs[target], a)
-                                for a in args.alphas})
+                for alpha in args.alphas:
+                    mcep = gv_postfilter(converted.mcep, src.speech, stats.gv(target), alpha)
+                    outputs[f"{which} + GV postfilter, alpha {alpha:g}"] = dataclasses.replace(converted, mcep=mcep)
                 for name, out in outputs.items():
                     # converted frames keep the source's timeline, hence the source's speech mask
                     rows.setdefault(name, []).append(score_pair(tgt.mcep, tgt.f0, tgt.speech,

@@ -140,6 +140,38 @@ def test_convert_features_is_deterministic_and_keeps_source_c0_and_aperiodicity(
     assert not np.allclose(sampled.mcep[:, 1:], a.mcep[:, 1:])
 
 
+def test_gv_postfilter_moves_the_variance_to_the_target_speakers(tiny_model, converter, shared_corpus):
+    feats = converter.analyze_file(wav(shared_corpus, "rms", EVAL_IDS[0]), "rms")
+    speech = feats.speech
+    plain = converter.convert_features(feats, "rms", "slt").mcep
+    target_gv = converter.model.stats.gv("slt")
+    variance = {}
+    for alpha in (0.5, 1.0):
+        out = Converter(tiny_model, gv_postfilter=alpha).convert_features(feats, "rms", "slt")
+        np.testing.assert_array_equal(out.mcep[:, 0], plain[:, 0])  # c0 (energy) stays the source's
+        np.testing.assert_allclose(out.mcep[speech, 1:].mean(axis=0), plain[speech, 1:].mean(axis=0), atol=1e-5)
+        variance[alpha] = out.mcep[speech, 1:].var(axis=0)
+    np.testing.assert_allclose(variance[1.0], target_gv, rtol=1e-4)  # fully: the target's GV (float32 features)
+    halfway = np.sqrt(plain[speech, 1:].var(axis=0) * target_gv)  # half-way in the log domain
+    np.testing.assert_allclose(variance[0.5], halfway, rtol=1e-4)
+    assert np.mean(plain[speech, 1:].var(axis=0) / target_gv) < 0.9  # there was over-smoothing to undo
+    with pytest.raises(VawganError, match="within 0..2"):
+        Converter(tiny_model, gv_postfilter=-1)
+
+
+def test_gv_postfilter_needs_statistics_with_the_gv(tiny_model, tmp_path, capsys):
+    from vawgan.stats import Statistics
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    stats = Statistics.load(model / "stats.npz")
+    stats.speaker_gv.clear()  # statistics of an older vawgan
+    stats.save(model / "stats.npz")
+    Converter(model)  # fine without the postfilter
+    with pytest.raises(VawganError, match="no global variance for 'rms'"):
+        Converter(model, gv_postfilter=1.0)
+
+
 def test_vae_weights_convert_too(tiny_model, shared_corpus, tmp_path):
     vae = Converter(tiny_model, which="vae", device="cpu")
     out = vae.convert_file(wav(shared_corpus, "rms", EVAL_IDS[0]), tmp_path / "vae.wav", "slt", source="rms")

@@ -28,6 +28,9 @@ def test_statistics_match_numpy(flite_features):
         assert stats.lf0_mean[spk] == pytest.approx(lf0.mean(), rel=1e-12)
         assert stats.lf0_std[spk] == pytest.approx(lf0.std(), rel=1e-9)
         assert stats.frames[spk] == frames.shape[0]
+        # GV: the per-utterance variance of the speech frames, averaged over the speaker's utterances
+        per_utterance = [f.mcep[f.speech, 1:].astype(np.float64).var(axis=0) for f in mine]
+        np.testing.assert_allclose(stats.gv(spk), np.mean(per_utterance, axis=0), rtol=1e-9)
     every = np.concatenate(every)
     np.testing.assert_allclose(stats.mcep_mean, every.mean(axis=0), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(stats.mcep_std, every.std(axis=0), rtol=1e-6, atol=1e-9)
@@ -50,7 +53,21 @@ def test_stats_command_and_missing_features(flite_features, tmp_path, capsys):
     direct, _ = compute_corpus_statistics(utterances, feature_dir)
     assert loaded.speakers == ["awb", "rms", "slt"]
     np.testing.assert_array_equal(loaded.speaker_mcep_std["slt"], direct.speaker_mcep_std["slt"])
+    np.testing.assert_array_equal(loaded.gv("rms"), direct.gv("rms"))
     assert loaded.lf0_mean == direct.lf0_mean
+
+
+def test_statistics_written_before_the_gv_still_load_and_say_how_to_add_it(flite_features, tmp_path):
+    feature_dir, utterances, _ = flite_features
+    stats, _ = compute_corpus_statistics(utterances, feature_dir)
+    stats.speaker_gv.clear()  # a file of an older vawgan
+    stats.save(tmp_path / "old.npz")
+    old = Statistics.load(tmp_path / "old.npz")
+    np.testing.assert_array_equal(old.speaker_mcep_mean["awb"], stats.speaker_mcep_mean["awb"])
+    with pytest.raises(VawganError, match="no global variance for 'awb'.*re-run `vawgan stats`"):
+        old.gv("awb")
+    with pytest.raises(VawganError, match="unknown speaker 'bdl'"):
+        old.gv("bdl")
 
 
 def test_stats_without_features_is_an_error(flite_features, tmp_path):

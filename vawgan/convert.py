@@ -74,6 +74,28 @@ def convert_f0(f0: np.ndarray, source_lf0: tuple[float, float], target_lf0: tupl
     return out
 
 
+def gv_postfilter(mcep: np.ndarray, speech: np.ndarray, target_gv: np.ndarray, alpha: float) -> np.ndarray:
+    """Move the per-utterance variance of c1..cD towards ``target_gv`` (the classic GV postfilter).
+
+    ``mcep`` is one utterance's (T, D+1) c0..cD; over its ``speech`` frames each
+    dimension d of c1..cD is scaled around its mean by
+    ``(target_gv[d] / variance[d]) ** (alpha / 2)``: ``alpha = 1`` gives the
+    utterance the target's variance, ``0.5`` goes half-way in the log domain,
+    0 changes nothing. Silence frames get the same affine map, c0 is kept.
+    Over-smoothed conversions have too little variance; this undoes that
+    without training (Toda et al. 2007), at some MCD cost (README, Evaluation).
+    """
+    out = np.array(mcep, dtype=np.float64)
+    speech = np.asarray(speech, dtype=bool)
+    if alpha == 0 or speech.sum() < 2:
+        return out
+    frames = out[:, 1:]
+    mean = frames[speech].mean(axis=0)
+    variance = np.maximum(frames[speech].var(axis=0), 1e-12)
+    out[:, 1:] = mean + (frames - mean) * (np.asarray(target_gv, dtype=np.float64) / variance) ** (alpha / 2)
+    return out
+
+
 def lf0_statistics_of(f0: np.ndarray, fallback_std: float) -> tuple[float, float] | None:
     """Mean and std of log-F0 over the voiced frames of one utterance.
 
@@ -253,12 +275,20 @@ class Converter:
         most 0.31 dB, mean 0.004 dB, over 60 Flite recordings).
         Pass 1 when you run several converters in parallel processes
         yourself, so that they do not fight over the cores.
+    gv_postfilter:
+        Strength α of the GV postfilter (:func:`gv_postfilter`) applied to
+        every conversion, towards the target speaker's global variance from
+        the model's statistics: 0 (default) off, 1 the target's variance.
     """
 
     def __init__(self, model_dir: str | os.PathLike | None = None, which: str = "vawgan", device: str = "cpu",
-                 f0_method: str | None = None, threads: int | None = None):
+                 f0_method: str | None = None, threads: int | None = None, gv_postfilter: float = 0.0):
         if threads is not None and threads < 1:
             raise VawganError(f"threads must be at least 1, got {threads}")
+        if not 0.0 <= gv_postfilter <= 2.0:
+            raise VawganError(f"the GV postfilter's strength must be within 0..2 (1: the target's variance), "
+                              f"got {gv_postfilter}")
+        self.gv_postfilter = float(gv_postfilter)
         self.threads = threads or available_cores()
         self.model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
         self.which = which
@@ -280,6 +310,9 @@ class Converter:
                 raise VawganError(f"--f0-method {f0_method!r} is not one of harvest, dio")
             features = dataclasses.replace(features, f0_method=f0_method)
         self.feature_config = features
+        if self.gv_postfilter:
+            for speaker in self.speakers:  # stop before any work when the statistics lack the GV
+                self.model.stats.gv(speaker)
 
     @property
     def speakers(self) -> list[str]:
@@ -301,7 +334,8 @@ class Converter:
 
         ``sample=True`` decodes a draw from the encoder's posterior instead of
         its mean μ (for listening to the model's uncertainty; a fresh draw
-        every call).
+        every call). With the converter's ``gv_postfilter`` set, the decoded
+        c1..cD then go through :func:`gv_postfilter` towards the target's GV.
         """
         target_index = self.check_speaker(target)
         if source is not None:
@@ -319,6 +353,8 @@ class Converter:
         decoded = self._encode_decode(normalized, target_index, sample)
         converted = mcep.copy()
         converted[:, 1:] = stats.denormalize(decoded, target)
+        if self.gv_postfilter:
+            converted = gv_postfilter(converted, feats.speech, stats.gv(target), self.gv_postfilter)
 
         target_lf0 = (stats.lf0_mean[target], stats.lf0_std[target])
         if source is not None:

@@ -1,9 +1,11 @@
 """Normalization and F0 statistics (SPEC section 3).
 
 Per-dimension mean and standard deviation of the mel-cepstrum c1..cD over
-speech frames, globally and per speaker, and per-speaker mean and standard
-deviation of log-F0 over voiced frames. One ``.npz`` file holds them all and
-travels with every model directory.
+speech frames, globally and per speaker; per-speaker global variance (GV: the
+mean over utterances of each utterance's variance of c1..cD, the target of the
+GV postfilter, :func:`vawgan.convert.gv_postfilter`); per-speaker mean and
+standard deviation of log-F0 over voiced frames. One ``.npz`` file holds them
+all and travels with every model directory.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ _STD_FLOOR = 1e-8
 class Statistics:
     """Normalization statistics of c1..cD and log-F0.
 
-    ``mcep_mean``/``mcep_std`` are global (all speakers); ``speaker_mcep_*`` and
-    ``lf0_*`` are per speaker. ``frames`` counts the speech frames each speaker
-    contributed.
+    ``mcep_mean``/``mcep_std`` are global (all speakers); ``speaker_mcep_*``,
+    ``speaker_gv`` and ``lf0_*`` are per speaker. ``frames`` counts the speech
+    frames each speaker contributed. ``speaker_gv`` is empty in files written
+    before it existed (:meth:`gv` says how to add it).
     """
 
     mcep_mean: np.ndarray
@@ -36,6 +39,7 @@ class Statistics:
     lf0_mean: dict[str, float] = field(default_factory=dict)
     lf0_std: dict[str, float] = field(default_factory=dict)
     frames: dict[str, int] = field(default_factory=dict)
+    speaker_gv: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def speakers(self) -> list[str]:
@@ -48,6 +52,15 @@ class Statistics:
         if speaker not in self.speaker_mcep_mean:
             raise VawganError(f"unknown speaker {speaker!r}; known speakers: {', '.join(self.speakers)}")
         return self.speaker_mcep_mean[speaker], self.speaker_mcep_std[speaker]
+
+    def gv(self, speaker: str) -> np.ndarray:
+        """The global variance of c1..cD of ``speaker`` (mean over its utterances of the per-utterance variance)."""
+        self.mean_std(speaker)  # a clear error for an unknown speaker
+        if speaker not in self.speaker_gv:
+            raise VawganError(f"these statistics have no global variance for {speaker!r} (written by an older "
+                              "vawgan); re-run `vawgan stats` and put the new stats.npz in the model directory "
+                              "(means and deviations stay the same)")
+        return self.speaker_gv[speaker]
 
     def normalize(self, mcep: np.ndarray, speaker: str | None = None) -> np.ndarray:
         """(x - mean) / std on c1..cD; ``mcep`` has D columns (c0 already removed)."""
@@ -68,6 +81,8 @@ class Statistics:
             arrays[f"spk/{spk}/mcep_std"] = self.speaker_mcep_std[spk]
             arrays[f"spk/{spk}/lf0"] = np.array([self.lf0_mean[spk], self.lf0_std[spk]])
             arrays[f"spk/{spk}/frames"] = np.int64(self.frames.get(spk, 0))
+            if spk in self.speaker_gv:
+                arrays[f"spk/{spk}/gv"] = self.speaker_gv[spk]
         save_npz_atomic(path, **arrays)
 
     @classmethod
@@ -80,6 +95,8 @@ class Statistics:
                 stats.speaker_mcep_std[spk] = data[f"spk/{spk}/mcep_std"]
                 stats.lf0_mean[spk], stats.lf0_std[spk] = (float(v) for v in data[f"spk/{spk}/lf0"])
                 stats.frames[spk] = int(data[f"spk/{spk}/frames"])
+                if f"spk/{spk}/gv" in data.files:
+                    stats.speaker_gv[spk] = data[f"spk/{spk}/gv"]
         return stats
 
 
@@ -88,6 +105,8 @@ def compute_statistics(utterances: Iterable[tuple[str, np.ndarray, np.ndarray, n
 
     ``mcep`` is (T, D+1) with c0 in column 0, which is left out. Mel-cepstral
     statistics use speech frames only; log-F0 statistics use voiced frames.
+    The global variance averages the variance of each utterance with at least
+    two speech frames.
     Sums are accumulated in float64 so that the result matches a direct NumPy
     computation over the concatenated frames.
     """
@@ -95,15 +114,17 @@ def compute_statistics(utterances: Iterable[tuple[str, np.ndarray, np.ndarray, n
     for speaker, mcep, f0, speech in utterances:
         frames = np.asarray(mcep, dtype=np.float64)[np.asarray(speech, dtype=bool), 1:]
         lf0 = np.log(f0[f0 > 0])
-        acc = sums.setdefault(speaker, [0, 0.0, 0.0, [], ])
+        acc = sums.setdefault(speaker, [0, 0.0, 0.0, [], []])
         acc[0] += frames.shape[0]
         acc[1] = acc[1] + frames.sum(axis=0)
         acc[2] = acc[2] + (frames ** 2).sum(axis=0)
         acc[3].append(lf0)
+        if frames.shape[0] >= 2:
+            acc[4].append(frames.var(axis=0))
     if not sums:
         raise VawganError("no utterances to compute statistics from; run `vawgan extract` first")
     stats_by_spk = {}
-    for speaker, (count, s1, s2, lf0_parts) in sums.items():
+    for speaker, (count, s1, s2, lf0_parts, utterance_variances) in sums.items():
         if count == 0:
             raise VawganError(f"speaker {speaker!r} has no speech frames; check its recordings or the silence threshold")
         lf0 = np.concatenate(lf0_parts)
@@ -111,19 +132,22 @@ def compute_statistics(utterances: Iterable[tuple[str, np.ndarray, np.ndarray, n
             raise VawganError(f"speaker {speaker!r} has no voiced frames; check its recordings or F0 range")
         mean = s1 / count
         std = np.sqrt(np.maximum(s2 / count - mean ** 2, 0.0))
-        stats_by_spk[speaker] = (count, s1, s2, mean, np.maximum(std, _STD_FLOOR), float(lf0.mean()), float(lf0.std()))
+        gv = np.mean(utterance_variances, axis=0) if utterance_variances else std ** 2
+        stats_by_spk[speaker] = (count, s1, s2, mean, np.maximum(std, _STD_FLOOR), float(lf0.mean()), float(lf0.std()),
+                                 gv)
     total = sum(v[0] for v in stats_by_spk.values())
     g1 = sum(v[1] for v in stats_by_spk.values())
     g2 = sum(v[2] for v in stats_by_spk.values())
     g_mean = g1 / total
     g_std = np.maximum(np.sqrt(np.maximum(g2 / total - g_mean ** 2, 0.0)), _STD_FLOOR)
     stats = Statistics(mcep_mean=g_mean, mcep_std=g_std)
-    for speaker, (count, _, _, mean, std, lf0_mean, lf0_std) in stats_by_spk.items():
+    for speaker, (count, _, _, mean, std, lf0_mean, lf0_std, gv) in stats_by_spk.items():
         stats.speaker_mcep_mean[speaker] = mean
         stats.speaker_mcep_std[speaker] = std
         stats.lf0_mean[speaker] = lf0_mean
         stats.lf0_std[speaker] = lf0_std
         stats.frames[speaker] = int(count)
+        stats.speaker_gv[speaker] = gv
     return stats
 
 

@@ -77,6 +77,10 @@ def register(subparsers) -> None:
                    help="with a manifest: convert only this split")
     p.add_argument("--sample", action="store_true",
                    help="decode a sample of the latent posterior instead of its mean")
+    p.add_argument("--gv-postfilter", type=float, default=0.0, metavar="ALPHA",
+                   help="scale each converted utterance's mel-cepstral variance towards the target speaker's "
+                        "global variance: 1 fully, 0.5 half-way, 0 off (default); counters over-smoothing at "
+                        "some MCD cost")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads for analysing each input (default: one per available core; 1 analyses "
                         "exactly as `vawgan extract` does, more change WORLD's aperiodicity dither only)")
@@ -123,7 +127,7 @@ def _convert(args: argparse.Namespace) -> int:
     from vawgan.convert import Converter, NumpyModel
 
     converter = Converter(args.model, which=args.which, device=args.device, f0_method=args.f0_method,
-                          threads=args.threads)
+                          threads=args.threads, gv_postfilter=args.gv_postfilter)
     if not isinstance(converter.model, NumpyModel):
         from vawgan.utils import configure_cpu
 
