@@ -48,6 +48,16 @@ def test_evaluate_writes_the_table_with_known_answers(layout, capsys):
     assert len(per_utt) == 4
 
 
+def test_system_names_of_model_conversions():
+    from vawgan.evaluate.report import describe, model_system
+
+    assert model_system("vae") == ("vae", 0.0) and model_system("vawgan_gv1") == ("vawgan", 1.0)
+    assert model_system("vae_gv0.5") == ("vae", 0.5)
+    assert model_system("gmm") is None and model_system("vae_gv") is None and model_system("copy") is None
+    assert describe("vawgan_gv0.5") == "VAW-GAN (after adversarial training) + GV postfilter α 0.5"
+    assert describe("vae") == "VAE (after pretraining)" and describe("mine") == "mine"
+
+
 def test_evaluate_errors_are_one_line(layout, tmp_path, capsys):
     assert main(["evaluate", "--manifest", str(layout / "eval.tsv"), "--converted", str(tmp_path / "none"),
                  "--systems", "vae", "--out", str(tmp_path / "eval")]) == 2
@@ -70,11 +80,14 @@ def test_feature_level_scores_the_packaged_model_before_the_vocoder(layout, shar
     for spk in ("rms", "slt"):
         feats = analyze_file(shared_corpus / spk / "fb001.wav", config.features, speaker=spk)
         save_features(feature_path(layout / "features", spk, "fb001"), feats)
-    assert _evaluate(layout, "--systems", "copy,vae,vawgan", "--model", str(PRETRAINED_DIR),
+    assert _evaluate(layout, "--systems", "copy,vae,vae_gv1,vawgan", "--model", str(PRETRAINED_DIR),
                      "--features", str(layout / "features")) == 0
     assert "before the vocoder" in capsys.readouterr().out
     rows = {r["system"]: r for r in csv.DictReader(open(layout / "eval" / "results_features.csv"))}
-    assert list(rows) == ["copy", "vae", "vawgan"]
+    assert list(rows) == ["copy", "vae", "vae_gv1", "vawgan"]
+    # vae_gv1: the VAE's conversion with the full GV postfilter, the target speaker's variance restored
+    assert rows["vae_gv1"]["description"] == "VAE (after pretraining) + GV postfilter α 1"
+    assert float(rows["vae"]["gv_ratio"]) < 0.6 < float(rows["vae_gv1"]["gv_ratio"])
     assert rows["copy"]["utterances"] == "2"  # slt→rms and rms→slt
     for system in ("vae", "vawgan"):
         assert float(rows[system]["mcd"]) < float(rows["copy"]["mcd"])

@@ -18,6 +18,11 @@ manifest. The rows of the table, in order:
 * ``vawgan`` — the VAE after adversarial fine-tuning (VAW-GAN),
 * ``anasyn`` — analysis–synthesis of the target itself (the ceiling).
 
+A system named ``vae_gv<α>`` or ``vawgan_gv<α>`` (e.g. ``vae_gv0.5``, written
+by ``vawgan convert --which vae --gv-postfilter 0.5``) is that model's
+conversion with the GV postfilter of strength α; recipe stage 6 adds
+``vae_gv0.5``, the VAE brought to the VAW-GAN's variance without training.
+
 Each wav is analysed with the F0 search range of the speaker whose voice it
 should carry: the target's for converted speech and the ceiling, the source's
 for the unchanged source copy.
@@ -29,6 +34,7 @@ import csv
 import io
 import itertools
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +53,28 @@ SYSTEM_DESCRIPTIONS = {
     "vawgan": "VAW-GAN (after adversarial training)",
     "anasyn": "analysis-synthesis of the target (ceiling)",
 }
+_POSTFILTERED = re.compile(r"^(?P<which>vae|vawgan)_gv(?P<alpha>\d+(?:\.\d+)?)$")
+
+
+def model_system(system: str) -> tuple[str, float] | None:
+    """``(weights, GV postfilter strength)`` of a system converted with the model, None for the others.
+
+    ``vae`` → ``("vae", 0.0)``, ``vawgan_gv1`` → ``("vawgan", 1.0)``; ``copy``, ``gmm``, ``anasyn`` → None.
+    """
+    if system in ("vae", "vawgan"):
+        return system, 0.0
+    match = _POSTFILTERED.match(system)
+    return (match["which"], float(match["alpha"])) if match else None
+
+
+def describe(system: str) -> str:
+    """The table's "what it is" text of ``system``."""
+    weights = model_system(system)
+    if weights is not None and weights[1]:
+        return f"{SYSTEM_DESCRIPTIONS[weights[0]]} + GV postfilter α {weights[1]:g}"
+    return SYSTEM_DESCRIPTIONS.get(system, system)
+
+
 COLUMNS = (
     ("mcd", "MCD [dB]", "{:.2f}"),
     ("mcd_with_c0", "MCD incl. c0 [dB]", "{:.2f}"),
@@ -144,7 +172,8 @@ def evaluate_features(utterances: list[Utterance], model_dir: str | os.PathLike,
 
     For every ordered pair of speakers known to both the manifest and the
     model, each parallel sentence's source features (``vawgan extract``
-    output) are converted with the model's VAE and VAW-GAN weights and, when
+    output) are converted with the model's VAE and VAW-GAN weights (with the
+    GV postfilter for ``vae_gv<α>`` / ``vawgan_gv<α>``) and, when
     ``<gmm_dir>/<src>-<tgt>.npz`` exists, the GMM baseline; ``copy`` is the
     source's features unchanged. Converted frames keep the source's timeline,
     so the source's speech mask selects their speech frames. No re-analysis of
@@ -159,8 +188,8 @@ def evaluate_features(utterances: list[Utterance], model_dir: str | os.PathLike,
     from vawgan.features.store import feature_path, load_features
     from vawgan.stats import Statistics
 
-    converters = {which: Converter(model_dir, which=which, device="cpu") for which in ("vae", "vawgan")
-                  if which in systems}
+    converters = {system: Converter(model_dir, which=weights[0], device="cpu", gv_postfilter=weights[1])
+                  for system, weights in ((s, model_system(s)) for s in systems) if weights is not None}
     stats = Statistics.load(Path(model_dir) / "stats.npz")
     speakers = sorted({u.speaker for u in utterances} & set(stats.speakers))
     if len(speakers) < 2:
@@ -269,7 +298,7 @@ def summarize(results: list[UtteranceResult], systems: tuple[str, ...] = SYSTEMS
         ratio = gv_ratio(np.stack([s.gv_converted for s in mine]), np.stack([s.gv_natural for s in mine]))
         rows.append({
             "system": system,
-            "description": SYSTEM_DESCRIPTIONS.get(system, system),
+            "description": describe(system),
             "utterances": len(mine),
             "mcd": float(np.mean([s.mcd for s in mine])),
             "mcd_std": float(np.std([s.mcd for s in mine])),
