@@ -3,8 +3,9 @@
 The feature-level figures (scatter, GV, modulation spectrum, trajectory) use
 the model's own outputs, not re-analysed audio: the eval sentences of one
 speaker pair are converted with the VAE weights (``vae.pt``) and the VAW-GAN
-weights (``vawgan.pt``) of the same model directory — and with the GMM
-baseline when its model is there — and compared with the natural target's
+weights (``vawgan.pt``) of the same model directory — also with the VAE plus a
+half-strength GV postfilter, and with the GMM baseline when its model is
+there — and compared with the natural target's
 features of the same sentences (speech frames only). That isolates what the
 adversarial fine-tuning did to the mel-cepstra from vocoder effects.
 Spectrograms are drawn from the wavs of recipe stage 6.
@@ -38,18 +39,22 @@ def _converted_features(model_dir, feature_dir, gmm_dir, pairs, source: str, tar
     """``{label: [UtteranceFeatures per sentence]}`` for natural target, VAE, VAW-GAN (and GMM), plus the sources."""
     from vawgan.baselines.gmm import JointGMM
     from vawgan.convert import Converter
-    from vawgan.evaluate.report import system_outputs
+    from vawgan.evaluate.report import POSTFILTER_COMPARISON, model_system, system_outputs
     from vawgan.features.store import feature_path, load_features
     from vawgan.stats import Statistics
 
     sources = [load_features(feature_path(feature_dir, source, s.utt_id)) for s, _ in pairs]
     converters = {which: Converter(model_dir, which=which, device="cpu") for which in ("vae", "vawgan")}
+    stats = Statistics.load(Path(model_dir) / "stats.npz")
+    which, alpha = model_system(POSTFILTER_COMPARISON)
+    if target in stats.speaker_gv:  # statistics written before the GV existed cannot drive the postfilter
+        converters[POSTFILTER_COMPARISON] = Converter(model_dir, which=which, device="cpu", gv_postfilter=alpha)
     gmm_path = Path(gmm_dir) / f"{source}-{target}.npz"
     gmm = JointGMM.load(gmm_path) if gmm_path.is_file() else None
-    stats = Statistics.load(Path(model_dir) / "stats.npz")
     outputs = [system_outputs(f, source, target, converters, gmm, stats) for f in sources]
     series = {"natural target": [load_features(feature_path(feature_dir, target, t.utt_id)) for _, t in pairs]}
-    for system, label in (("vae", "VAE"), ("vawgan", "VAW-GAN"), ("gmm", "GMM")):
+    for system, label in (("vae", "VAE"), (POSTFILTER_COMPARISON, f"VAE + GV postfilter α {alpha:g}"),
+                          ("vawgan", "VAW-GAN"), ("gmm", "GMM")):
         if system in outputs[0]:
             series[label] = [out[system] for out in outputs]
     return sources, series

@@ -20,6 +20,7 @@ passed as ``{label: data}`` dicts in drawing order, so the same function serves
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from vawgan.utils import atomic_path
 DEFAULT_SCATTER_PAIRS = ((1, 3), (11, 13), (31, 33))
 # One colour per role, the same in every figure.
 COLORS = {"natural target": "black", "source": "tab:gray", "VAE": "tab:blue", "VAW-GAN": "tab:red",
-          "GMM": "tab:green"}
+          "GMM": "tab:green", "VAE + GV postfilter": "tab:purple"}
 _FALLBACK_COLORS = ("tab:purple", "tab:orange", "tab:brown", "tab:olive", "tab:cyan")
 
 
@@ -54,7 +55,8 @@ def _save(fig, path: str | os.PathLike) -> Path:
 
 
 def _color(label: str, index: int) -> str:
-    return COLORS.get(label, _FALLBACK_COLORS[index % len(_FALLBACK_COLORS)])
+    role = re.sub(r" α [0-9.]+$", "", label)  # "VAE + GV postfilter α 0.5": the strength keeps the role's colour
+    return COLORS.get(role, _FALLBACK_COLORS[index % len(_FALLBACK_COLORS)])
 
 
 def _check_dims(series: dict[str, np.ndarray], dims) -> None:

@@ -53,6 +53,9 @@ SYSTEM_DESCRIPTIONS = {
     "vawgan": "VAW-GAN (after adversarial training)",
     "anasyn": "analysis-synthesis of the target (ceiling)",
 }
+# The VAE with a half-strength GV postfilter: as much variance as the VAW-GAN's, without
+# adversarial training (README, Evaluation); recipe stage 6 writes it, the figures draw it.
+POSTFILTER_COMPARISON = "vae_gv0.5"
 _POSTFILTERED = re.compile(r"^(?P<which>vae|vawgan)_gv(?P<alpha>\d+(?:\.\d+)?)$")
 
 
