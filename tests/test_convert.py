@@ -364,6 +364,9 @@ def test_cli_reference_outputs_for_the_evaluation(tiny_model, shared_corpus, tmp
     assert run_cli(wav(shared_corpus, "rms", EVAL_IDS[0]), "--which", "copy", "--target", "slt",
                    "-o", tmp_path / "x.wav") == 2
     assert "needs a manifest" in capsys.readouterr().err and not (tmp_path / "x.wav").exists()
+    assert run_cli(tmp_path / "eval.tsv", "--which", "anasyn", "--gv-postfilter", 1, "--target", "all",
+                   "-o", tmp_path / "gv") == 2
+    assert "--gv-postfilter applies to conversions" in capsys.readouterr().err and not (tmp_path / "gv").exists()
 
 
 def test_cli_list_file_and_its_errors(tiny_model, shared_corpus, tmp_path, capsys):

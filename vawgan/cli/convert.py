@@ -110,6 +110,8 @@ def _convert(args: argparse.Namespace) -> int:
     if args.which in REFERENCE_SYSTEMS and not is_manifest:
         raise VawganError(f"--which {args.which} writes reference outputs for evaluation and needs a manifest "
                           "(.tsv from `vawgan prepare`) as the only input")
+    if args.which in REFERENCE_SYSTEMS and args.gv_postfilter:
+        raise VawganError(f"--gv-postfilter applies to conversions (--which vae or vawgan), not to {args.which}")
     if single:
         if out.is_dir():
             out = out / f"{inputs[0].stem}.wav"
