@@ -110,45 +110,54 @@ def compute_statistics(utterances: Iterable[tuple[str, np.ndarray, np.ndarray, n
     Sums are accumulated in float64 so that the result matches a direct NumPy
     computation over the concatenated frames.
     """
-    sums: dict[str, list] = {}
+    sums: dict[str, _SpeakerSums] = {}
     for speaker, mcep, f0, speech in utterances:
         frames = np.asarray(mcep, dtype=np.float64)[np.asarray(speech, dtype=bool), 1:]
-        lf0 = np.log(f0[f0 > 0])
-        acc = sums.setdefault(speaker, [0, 0.0, 0.0, [], []])
-        acc[0] += frames.shape[0]
-        acc[1] = acc[1] + frames.sum(axis=0)
-        acc[2] = acc[2] + (frames ** 2).sum(axis=0)
-        acc[3].append(lf0)
+        acc = sums.setdefault(speaker, _SpeakerSums())
+        acc.count += frames.shape[0]
+        acc.sum = acc.sum + frames.sum(axis=0)
+        acc.sum_of_squares = acc.sum_of_squares + (frames ** 2).sum(axis=0)
+        acc.lf0.append(np.log(f0[f0 > 0]))
         if frames.shape[0] >= 2:
-            acc[4].append(frames.var(axis=0))
+            acc.utterance_variances.append(frames.var(axis=0))
     if not sums:
         raise VawganError("no utterances to compute statistics from; run `vawgan extract` first")
-    stats_by_spk = {}
-    for speaker, (count, s1, s2, lf0_parts, utterance_variances) in sums.items():
-        if count == 0:
+    for speaker, acc in sums.items():
+        if acc.count == 0:
             raise VawganError(f"speaker {speaker!r} has no speech frames; check its recordings or the silence threshold")
-        lf0 = np.concatenate(lf0_parts)
-        if lf0.size == 0:
+        if sum(part.size for part in acc.lf0) == 0:
             raise VawganError(f"speaker {speaker!r} has no voiced frames; check its recordings or F0 range")
-        mean = s1 / count
-        std = np.sqrt(np.maximum(s2 / count - mean ** 2, 0.0))
-        gv = np.mean(utterance_variances, axis=0) if utterance_variances else std ** 2
-        stats_by_spk[speaker] = (count, s1, s2, mean, np.maximum(std, _STD_FLOOR), float(lf0.mean()), float(lf0.std()),
-                                 gv)
-    total = sum(v[0] for v in stats_by_spk.values())
-    g1 = sum(v[1] for v in stats_by_spk.values())
-    g2 = sum(v[2] for v in stats_by_spk.values())
-    g_mean = g1 / total
-    g_std = np.maximum(np.sqrt(np.maximum(g2 / total - g_mean ** 2, 0.0)), _STD_FLOOR)
-    stats = Statistics(mcep_mean=g_mean, mcep_std=g_std)
-    for speaker, (count, _, _, mean, std, lf0_mean, lf0_std, gv) in stats_by_spk.items():
+    total = sum(acc.count for acc in sums.values())
+    stats = Statistics(*_mean_std(sum(acc.sum for acc in sums.values()),
+                                  sum(acc.sum_of_squares for acc in sums.values()), total))
+    for speaker, acc in sums.items():
+        mean, std = _mean_std(acc.sum, acc.sum_of_squares, acc.count)
+        lf0 = np.concatenate(acc.lf0)
         stats.speaker_mcep_mean[speaker] = mean
         stats.speaker_mcep_std[speaker] = std
-        stats.lf0_mean[speaker] = lf0_mean
-        stats.lf0_std[speaker] = lf0_std
-        stats.frames[speaker] = int(count)
-        stats.speaker_gv[speaker] = gv
+        stats.lf0_mean[speaker] = float(lf0.mean())
+        stats.lf0_std[speaker] = float(lf0.std())
+        stats.frames[speaker] = int(acc.count)
+        stats.speaker_gv[speaker] = (np.mean(acc.utterance_variances, axis=0) if acc.utterance_variances
+                                     else std ** 2)
     return stats
+
+
+@dataclass
+class _SpeakerSums:
+    """Running sums of one speaker's speech frames (float64) and its log-F0 and per-utterance variances."""
+
+    count: int = 0
+    sum: np.ndarray | float = 0.0
+    sum_of_squares: np.ndarray | float = 0.0
+    lf0: list[np.ndarray] = field(default_factory=list)
+    utterance_variances: list[np.ndarray] = field(default_factory=list)
+
+
+def _mean_std(total: np.ndarray, total_of_squares: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation (floored at ``_STD_FLOOR``) from running sums."""
+    mean = total / count
+    return mean, np.maximum(np.sqrt(np.maximum(total_of_squares / count - mean ** 2, 0.0)), _STD_FLOOR)
 
 
 def compute_corpus_statistics(utterances, feature_dir: str | os.PathLike) -> tuple[Statistics, int]:
