@@ -130,6 +130,16 @@ def test_clipped_audio_warns(tmp_path, speech, caplog, level):
     assert any("clipped.wav" in r.getMessage() and "clipped" in r.getMessage() for r in caplog.records)
 
 
+def test_quiet_16_bit_noise_is_not_mistaken_for_clipping(tmp_path, caplog):
+    # Room noise a few quantisation steps high hits its peak value again and again; that is not clipping.
+    path = tmp_path / "noise.wav"
+    steps = np.random.default_rng(0).integers(-3, 4, 16000)
+    sf.write(path, steps / 32768.0, FS, subtype="PCM_16")
+    with caplog.at_level(logging.WARNING, logger="vawgan"):
+        load_audio(path, FS)
+    assert not any("clipped" in r.getMessage() for r in caplog.records)
+
+
 def test_floating_point_audio_beyond_full_scale_is_kept_without_a_clipping_warning(tmp_path, speech, caplog):
     path = tmp_path / "loud_float.wav"
     loud = 40.0 * speech / np.abs(speech).max()

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 CLIP_RATIO = 0.999
 # Clipping warns when more than this share of samples sit at the peak.
 CLIP_WARN_FRACTION = 0.001
+# Below this peak (−40 dBFS) samples at the peak are quantisation steps of a
+# quiet signal (room noise at a few 16-bit steps hits its peak often), not clipping.
+CLIP_MIN_PEAK = 0.01
 # Peak below this (−100 dBFS, under the 16-bit quantisation step) is digital silence.
 SILENCE_PEAK = 1e-5
 
@@ -77,7 +80,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     if peak < SILENCE_PEAK:
         raise VawganError(f"{path}: the recording is silent (peak {peak:.1e}); re-record or remove it")
     clipped = float(np.mean(np.abs(x) >= CLIP_RATIO * peak))
-    if clipped > CLIP_WARN_FRACTION:
+    if clipped > CLIP_WARN_FRACTION and peak >= CLIP_MIN_PEAK:
         log.warning("%s: clipped: %.1f%% of the samples sit at the peak level (%.2f); features will be distorted",
                     path, 100 * clipped, peak)
     if fs != sample_rate:
