@@ -105,7 +105,7 @@ class _AdaptiveWindows:
         share of each waveform's mean is removed, as WORLD does.
         """
         origin = _matlab_round(positions * self.fs + 0.001)
-        waveform = x[np.clip(origin[:, None] + self.offset, 0, len(x) - 1)].astype(np.float32) * window
+        waveform = x[np.clip(origin[:, None] + self.offset, 0, len(x) - 1)] * window
         waveform -= window * (waveform.sum(axis=1, dtype=np.float64) / window.sum(axis=1, dtype=np.float64))[:, None]
         return waveform
 
@@ -126,13 +126,17 @@ def _rfft(waveform: np.ndarray, fft_size: int) -> np.ndarray:
 
 
 def _power(spectrum: np.ndarray) -> np.ndarray:
-    real, imag = spectrum.real.astype(np.float64), spectrum.imag.astype(np.float64)
-    return real * real + imag * imag
+    """|X|² in float64 (the float32 parts upcast first, so the squares are exact)."""
+    parts = spectrum.view(np.float32).astype(np.float64)  # real, imaginary, real, ... per row
+    parts *= parts
+    return parts[:, 0::2] + parts[:, 1::2]
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Re(a · conj(b)) in float64."""
-    return a.real.astype(np.float64) * b.real + a.imag.astype(np.float64) * b.imag
+    """Re(a · conj(b)) in float64 (products of float32 parts are exact in float64)."""
+    parts = a.view(np.float32).astype(np.float64)
+    parts *= b.view(np.float32)
+    return parts[:, 0::2] + parts[:, 1::2]
 
 
 def _shifted_rows(a: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
@@ -284,7 +288,7 @@ def coded_aperiodicity(x: np.ndarray, f0: np.ndarray, times: np.ndarray, fs: int
     only matters for how the coding samples the aperiodicity, :func:`_code`).
     Returns float64 of shape (frames, bands), in dB.
     """
-    x = np.ascontiguousarray(x, dtype=np.float64)
+    x = np.ascontiguousarray(x, dtype=np.float32)  # windowing and FFTs in single precision (see _rfft)
     f0 = np.asarray(f0, dtype=np.float64)
     times = np.asarray(times, dtype=np.float64)
     bands = number_of_bands(fs)
