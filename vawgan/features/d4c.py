@@ -176,17 +176,24 @@ def _linear_smoothing(spectrum: np.ndarray, width: np.ndarray, fs: int, fft_size
     margin = int(width.max() * fft_size / fs) + 1
     k = np.arange(-margin, half + margin + 1)
     mirror = np.where(k < 0, -k, np.where(k > half, fft_size - k, k))
-    integral = np.cumsum(spectrum[:, mirror] * bin_width, axis=1)  # entry m: up to the upper edge of bin m - margin
+    # Entry m: the sum of the bins up to bin m - margin, i.e. the integral up to that bin's upper edge in bins.
+    integral = np.cumsum(spectrum[:, mirror], axis=1)
 
     def integral_at(shift_hz: np.ndarray) -> np.ndarray:
-        """The integral at every bin's centre frequency plus ``shift_hz`` (per frame)."""
+        """The integral (in bins) at every bin's centre frequency plus ``shift_hz`` (per frame)."""
         position = shift_hz / bin_width + margin - 0.5
         base = np.floor(position).astype(np.int64)
-        fraction = (position - base)[:, None]
         rows = _shifted_rows(integral, base, half + 2)
-        return rows[:, :-1] + (rows[:, 1:] - rows[:, :-1]) * fraction
+        below = rows[:, :-1]
+        value = rows[:, 1:] - below
+        value *= (position - base)[:, None]
+        value += below
+        return value
 
-    return (integral_at(width / 2.0) - integral_at(-width / 2.0)) / width[:, None]
+    smoothed = integral_at(width / 2.0)
+    smoothed -= integral_at(-width / 2.0)
+    smoothed *= (bin_width / width)[:, None]
+    return smoothed
 
 
 def _voicing_ratio(x: np.ndarray, fs: int, f0: np.ndarray, times: np.ndarray) -> np.ndarray:
