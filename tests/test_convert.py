@@ -408,7 +408,7 @@ def test_installed_command_uses_the_pretrained_model_without_importing_torch(sha
 
     The packaged model carries current NumPy weights, so the command must not
     pay for importing PyTorch (most of its start-up time otherwise), nor
-    SciPy (0.14 s here; the batched D4C uses NumPy's FFT for that reason).
+    SciPy (importing scipy.fft alone took 0.14 s here).
     """
     out = tmp_path / "out.wav"
     code = ("import sys; from vawgan.cli import main; "

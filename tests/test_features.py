@@ -90,7 +90,7 @@ def test_speaker_f0_range_is_used(shared_corpus):
 
 @pytest.mark.parametrize("method", ["dio", "harvest"])
 def test_threaded_analysis_matches_one_call(arctic_wav, method):
-    """Blocks of frames analysed in threads give the one-call features up to CheapTrick's dither, the same every run."""
+    """Blocks of frames analysed in threads give the one-call features up to WORLD's dither, the same every run."""
     x, fs = sf.read(arctic_wav, dtype="float64")  # 4 s: 800 frames, so 2 and 3 threads both split
     config = FeatureConfig(f0_method=method)
     serial = analyze(x, fs, config)
@@ -99,7 +99,8 @@ def test_threaded_analysis_matches_one_call(arctic_wav, method):
         np.testing.assert_array_equal(threaded.f0, serial.f0)  # StoneMask per block is exact
         np.testing.assert_array_equal(threaded.speech, serial.speech)
         np.testing.assert_allclose(threaded.mcep, serial.mcep, atol=1e-4)
-        np.testing.assert_allclose(threaded.coded_ap, serial.coded_ap, atol=1e-6)  # dB; the batched D4C has no dither
+        ap_difference = np.abs(threaded.coded_ap - serial.coded_ap)  # dB
+        assert ap_difference.max() < 0.5 and ap_difference.mean() < 0.05
         again = analyze(x, fs, config, threads=threads)
         np.testing.assert_array_equal(again.coded_ap, threaded.coded_ap)
         np.testing.assert_array_equal(again.mcep, threaded.mcep)
