@@ -334,6 +334,32 @@ def test_cli_folder_batch_skips_bad_files_and_reruns_cheaply(tiny_model, shared_
     assert "2 already up to date" in capsys.readouterr().out
 
 
+def test_cli_jobs_convert_in_worker_processes_as_one_thread_does(tiny_model, shared_corpus, tmp_path, capsys):
+    """--jobs 2: the same files as one process analysing with one thread, bad inputs skipped the same way."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for utt_id in EVAL_IDS:
+        shutil.copy(wav(shared_corpus, "rms", utt_id), inputs / f"{utt_id}.wav")
+    (inputs / "broken.wav").write_text("not audio")
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    common = ("--model", tiny_model, "--target", "slt", "--source", "rms")
+    assert run_cli(inputs, *common, "--threads", 1, "-o", serial) == 1
+    capsys.readouterr()
+    assert run_cli(inputs, *common, "--jobs", 2, "-o", parallel) == 1
+    captured = capsys.readouterr()
+    assert f"wrote {len(EVAL_IDS)} file(s)" in captured.out and "1 not written" in captured.out
+    assert "broken.wav" in captured.err
+    names = sorted(p.name for p in serial.glob("*.wav"))
+    assert names == sorted(p.name for p in parallel.glob("*.wav")) and len(names) == len(EVAL_IDS)
+    for name in names:  # each worker analyses with one thread, exactly as --threads 1 does
+        np.testing.assert_array_equal(sf.read(serial / name)[0], sf.read(parallel / name)[0])
+    assert run_cli(inputs, *common, "--jobs", 0, "-o", parallel) == 2
+    assert "--jobs 0: must be at least 1" in capsys.readouterr().err
+    assert run_cli(inputs, *common, "--jobs", 2, "--device", "cuda", "-o", tmp_path / "gpu") == 2
+    assert "--device cpu" in capsys.readouterr().err
+    assert not (tmp_path / "gpu").exists()
+
+
 def test_cli_manifest_converts_every_ordered_pair(tiny_model, shared_corpus, tmp_path, capsys):
     utterances = [u for u in discover(shared_corpus, speakers=list(SPEAKERS)) if u.utt_id == EVAL_IDS[0]]
     write_manifest(utterances, tmp_path / "eval.tsv")

@@ -83,11 +83,11 @@ fi
 if run_stage 6 "convert the eval split: every ordered speaker pair, references copy and anasyn"; then
     for system in copy anasyn vae vawgan; do
         vawgan convert data/eval.tsv --split eval --target all --model exp/model --which "$system" \
-            -o "exp/converted/$system"
+            -o "exp/converted/$system" --jobs "$jobs"
     done
     # The VAE with a half-strength GV postfilter: as much variance as the VAW-GAN's, without adversarial training.
     vawgan convert data/eval.tsv --split eval --target all --model exp/model --which vae --gv-postfilter 0.5 \
-        -o exp/converted/vae_gv0.5
+        -o exp/converted/vae_gv0.5 --jobs "$jobs"
 fi
 
 # Stage 7: the GMM baseline (joint-density GMM + MLPG, trained on the parallel train split; GMM_COMPONENTS

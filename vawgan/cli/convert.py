@@ -15,15 +15,19 @@ Inputs (positional, one or more):
   source recording unchanged (no conversion), and analysis–synthesis of the
   target speaker's own recording of the sentence (the ceiling).
 
-Many files load the model once and show a progress bar. Outputs that already
-exist and are newer than the model's weights are kept (so a re-run is cheap)
-unless ``--overwrite``. A bad file is skipped with one line; the summary counts
-the skipped files and the exit status is then 1.
+Many files load the model once and show a progress bar; ``--jobs N`` converts
+them in N worker processes, each analysing one file at a time on one core
+(throughput scales with the cores, where ``--threads`` only splits the
+per-frame WORLD steps of one file). Outputs that already exist and are newer
+than the model's weights are kept (so a re-run is cheap) unless
+``--overwrite``. A bad file is skipped with one line; the summary counts the
+skipped files and the exit status is then 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from dataclasses import dataclass
@@ -84,6 +88,10 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads for analysing each input (default: one per available core; 1 analyses "
                         "exactly as `vawgan extract` does, more change WORLD's aperiodicity dither only)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="with many inputs: worker processes, each converting one file at a time with one "
+                        "analysis thread unless --threads says otherwise (default 1: one file after another, "
+                        "each analysed on --threads cores)")
     p.add_argument("--overwrite", action="store_true",
                    help="with many inputs: redo outputs that are already up to date")
     p.set_defaults(handler=run_convert)
@@ -102,6 +110,8 @@ def _convert(args: argparse.Namespace) -> int:
     from vawgan.convert import check_output_writable
     from vawgan.errors import VawganError
 
+    if args.jobs < 1:
+        raise VawganError(f"--jobs {args.jobs}: must be at least 1")
     inputs = [Path(p) for p in args.inputs]
     out = Path(args.output)
     is_manifest = len(inputs) == 1 and inputs[0].suffix.lower() == MANIFEST_SUFFIX
@@ -128,8 +138,13 @@ def _convert(args: argparse.Namespace) -> int:
         return _run_batch(_manifest_jobs(inputs[0], args, known=None), args, system)
     from vawgan.convert import Converter, NumpyModel
 
+    # Worker processes share the cores already: each analyses its file on one thread by default.
+    threads = 1 if args.jobs > 1 and args.threads is None and not single else args.threads
+    if args.jobs > 1 and not single and args.device != "cpu":
+        raise VawganError(f"--jobs {args.jobs} runs the networks in worker processes on the CPU: use --device cpu "
+                          "(the default; the networks are small) or --jobs 1")
     converter = Converter(args.model, which=args.which, device=args.device, f0_method=args.f0_method,
-                          threads=args.threads, gv_postfilter=args.gv_postfilter)
+                          threads=threads, gv_postfilter=args.gv_postfilter)
     if not isinstance(converter.model, NumpyModel):
         from vawgan.utils import configure_cpu
 
@@ -295,38 +310,54 @@ def _file_jobs(inputs: list[Path], args: argparse.Namespace, converter) -> list[
 def _run_batch(jobs: list[Job], args: argparse.Namespace, system) -> int:
     """Run every job that is not up to date; one line per bad input, a summary at the end.
 
-    Jobs that share an input (one recording, several targets) prepare it once.
-    An output is up to date when it is newer than its input and the model's weights.
+    Jobs that share an input (one recording, several targets) are one task,
+    which prepares the input once; ``args.jobs`` worker processes take tasks
+    (:func:`vawgan.features.extract.map_files`, which also prints the
+    warnings the workers log). An output is up to date when it is newer than
+    its input and the model's weights.
     """
     from itertools import groupby
 
     from tqdm import tqdm
 
-    from vawgan.errors import VawganError
+    from vawgan.features.extract import map_files
 
     todo = sorted((j for j in jobs if args.overwrite or not _up_to_date(j, system.stamp)),
                   key=lambda j: (str(j.src_path), j.source or ""))
-    failed = 0
-    with tqdm(total=len(todo), desc=f"convert ({system.name})", unit="file", disable=not todo) as bar:
-        for (src_path, source), group in groupby(todo, key=lambda j: (j.src_path, j.source)):
-            group = list(group)
-            written = 0
-            try:
-                prepared = system.prepare(src_path, source)
-                for job in group:
-                    system.write(prepared, job)
-                    written += 1
-                    bar.update()
-            except VawganError as exc:
-                failed += len(group) - written
-                bar.update(len(group) - written)
-                message = str(exc) if str(src_path) in str(exc) else f"{src_path}: {exc}"
-                tqdm.write(f"vawgan convert: skipped: {message}", file=sys.stderr)
-    done = len(todo) - failed
+    tasks = [list(group) for _, group in groupby(todo, key=lambda j: (j.src_path, j.source))]
+    written = 0
+    for _, (count, error), _ in map_files(functools.partial(_convert_task, system), tasks, args.jobs,
+                                          desc=f"convert ({system.name})"):
+        written += count
+        if error is not None:
+            tqdm.write(f"vawgan convert: skipped: {error}", file=sys.stderr)
+    failed = len(todo) - written
     kept = len(jobs) - len(todo)
-    print(f"{system.name}: wrote {done} file(s) into {args.output}" + (f", {kept} already up to date" if kept else "")
+    print(f"{system.name}: wrote {written} file(s) into {args.output}"
+          + (f", {kept} already up to date" if kept else "")
           + (f", {failed} not written because of errors" if failed else ""))
     return 1 if failed else 0
+
+
+def _convert_task(system, group: list[Job]) -> tuple[int, str | None]:
+    """Prepare one input and write its outputs: ``(files written, error message or None)``.
+
+    A :func:`map_files` task: ``system`` (the loaded model, or a reference
+    system) is pickled to the worker process with each task — half a
+    megabyte for the packaged model's NumPy weights.
+    """
+    from vawgan.errors import VawganError
+
+    src_path, source = group[0].src_path, group[0].source
+    written = 0
+    try:
+        prepared = system.prepare(src_path, source)
+        for job in group:
+            system.write(prepared, job)
+            written += 1
+    except VawganError as exc:
+        return written, str(exc) if str(src_path) in str(exc) else f"{src_path}: {exc}"
+    return written, None
 
 
 def _up_to_date(job: Job, stamp: float) -> bool:
