@@ -81,6 +81,17 @@ def main(argv: list[str] | None = None) -> int:
 
     train = read_manifest(args.recipe / "data" / "train.tsv")
     eval_utts = read_manifest(args.recipe / "data" / "eval.tsv")
+    sentences: dict[tuple[str, str], list] = {}  # (source, target) -> [(source features, target features)]
+
+    def parallel_sentences(source: str, target: str) -> list:
+        """The eval split's parallel sentences of one pair, loaded once for every model and alignment."""
+        if (source, target) not in sentences:
+            sentences[source, target] = [
+                (load_features(feature_path(feature_dir, source, s.utt_id)),
+                 load_features(feature_path(feature_dir, target, t.utt_id)))
+                for s, t in parallel_pairs(eval_utts, source, target, split=None)]
+        return sentences[source, target]
+
     print(f"## Latent usage and alignment ({model_dir}, feature level, eval split)\n")
     for which in ("vae", "vawgan"):
         converter = Converter(model_dir, which=which, threads=1)
@@ -99,9 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             for source, target in pairs:
                 target_index = converter.check_speaker(target)
                 pair_mcd = []
-                for src_utt, tgt_utt in parallel_pairs(eval_utts, source, target, split=None):
-                    src = load_features(feature_path(feature_dir, source, src_utt.utt_id))
-                    tgt = load_features(feature_path(feature_dir, target, tgt_utt.utt_id))
+                for src, tgt in parallel_sentences(source, target):
                     mu, _ = model.encode(stats.normalize(src.mcep[:, 1:].astype(np.float64), source))
                     decoded = model.decode(align(mu, latents[source], latents[target], how), target_index)
                     mcep = src.mcep.astype(np.float64)
