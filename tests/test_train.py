@@ -222,6 +222,23 @@ def test_bf16_autocast_trains_with_float32_weights(real_features, tmp_path):
     assert nll16 != nll32 and nll16 == pytest.approx(nll32, rel=0.01)
 
 
+def test_bf16_autocast_forwards_read_the_weights_the_optimizer_just_updated(real_features, tmp_path):
+    """Autocast's cast cache would keep the first step's bf16 weights for the whole epoch; each step's
+    bf16 loss must instead track the float32 run step by step (stale weights drift ~1 % away)."""
+    frames = _real_frames(real_features)
+    nll = {}
+    for amp in (False, True):
+        trainer = Trainer(_tiny_config(amp=amp, vae_epochs=1, learning_rate=3e-3), frames, tmp_path / str(amp),
+                          torch.device("cpu"), progress=False)
+        rows, vae_step = [], trainer._vae_step
+        trainer._vae_step = lambda batch: rows.append(vae_step(batch)) or rows[-1]
+        trainer.run(["vae"])
+        nll[amp] = torch.stack(rows)[:, 0].numpy()
+    assert len(nll[True]) >= 15
+    assert nll[False][-5:].mean() < 0.99 * nll[False][:5].mean()  # the weights moved within the epoch
+    np.testing.assert_allclose(nll[True], nll[False], rtol=2e-3)
+
+
 def test_compiled_encoder_and_decoder_train_like_eager_ones(real_features, tmp_path):
     """train.compile: torch.compile of encoder and decoder (the critic stays eager) gives the eager run's losses."""
     import shutil

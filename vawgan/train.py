@@ -290,9 +290,12 @@ class Trainer:
         if self.history is None:
             self.history = torch.zeros(self.steps_per_epoch, len(tags), device=self.device)
         # bf16 autocast: matrix products in bfloat16, losses and weights in float32
-        # (no loss scaling needed, unlike float16).
-        autocast = (torch.autocast(device_type=self.device.type, dtype=torch.bfloat16) if self.amp
-                    else contextlib.nullcontext())
+        # (no loss scaling needed, unlike float16). Without its cast cache: the
+        # cache keeps each weight's bf16 copy until the context exits, so over an
+        # epoch (or a CUDA graph's replays) the forwards would read the weights
+        # as they were at the first step, not as the optimizer updated them.
+        autocast = (torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, cache_enabled=False)
+                    if self.amp else contextlib.nullcontext())
         self._say(f"phase {phase}: {epochs} epochs x {self.steps_per_epoch} steps of {self.batch} frames "
                   f"({self.num_frames} frames, {self.num_speakers} speaker(s), device {self.device}"
                   f"{f', {self.world} processes' if self.world > 1 else ''})")
