@@ -53,8 +53,11 @@ def load_real_frames(features: Path, manifest: Path, stats: Path, num_frames: in
 
 
 def time_schedule(frames, device: str, threads: int | None, vae: int, critic: int, adversarial: int,
-                  compile_: bool = False) -> dict:
-    """Train a fresh model with this schedule; the trainer's per-phase timings."""
+                  compile_: bool = False, graphs: bool = True, amp: bool = False) -> dict:
+    """Train a fresh model with this schedule; the trainer's per-phase timings.
+
+    ``graphs`` and ``amp`` are ``train.cuda_graphs`` and ``train.amp`` (they act on CUDA only).
+    """
     import torch
 
     from vawgan.config import Config
@@ -65,11 +68,53 @@ def time_schedule(frames, device: str, threads: int | None, vae: int, critic: in
     config.train.num_threads = threads
     config.train.tensorboard = False
     config.train.compile = compile_
+    config.train.cuda_graphs = graphs
+    config.train.amp = amp
     config.train.checkpoint_every = 10 ** 9  # phase-end checkpoints only, as in a default run of this length
     with tempfile.TemporaryDirectory() as model_dir:
         trainer = Trainer(config, frames, model_dir, torch.device(device), progress=False)
         trainer.run()
     return trainer.timings
+
+
+def graph_replay_floor(frames, replays: int = 2000) -> dict[str, tuple[float, float]]:
+    """Per phase: GPU milliseconds per replayed step (CUDA events) and host milliseconds to enqueue one.
+
+    Replays one captured step on a fixed batch with nothing else in the loop,
+    so the trainer's steps/s can be compared with what the GPU itself allows:
+    when the GPU time is the larger, the kernels of the step are the limit,
+    not the host.
+    """
+    import time
+
+    import torch
+
+    from vawgan.config import Config
+    from vawgan.train import GraphedStep, Trainer
+
+    config = Config()
+    config.train.tensorboard = False
+    floor = {}
+    with tempfile.TemporaryDirectory() as model_dir:
+        trainer = Trainer(config, frames, model_dir, torch.device("cuda"), progress=False)
+        trainer.kl_weight_now.fill_(config.train.kl_weight)
+        batch = torch.randperm(frames.num_frames, device="cuda")[:config.train.batch_size]
+        for phase, step_fn in (("vae", trainer._vae_step), ("critic", trainer._critic_phase_step),
+                               ("adversarial", trainer._adversarial_step)):
+            step = GraphedStep(step_fn, trainer.generator)
+            for _ in range(step.warmup + 2):  # eager warm-up, capture, one replay
+                step(batch)
+            torch.cuda.synchronize()
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            host_start = time.perf_counter()
+            start.record()
+            for _ in range(replays):
+                step.graph.replay()
+            end.record()
+            host_ms = 1e3 * (time.perf_counter() - host_start) / replays
+            end.synchronize()
+            floor[phase] = (start.elapsed_time(end) / replays, host_ms)
+    return floor
 
 
 def reference_style_rates(frames, threads: int, steps: int) -> dict[str, tuple[float, float]]:
@@ -168,6 +213,9 @@ def main() -> None:
     parser.add_argument("--full-threads", type=int, default=1, help="CPU threads for the full schedule")
     parser.add_argument("--no-full", action="store_true", help="skip the full schedule")
     parser.add_argument("--compile", action="store_true", help="also time CUDA with torch.compile")
+    parser.add_argument("--full-repeats", type=int, default=1, help="run the full schedule(s) this many times")
+    parser.add_argument("--full-eager", action="store_true",
+                        help="on CUDA, also run the full schedule without CUDA graphs")
     args = parser.parse_args()
 
     import torch
@@ -178,17 +226,21 @@ def main() -> None:
     short = load_real_frames(args.features, args.manifest, args.stats, args.steps * 128, seed=1)
     load_before = os.getloadavg()
 
-    runs = [(f"cpu, {n} thread{'s' if n > 1 else ''}", "cpu", n, False) for n in args.threads]
+    # (label, device, CPU threads, torch.compile, CUDA graphs, bf16 autocast)
+    runs = [(f"cpu, {n} thread{'s' if n > 1 else ''}", "cpu", n, False, False, False) for n in args.threads]
     if torch.cuda.is_available():
-        runs.append((f"cuda ({torch.cuda.get_device_name()})", "cuda", None, False))
+        gpu = torch.cuda.get_device_name()
+        runs += [(f"cuda eager ({gpu})", "cuda", None, False, False, False),
+                 ("cuda + CUDA graphs (default)", "cuda", None, False, True, False),
+                 ("cuda + CUDA graphs + bf16", "cuda", None, False, True, True)]
         if args.compile:
-            runs.append(("cuda + torch.compile", "cuda", None, True))
+            runs.append(("cuda + torch.compile (eager steps)", "cuda", None, True, False, False))
     print(f"## Training speed (batch 128, {args.steps} steps per phase, real frames; torch {torch.__version__}, "
           f"{os.cpu_count()} CPUs)\n")
     print("| device | phase | steps/s | frames/s | CPU ms/step |")
     print("|---|---|---:|---:|---:|")
-    for label, device, threads, compile_ in runs:
-        timings = time_schedule(short, device, threads, 1, 1, 1, compile_)
+    for label, device, threads, compile_, graphs, amp in runs:
+        timings = time_schedule(short, device, threads, 1, 1, 1, compile_, graphs, amp)
         for phase, t in timings.items():
             print(f"| {label} | {phase} | {t['steps_per_second']:.0f} | {t['frames_per_second']:,.0f} | "
                   f"{1e3 * t['cpu_seconds'] / t['steps']:.2f} |", flush=True)
@@ -198,12 +250,22 @@ def main() -> None:
               f"{rate * 128:,.0f} | {1e3 * cpu:.2f} |", flush=True)
     if not torch.cuda.is_available():
         print("| cuda | all | not measured (no GPU visible) | | |")
+    else:
+        print("\n## One captured step replayed 2000 times on a fixed batch (CUDA events)\n")
+        print("| phase | GPU ms/step | host ms/step to enqueue | steps/s the GPU allows |")
+        print("|---|---:|---:|---:|")
+        for phase, (gpu_ms, host_ms) in graph_replay_floor(short).items():
+            print(f"| {phase} | {gpu_ms:.3f} | {host_ms:.3f} | {1e3 / gpu_ms:.0f} |", flush=True)
 
-    if not args.no_full:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        timings = time_schedule(frames, device, args.full_threads, 25, 5, 25)
+    full_runs = [] if args.no_full else [("cuda", True)] if torch.cuda.is_available() else [("cpu", False)]
+    if full_runs and full_runs[0][0] == "cuda" and args.full_eager:
+        full_runs.append(("cuda", False))
+    full_runs *= args.full_repeats
+    for device, graphs in full_runs:
+        timings = time_schedule(frames, device, args.full_threads, 25, 5, 25, graphs=graphs)
         total = sum(t["seconds"] for t in timings.values())
-        where = "cuda" if device == "cuda" else f"cpu, {args.full_threads} thread(s)"
+        where = (f"cuda, {'CUDA graphs' if graphs else 'eager'}" if device == "cuda"
+                 else f"cpu, {args.full_threads} thread(s)")
         print(f"\n## Full reference schedule: 25 + 5 + 25 epochs over {frames.num_frames:,} frames, batch 128 "
               f"({where})\n")
         print("| phase | steps | seconds | CPU seconds | steps/s |")

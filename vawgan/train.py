@@ -92,10 +92,59 @@ def init_distributed(device_name: str) -> tuple[int, int, str]:
     return dist.get_rank(), dist.get_world_size(), device_name
 
 
-def _adam(params, cfg, device: torch.device) -> torch.optim.Adam:
-    """Adam with the config's learning rate and betas; the fused kernel (one call per step) where available."""
+def _adam(params, cfg, device: torch.device, capturable: bool = False) -> torch.optim.Adam:
+    """Adam with the config's learning rate and betas; the fused kernel (one call per step) where available.
+
+    ``capturable`` keeps the step counts on the device, as a CUDA graph needs.
+    """
     return torch.optim.Adam(params, lr=cfg.learning_rate, betas=tuple(cfg.adam_betas),
-                            fused=device.type in ("cpu", "cuda"))
+                            fused=device.type in ("cpu", "cuda"), capturable=capturable)
+
+
+class GraphedStep:
+    """Runs a training step through one captured CUDA graph: one launch per step instead of hundreds.
+
+    The networks are small, so an eager step on a GPU costs the host time of
+    launching its few hundred kernels, not GPU time. A step function of the
+    :class:`Trainer` takes the batch's frame indices and returns its scalars as
+    one tensor, does only device work (no host synchronisation) and draws its
+    random numbers from the trainer's generator, which the graph registers:
+    each replay advances the generator as the eager step would. The first
+    ``warmup`` calls run eagerly on a side stream (they initialise the
+    optimizer states and the libraries' workspaces, which a capture may not
+    do); they are real steps. Then the step is captured once and every later
+    call copies the indices into the captured input and replays the graph.
+    Values the step reads from Python that change between steps must live in
+    device tensors the caller updates (the KL warm-up weight).
+    """
+
+    def __init__(self, step_fn, generator: torch.Generator, warmup: int = 3):
+        self.step_fn = step_fn
+        self.generator = generator
+        self.warmup = warmup
+        self.calls = 0
+        self.side_stream = torch.cuda.Stream()
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.static_batch: torch.Tensor | None = None
+        self.static_out: torch.Tensor | None = None
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.graph is None and self.calls < self.warmup:
+            self.calls += 1
+            self.side_stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(self.side_stream):
+                out = self.step_fn(batch)
+            torch.cuda.current_stream().wait_stream(self.side_stream)
+            return out
+        if self.graph is None:
+            self.static_batch = batch.clone()
+            self.graph = torch.cuda.CUDAGraph()
+            self.graph.register_generator_state(self.generator)
+            with torch.cuda.graph(self.graph):
+                self.static_out = self.step_fn(self.static_batch)
+        self.static_batch.copy_(batch)
+        self.graph.replay()
+        return self.static_out  # overwritten by the next replay: the caller copies it at once
 
 
 class Trainer:
@@ -135,13 +184,19 @@ class Trainer:
         if self.device.type == "cpu":
             configure_cpu(cfg.num_threads)
         self.amp = bool(cfg.amp)
+        # CUDA graphs on one GPU; DDP's gradient hooks and torch.compile's own
+        # graphs are left to run eagerly.
+        self.graphs = bool(cfg.cuda_graphs) and self.device.type == "cuda" and not self.distributed \
+            and not cfg.compile and hasattr(torch.cuda.CUDAGraph, "register_generator_state")  # torch >= 2.5
+        # The KL warm-up weight of the current step, as a device tensor a captured step can read.
+        self.kl_weight_now = torch.zeros((), device=self.device) if self.graphs else None
 
         seed_everything(cfg.seed)
         self.encoder, self.decoder, self.critic = (m.to(self.device) for m in build_models(config.model,
                                                                                           self.num_speakers))
-        self.opt_encoder = _adam(self.encoder.parameters(), cfg, self.device)
-        self.opt_decoder = _adam(self.decoder.parameters(), cfg, self.device)
-        self.opt_critic = _adam(self.critic.parameters(), cfg, self.device)
+        self.opt_encoder = _adam(self.encoder.parameters(), cfg, self.device, capturable=self.graphs)
+        self.opt_decoder = _adam(self.decoder.parameters(), cfg, self.device, capturable=self.graphs)
+        self.opt_critic = _adam(self.critic.parameters(), cfg, self.device, capturable=self.graphs)
         # The callables used for training forwards: DDP wrappers (gradient
         # all-reduce) and/or torch.compile on top of the plain modules.
         self.train_encoder, self.train_decoder, self.train_critic = self.encoder, self.decoder, self.critic
@@ -296,8 +351,10 @@ class Trainer:
         # as they were at the first step, not as the optimizer updated them.
         autocast = (torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, cache_enabled=False)
                     if self.amp else contextlib.nullcontext())
+        run_step = GraphedStep(step_fn, self.generator) if self.graphs else step_fn
         self._say(f"phase {phase}: {epochs} epochs x {self.steps_per_epoch} steps of {self.batch} frames "
                   f"({self.num_frames} frames, {self.num_speakers} speaker(s), device {self.device}"
+                  f"{', CUDA graphs' if self.graphs else ''}"
                   f"{f', {self.world} processes' if self.world > 1 else ''})")
         started, cpu_started, steps_run = time.perf_counter(), time.process_time(), 0
         while self.epoch < epochs:
@@ -308,7 +365,9 @@ class Trainer:
             with autocast:
                 for i in range(self.step, self.steps_per_epoch):
                     batch = self.order[i * self.batch:(i + 1) * self.batch][self.local]
-                    self.history[i] = step_fn(batch)
+                    if self.kl_weight_now is not None and phase == "vae":
+                        self.kl_weight_now.fill_(self._kl_weight())
+                    self.history[i] = run_step(batch)
                     self.step, self.global_step = i + 1, self.global_step + 1
                     if self.global_step % cfg.checkpoint_every == 0:
                         self._save_checkpoint()
@@ -457,7 +516,7 @@ class Trainer:
         z = reparameterize(mu, logvar, self._randn(mu.shape[1]))
         nll = gaussian_nll(x, self.train_decoder(z, speakers), self.decoder.log_variance)
         kl = kl_divergence(mu, logvar)
-        loss = nll + self._kl_weight() * kl
+        loss = nll + (self._kl_weight() if self.kl_weight_now is None else self.kl_weight_now) * kl
         self.opt_encoder.zero_grad(set_to_none=True)
         self.opt_decoder.zero_grad(set_to_none=True)
         loss.backward()
