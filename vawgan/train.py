@@ -185,9 +185,10 @@ class Trainer:
             configure_cpu(cfg.num_threads)
         self.amp = bool(cfg.amp)
         # CUDA graphs on one GPU; DDP's gradient hooks and torch.compile's own
-        # graphs are left to run eagerly.
+        # graphs are left to run eagerly, and so are torch releases whose graphs
+        # cannot register the trainer's own generator.
         self.graphs = bool(cfg.cuda_graphs) and self.device.type == "cuda" and not self.distributed \
-            and not cfg.compile and hasattr(torch.cuda.CUDAGraph, "register_generator_state")  # torch >= 2.5
+            and not cfg.compile and hasattr(torch.cuda.CUDAGraph, "register_generator_state")
         # The KL warm-up weight of the current step, as a device tensor a captured step can read.
         self.kl_weight_now = torch.zeros((), device=self.device) if self.graphs else None
 
