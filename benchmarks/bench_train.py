@@ -257,9 +257,13 @@ def main() -> None:
         for phase, (gpu_ms, host_ms) in graph_replay_floor(short).items():
             print(f"| {phase} | {gpu_ms:.3f} | {host_ms:.3f} | {1e3 / gpu_ms:.0f} |", flush=True)
 
-    full_runs = [] if args.no_full else [("cuda", True)] if torch.cuda.is_available() else [("cpu", False)]
-    if full_runs and full_runs[0][0] == "cuda" and args.full_eager:
-        full_runs.append(("cuda", False))
+    # (device, CUDA graphs) of each full-schedule run
+    if args.no_full:
+        full_runs = []
+    elif torch.cuda.is_available():
+        full_runs = [("cuda", True)] + ([("cuda", False)] if args.full_eager else [])
+    else:
+        full_runs = [("cpu", False)]
     full_runs *= args.full_repeats
     for device, graphs in full_runs:
         timings = time_schedule(frames, device, args.full_threads, 25, 5, 25, graphs=graphs)

@@ -353,6 +353,7 @@ class Trainer:
         autocast = (torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, cache_enabled=False)
                     if self.amp else contextlib.nullcontext())
         run_step = GraphedStep(step_fn, self.generator) if self.graphs else step_fn
+        sets_kl_weight = self.graphs and phase == "vae"  # the captured VAE step reads it from kl_weight_now
         self._say(f"phase {phase}: {epochs} epochs x {self.steps_per_epoch} steps of {self.batch} frames "
                   f"({self.num_frames} frames, {self.num_speakers} speaker(s), device {self.device}"
                   f"{', CUDA graphs' if self.graphs else ''}"
@@ -366,7 +367,7 @@ class Trainer:
             with autocast:
                 for i in range(self.step, self.steps_per_epoch):
                     batch = self.order[i * self.batch:(i + 1) * self.batch][self.local]
-                    if self.kl_weight_now is not None and phase == "vae":
+                    if sets_kl_weight:
                         self.kl_weight_now.fill_(self._kl_weight())
                     self.history[i] = run_step(batch)
                     self.step, self.global_step = i + 1, self.global_step + 1
@@ -517,7 +518,7 @@ class Trainer:
         z = reparameterize(mu, logvar, self._randn(mu.shape[1]))
         nll = gaussian_nll(x, self.train_decoder(z, speakers), self.decoder.log_variance)
         kl = kl_divergence(mu, logvar)
-        loss = nll + (self._kl_weight() if self.kl_weight_now is None else self.kl_weight_now) * kl
+        loss = nll + (self.kl_weight_now if self.graphs else self._kl_weight()) * kl
         self.opt_encoder.zero_grad(set_to_none=True)
         self.opt_decoder.zero_grad(set_to_none=True)
         loss.backward()
