@@ -97,9 +97,14 @@ def test_resume_after_kill_gives_identical_features(flite_features, tmp_path):
     todo = [u for u in utterances if u not in done]
     assert done and todo, "the kill should land in the middle of the run"
     # A damaged final file (e.g. a copy cut short) and a temporary file of a killed writer.
+    # (the kill can land before a speaker's folder exists: make the folders these files go to)
     damaged = feature_path(out, todo[0].speaker, todo[0].utt_id)
+    damaged.parent.mkdir(parents=True, exist_ok=True)
     damaged.write_bytes(feature_path(out, done[0].speaker, done[0].utt_id).read_bytes()[:100])
-    stale = damaged.parent / f".{todo[-1].utt_id}.abc123.npz"
+    # It goes in its own utterance's folder: put beside todo[0] with todo[-1]'s id, it stayed there whenever
+    # the kill left the two with different speakers (no resumed utterance of that id is written there).
+    stale = feature_path(out, todo[-1].speaker, todo[-1].utt_id).parent / f".{todo[-1].utt_id}.abc123.npz"
+    stale.parent.mkdir(parents=True, exist_ok=True)
     stale.write_bytes(b"half")
 
     summary = extract_corpus(utterances, out, config, jobs=1, progress=False)
