@@ -7,7 +7,7 @@
 #
 #     bash benchmarks/gpu_check.sh [bench_train.py arguments]
 set -uo pipefail
-[ "$#" -gt 0 ] || set -- --threads 1 --compile --full-eager
+[ "$#" -gt 0 ] || set -- --threads 1 --compile --full-eager --full-seeds 0 1
 cd "$(dirname "$0")/.."
 out="${OUT:-gpu_logs}"
 mkdir -p "$out"

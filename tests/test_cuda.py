@@ -1,5 +1,5 @@
 """Training on a GPU: CUDA graphs against eager CUDA, resume and the NaN guard through replayed graphs,
-bf16, torch.compile, and weights that move between devices.
+bf16, torch.compile, TF32, and weights that move between devices.
 
 Skipped where no CUDA device is visible (CI has none); run on a GPU machine. The frames are real:
 the recipe's extracted features when ``recipes/flite/dump`` exists (``bash recipes/flite/run.sh
@@ -151,17 +151,36 @@ def test_bf16_cuda_graph_replays_train_like_eager_bf16(frames, tmp_path):
     _assert_same_weights(runs[True], runs[False], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("setting", [{"amp": True}, {"compile": True}])
-def test_bf16_and_compiled_cuda_runs_stay_near_float32_eager(frames, tmp_path, setting):
+@pytest.mark.parametrize("setting", [{"amp": True}, {"compile": True}, {"tf32": True}])
+def test_bf16_compiled_and_tf32_cuda_runs_stay_near_float32_eager(frames, tmp_path, setting):
     """Same losses within a few percent: bf16 rounds every product (an H100 run of this test: 4 % apart
-    after five epochs), torch.compile reorders float32 arithmetic."""
+    after five epochs), TF32 rounds the products' inputs to 10-bit mantissas, torch.compile reorders
+    float32 arithmetic."""
     runs = {}
-    for name, extra in (("plain", {"cuda_graphs": False}), ("variant", setting)):
+    for name, extra in (("plain", {"cuda_graphs": False, "tf32": False}), ("variant", {"tf32": False, **setting})):
         runs[name] = Trainer(_config(**extra), frames, tmp_path / name, CUDA, progress=False).run()
     print({phase: (runs["plain"][phase]["vae/nll"], runs["variant"][phase]["vae/nll"])
            for phase in ("vae", "adversarial")})
     for phase in ("vae", "adversarial"):
         assert runs["variant"][phase]["vae/nll"] == pytest.approx(runs["plain"][phase]["vae/nll"], rel=0.06)
+
+
+@pytest.mark.parametrize("tf32", [True, False])
+def test_tf32_products_are_on_only_while_training(frames, tmp_path, tf32):
+    """``train.tf32`` switches TF32 on for the trainer's steps and back to what it was after."""
+    trainer = Trainer(_config(tf32=tf32), frames, tmp_path, CUDA, progress=False)
+    seen = set()
+    step = trainer._vae_step
+
+    def recording_step(batch):
+        seen.add(torch.get_float32_matmul_precision())
+        return step(batch)
+
+    trainer._vae_step = recording_step
+    assert torch.get_float32_matmul_precision() == "highest"
+    trainer.run()
+    assert seen == {"high" if tf32 else "highest"}
+    assert torch.get_float32_matmul_precision() == "highest"
 
 
 def test_cli_trains_on_cuda_and_the_weights_load_on_the_cpu(feature_paths, tmp_path):

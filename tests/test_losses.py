@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vawgan.losses import (adversarial_weight, critic_loss, gaussian_nll, gradient_penalty, interpolate,
-                           kl_divergence)
+                           kl_divergence, vae_loss)
 from vawgan.models import mlp
 
 
@@ -38,6 +38,39 @@ def test_gaussian_nll_and_kl_match_torch_distributions():
     p = torch.distributions.Normal(torch.zeros(3), torch.ones(3))
     assert torch.allclose(kl_divergence(mu, logvar), torch.distributions.kl_divergence(q, p).sum(1).mean(), atol=1e-5)
     assert kl_divergence(torch.zeros(4, 3), torch.zeros(4, 3)).item() == 0.0
+
+
+@pytest.mark.parametrize("learned_variance", [True, False])
+def test_fused_vae_loss_has_the_values_and_gradients_of_the_reference_functions(learned_variance):
+    """The trainer's one-node NLL + KL against autograd through gaussian_nll and kl_divergence."""
+    torch.manual_seed(0)
+    x, x_hat = torch.randn(9, 5, dtype=torch.float64), torch.randn(9, 5, dtype=torch.float64)
+    log_variance = torch.randn(5, dtype=torch.float64) if learned_variance else None
+    mu, logvar = torch.randn(9, 3, dtype=torch.float64), torch.randn(9, 3, dtype=torch.float64)
+    inputs = [t.requires_grad_(True) for t in (x, x_hat, log_variance, mu, logvar) if t is not None]
+    fused = vae_loss(x, x_hat, log_variance, mu, logvar)
+    reference = gaussian_nll(x, x_hat, log_variance), kl_divergence(mu, logvar)
+    for a, b in zip(fused, reference):
+        assert a.item() == pytest.approx(b.item(), rel=1e-12)
+    # Both outputs weighted differently, so a swapped or missing gradient term shows.
+    fused_grads = torch.autograd.grad(fused[0] + 0.3 * fused[1], inputs)
+    reference_grads = torch.autograd.grad(reference[0] + 0.3 * reference[1], inputs)
+    for a, b in zip(fused_grads, reference_grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda *t: vae_loss(x, *t), (x_hat, log_variance, mu, logvar))
+
+
+def test_fused_vae_loss_computes_bfloat16_inputs_in_float32():
+    torch.manual_seed(0)
+    x = torch.randn(16, 4)
+    x_hat, mu, logvar = (torch.randn(16, n, dtype=torch.bfloat16, requires_grad=True) for n in (4, 3, 3))
+    nll, kl = vae_loss(x, x_hat, None, mu, logvar)
+    assert nll.dtype == kl.dtype == torch.float32
+    expected = gaussian_nll(x, x_hat.float()), kl_divergence(mu.float(), logvar.float())
+    assert nll.item() == pytest.approx(expected[0].item(), rel=1e-6)
+    assert kl.item() == pytest.approx(expected[1].item(), rel=1e-6)
+    (nll + kl).backward()
+    assert x_hat.grad.dtype == mu.grad.dtype == logvar.grad.dtype == torch.bfloat16
 
 
 def test_gradient_penalty_known_answer_and_gradient_wrt_critic_weights():

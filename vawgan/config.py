@@ -102,6 +102,7 @@ class TrainConfig:
     amp: bool = False  # bf16 autocast (for GPUs; on a CPU only worth it with AVX-512 BF16 or AMX)
     compile: bool = False  # torch.compile the encoder and decoder (worth it on a GPU; slow to start on a CPU)
     cuda_graphs: bool = True  # on one GPU, replay each training step as one captured CUDA graph
+    tf32: bool = False  # on a GPU, float32 matrix products in TensorFloat-32: faster (README "On a GPU"); no CPU effect
     tensorboard: bool = True
 
 

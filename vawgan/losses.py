@@ -43,14 +43,85 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1).mean()
 
 
+def _widened(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32 if it is in a 16-bit type (autocast's bfloat16), else unchanged."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+
+
+class _VaeLoss(torch.autograd.Function):
+    """:func:`gaussian_nll` and :func:`kl_divergence` as one autograd node with hand-derived gradients.
+
+    The same values as the two functions, in about half the operations
+    (forward and backward together): autograd differentiates each of their
+    dozens of small element-wise and scalar operations on its own, and every
+    operation is a kernel launch on a GPU and a dispatch on a CPU. With
+    n frames, d = x̂ − x, p = exp(−log σ²) and s = d²·p:
+
+    * ∂NLL/∂x̂ = d·p / n, ∂NLL/∂x = −∂NLL/∂x̂;
+    * ∂NLL/∂log σ²_j = ½·(1 − mean over frames of s_j);
+    * ∂KL/∂μ = μ / n, ∂KL/∂log σ_z² = ½·(exp(log σ_z²) − 1) / n.
+
+    ``tests/test_losses.py`` checks these against autograd on the two
+    reference functions (``torch.autograd.gradcheck``, float64). Inputs in
+    bfloat16 (autocast) are computed in float32; autograd casts each
+    gradient back to its input's type.
+    """
+
+    @staticmethod
+    def forward(ctx, x, x_hat, log_variance, mu, logvar):
+        frames, dim = x.shape
+        diff = _widened(x_hat) - _widened(x)
+        if log_variance is None:
+            scaled, squared = diff, diff * diff
+            nll = squared.sum().mul(0.5 / frames).add(0.5 * dim * _LOG_2PI)
+        else:
+            scaled = diff * torch.exp(-log_variance)
+            squared = scaled * diff
+            nll = torch.add(log_variance.sum(), squared.sum(), alpha=1.0 / frames).add(dim * _LOG_2PI).mul(0.5)
+        mu, logvar = _widened(mu), _widened(logvar)
+        variance_minus_one = logvar.exp() - 1.0
+        kl = torch.addcmul(variance_minus_one - logvar, mu, mu).sum().mul(0.5 / frames)
+        ctx.save_for_backward(scaled, squared if log_variance is not None else None, mu, variance_minus_one)
+        return nll, kl
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_nll, grad_kl):
+        scaled, squared, mu, variance_minus_one = ctx.saved_tensors
+        frames = scaled.shape[0]
+        need_x, need_x_hat, need_log_variance, need_mu, need_logvar = ctx.needs_input_grad
+        grad_x = grad_x_hat = grad_log_variance = grad_mu = grad_logvar = None
+        if need_x or need_x_hat:
+            grad_x_hat = scaled * (grad_nll / frames)
+            grad_x = -grad_x_hat if need_x else None
+        if need_log_variance:
+            grad_log_variance = (1.0 - squared.mean(dim=0)) * (0.5 * grad_nll)
+        if need_mu or need_logvar:
+            grad_kl_per_frame = grad_kl / frames
+            grad_mu = mu * grad_kl_per_frame if need_mu else None
+            grad_logvar = variance_minus_one * (0.5 * grad_kl_per_frame) if need_logvar else None
+        return grad_x, grad_x_hat if need_x_hat else None, grad_log_variance, grad_mu, grad_logvar
+
+
+def vae_loss(x: torch.Tensor, x_hat: torch.Tensor, log_variance: torch.Tensor | None, mu: torch.Tensor,
+             logvar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(``gaussian_nll(x, x_hat, log_variance)``, ``kl_divergence(mu, logvar)``) in one fused autograd node.
+
+    What the trainer uses: the same values and gradients as the two reference
+    functions, with about half the operations per step (see :class:`_VaeLoss`).
+    """
+    return _VaeLoss.apply(x, x_hat, log_variance, mu, logvar)
+
+
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """z = μ + σ·n with n ~ N(0, I) given by the caller (so that the caller owns the random stream)."""
-    return mu + torch.exp(0.5 * logvar) * noise
+    return torch.addcmul(mu, torch.exp(0.5 * logvar), noise)
 
 
 def interpolate(real: torch.Tensor, fake: torch.Tensor, epsilon: torch.Tensor) -> torch.Tensor:
     """x̂ = ε·real + (1 − ε)·fake as a new leaf that requires a gradient; ``epsilon`` is (N, 1)."""
-    return (epsilon * real + (1.0 - epsilon) * fake).detach().requires_grad_(True)
+    # lerp: one operation instead of four; it needs one dtype (autocast's fake frames are bfloat16).
+    return torch.lerp(fake.to(real.dtype), real, epsilon).detach().requires_grad_(True)
 
 
 def penalty_at(x_hat: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
