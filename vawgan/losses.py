@@ -51,10 +51,10 @@ def _widened(t: torch.Tensor) -> torch.Tensor:
 class _VaeLoss(torch.autograd.Function):
     """:func:`gaussian_nll` and :func:`kl_divergence` as one autograd node with hand-derived gradients.
 
-    The same values as the two functions, in about half the operations
-    (forward and backward together): autograd differentiates each of their
-    dozens of small element-wise and scalar operations on its own, and every
-    operation is a kernel launch on a GPU and a dispatch on a CPU. With
+    The same values as the two functions in fewer operations: autograd
+    differentiates each of their dozens of small element-wise and scalar
+    operations on its own, and every operation is a kernel launch on a GPU
+    and a dispatch on a CPU (a VAE step: 117 → 102 kernels on an H100). With
     n frames, d = x̂ − x, p = exp(−log σ²) and s = d²·p:
 
     * ∂NLL/∂x̂ = d·p / n, ∂NLL/∂x = −∂NLL/∂x̂;
@@ -108,7 +108,7 @@ def vae_loss(x: torch.Tensor, x_hat: torch.Tensor, log_variance: torch.Tensor | 
     """(``gaussian_nll(x, x_hat, log_variance)``, ``kl_divergence(mu, logvar)``) in one fused autograd node.
 
     What the trainer uses: the same values and gradients as the two reference
-    functions, with about half the operations per step (see :class:`_VaeLoss`).
+    functions, with fewer operations per step (see :class:`_VaeLoss`).
     """
     return _VaeLoss.apply(x, x_hat, log_variance, mu, logvar)
 
