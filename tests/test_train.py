@@ -208,6 +208,28 @@ def test_nan_guard_names_the_step_and_keeps_the_last_good_checkpoint(real_featur
     assert not (tmp_path / "vae.pt").exists()
 
 
+def test_a_critic_that_scores_every_frame_alike_is_reported(real_features, tmp_path, capsys):
+    """A critic whose first layer is dead (every ReLU inactive) gives a penalty of exactly 1 and no gradient."""
+    trainer = Trainer(_tiny_config(), _real_frames(real_features), tmp_path, torch.device("cpu"), progress=False)
+    with torch.no_grad():
+        trainer.critic.net[0].bias.fill_(-1e4)
+    trainer.run()
+    assert trainer.final_scalars["adversarial"]["critic/gradient_penalty"] == 1.0
+    assert len(trainer.warnings) == 1 + 2  # the critic epoch and both adversarial epochs
+    err = capsys.readouterr().err
+    assert "WARNING: critic epoch 1/1: the critic scores every frame alike" in err
+    assert "WARNING: adversarial epoch 2/2: the critic scores every frame alike" in err
+
+
+def test_a_working_critic_is_not_reported(real_features, tmp_path, capsys):
+    """Even a barely trained critic is far from the report's thresholds (here: penalty 0.36, estimate 0.13)."""
+    trainer = Trainer(_tiny_config(), _real_frames(real_features), tmp_path, torch.device("cpu"), progress=False)
+    trainer.run()
+    assert trainer.final_scalars["critic"]["critic/gradient_penalty"] < 0.9
+    assert abs(trainer.final_scalars["critic"]["critic/wasserstein"]) > 1e-2
+    assert trainer.warnings == [] and "WARNING" not in capsys.readouterr().err
+
+
 def test_bf16_autocast_trains_with_float32_weights(real_features, tmp_path):
     frames = _real_frames(real_features)
     runs = {}
