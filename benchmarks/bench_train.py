@@ -33,7 +33,6 @@ time because it depends much less on other processes.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import tempfile
@@ -105,16 +104,16 @@ def graph_replay_floor(frames, tf32: bool, replays: int = 2000) -> dict[str, tup
     config.train.tensorboard = False
     config.train.tf32 = tf32
     floor = {}
-    with tempfile.TemporaryDirectory() as model_dir, contextlib.ExitStack() as stack:
+    with tempfile.TemporaryDirectory() as model_dir:
         trainer = Trainer(config, frames, model_dir, torch.device("cuda"), progress=False)
-        stack.enter_context(trainer.matmul_precision())
         trainer.kl_weight_now.fill_(config.train.kl_weight)
         batch = torch.randperm(frames.num_frames, device="cuda")[:config.train.batch_size]
         for phase, step_fn in (("vae", trainer._vae_step), ("critic", trainer._critic_phase_step),
                                ("adversarial", trainer._adversarial_step)):
             step = GraphedStep(step_fn, trainer.generator)
-            for _ in range(step.warmup + 2):  # eager warm-up, capture, one replay
-                step(batch)
+            with trainer.matmul_precision():  # captured with the products the trainer would use
+                for _ in range(step.warmup + 2):  # eager warm-up, capture, one replay
+                    step(batch)
             torch.cuda.synchronize()
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             host_start = time.perf_counter()

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU checks and timings, in one call on a machine with a CUDA device:
 # tests/test_cuda.py (CUDA graphs vs eager, resume, NaN guard, bf16, compile,
-# CLI) and the training benchmark with every CUDA variant and the full
-# schedule with and without CUDA graphs. Needs the recipe's features
+# TF32, CLI) and the training benchmark with every CUDA variant, the replay
+# floors and the full schedule (float32 and TF32 graphs, eager) for seeds 0
+# and 1. Needs the recipe's features
 # (`bash recipes/flite/run.sh --stop-stage 2`). Logs go to $OUT (or ./gpu_logs).
 #
 #     bash benchmarks/gpu_check.sh [bench_train.py arguments]

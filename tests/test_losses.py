@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vawgan.losses import (adversarial_weight, critic_loss, gaussian_nll, gradient_penalty, interpolate,
-                           kl_divergence, vae_loss)
+                           kl_divergence, reparameterize, vae_loss)
 from vawgan.models import mlp
 
 
@@ -71,6 +71,16 @@ def test_fused_vae_loss_computes_bfloat16_inputs_in_float32():
     assert kl.item() == pytest.approx(expected[1].item(), rel=1e-6)
     (nll + kl).backward()
     assert x_hat.grad.dtype == mu.grad.dtype == logvar.grad.dtype == torch.bfloat16
+
+
+def test_reparameterize_known_answer_and_gradients():
+    mu = torch.tensor([[1.0, -2.0]], requires_grad=True)
+    logvar = torch.tensor([[0.0, 2.0 * math.log(3.0)]], requires_grad=True)  # σ = 1 and 3
+    z = reparameterize(mu, logvar, torch.tensor([[0.5, -1.0]]))
+    torch.testing.assert_close(z, torch.tensor([[1.5, -5.0]]))
+    z.sum().backward()
+    torch.testing.assert_close(mu.grad, torch.ones(1, 2))
+    torch.testing.assert_close(logvar.grad, torch.tensor([[0.25, -1.5]]))  # ½·σ·n
 
 
 def test_gradient_penalty_known_answer_and_gradient_wrt_critic_weights():

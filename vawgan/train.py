@@ -345,7 +345,7 @@ class Trainer:
 
         TF32 keeps float32's range with a 10-bit mantissa. On an H100 it runs
         this model's small products as single tensor-core kernels instead of
-        split-K float32 ones: captured steps 20-25 % faster. Off by default:
+        split-K float32 ones: captured steps 19-30 % faster. Off by default:
         over five seeds its models converted 0.08 dB (VAE) and 0.11 dB
         (VAW-GAN) worse on average, within the seeds' spread (README, "On a
         GPU"). The setting is process-wide, hence only while training runs.
@@ -579,7 +579,7 @@ class Trainer:
         self.opt_critic.zero_grad(set_to_none=True)
         out["loss"].backward()
         self.opt_critic.step()
-        return [out[k] for k in ("loss", "gradient_penalty", "wasserstein", "d_real", "d_fake")]
+        return [out[tag.removeprefix("critic/")] for tag in CRITIC_TAGS]
 
     def _critic_phase_step(self, batch: torch.Tensor) -> torch.Tensor:
         """A critic step against the current (not updated) encoder and decoder."""
