@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,6 +62,13 @@ def test_check_output_writable(tmp_path):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(VawganError, match="is a file"):
         check_output_writable(tmp_path / "afile" / "out.wav")
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_check_output_writable_tries_the_folder_also_as_root():
+    """/proc passes an os.access look-up (as root) but takes no files: found before any work."""
+    with pytest.raises(VawganError, match="cannot write into /proc"):
+        check_output_writable("/proc/out.wav")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only folders")

@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -117,23 +118,29 @@ def check_output_writable(path: str | os.PathLike) -> Path:
     """Fail early, before any work, when ``path`` cannot be written as an audio file.
 
     Checks that ``path`` is not a folder, that its nearest existing parent is a
-    writable folder (missing folders below it are created at write time), and
-    that the suffix is one the writer knows.
+    folder a file can be created in (missing folders below it are created at
+    write time), and that the suffix is one the writer knows. Writability is
+    tried, not looked up with ``os.access``: permission bits do not stop root,
+    and read-only or special file systems (``/proc``) pass that look-up.
     """
     path = Path(path)
     if path.suffix.lower() not in (".wav", ".flac"):
         raise VawganError(f"{path}: output must end in .wav or .flac")
     if path.is_dir():
         raise VawganError(f"{path}: output is a folder; give a file name such as {path / 'out.wav'}")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise VawganError(f"{path}: output file exists and is not writable; choose another -o path")
     parent = path.parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
         raise VawganError(f"{path}: cannot create the output folder because {parent} is a file")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise VawganError(f"{path}: cannot write into {parent} (permission denied); choose another -o path")
+    try:
+        if path.exists():
+            open(path, "ab").close()  # appends nothing; the atomic writer replaces the file later
+        else:
+            tempfile.TemporaryFile(dir=parent).close()
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise VawganError(f"{path}: cannot write into {parent} ({reason}); choose another -o path") from None
     return path
 
 
