@@ -7,7 +7,7 @@ import torch
 
 from vawgan.losses import (adversarial_weight, critic_loss, gaussian_nll, gradient_penalty, interpolate,
                            kl_divergence, reparameterize, vae_loss)
-from vawgan.models import mlp
+from vawgan.models import Critic
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -20,8 +20,9 @@ class Linear(torch.nn.Module):
         super().__init__()
         self.w = torch.nn.Parameter(torch.as_tensor(w, dtype=torch.float32))
 
-    def forward(self, x, speaker_ids=None):
-        return x @ self.w
+    def forward(self, x, speaker_ids=None, gradient_rows=0):
+        scores = x @ self.w
+        return (scores, self.w.expand(gradient_rows, -1)) if gradient_rows else scores
 
 
 def test_gaussian_nll_and_kl_match_torch_distributions():
@@ -87,11 +88,38 @@ def test_gradient_penalty_known_answer_and_gradient_wrt_critic_weights():
     w = torch.tensor([3.0, 4.0])  # ‖w‖ = 5
     critic = Linear(w)
     real, fake = torch.randn(16, 2), torch.randn(16, 2)
-    gp = gradient_penalty(critic, real, fake, torch.rand(16, 1))
+    _, input_gradient = critic(interpolate(real, fake, torch.rand(16, 1)), gradient_rows=16)
+    gp = gradient_penalty(input_gradient)
     assert gp.item() == pytest.approx(16.0)  # (5 − 1)²
     gp.backward()
-    # d/dw (‖w‖ − 1)² = 2(‖w‖ − 1)·w/‖w‖: the penalty trains the critic (create_graph=True)
+    # d/dw (‖w‖ − 1)² = 2(‖w‖ − 1)·w/‖w‖: the penalty trains the critic
     assert torch.allclose(critic.w.grad, 2 * 4 * w / 5)
+
+
+@pytest.mark.parametrize("num_speakers", [0, 3])
+def test_critic_input_gradient_and_penalty_weight_gradients_equal_double_backward(num_speakers):
+    # The critic builds ∇ₓD in its forward pass; the penalty's gradients with
+    # respect to every weight must be those of autograd.grad(create_graph=True).
+    torch.manual_seed(0)
+    critic = Critic(input_dim=7, hidden=[16, 8], num_speakers=num_speakers, speaker_dim=4)
+    x = torch.randn(12, 7)
+    speakers = torch.randint(3, (12,)) if num_speakers else None
+
+    leaf = x.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(critic(leaf, speakers).sum(), leaf, create_graph=True)
+    expected_penalty = gradient_penalty(expected[-5:])
+    expected_grads = torch.autograd.grad(expected_penalty, list(critic.parameters()), allow_unused=True)
+
+    scores, input_gradient = critic(x, speakers, gradient_rows=5)
+    torch.testing.assert_close(scores, critic(x, speakers))
+    torch.testing.assert_close(input_gradient, expected[-5:].detach())
+    grads = torch.autograd.grad(gradient_penalty(input_gradient), list(critic.parameters()), allow_unused=True)
+    for (name, parameter), got, want in zip(critic.named_parameters(), grads, expected_grads):
+        # None (no path to the penalty) counts as zero: the output bias and the speaker
+        # embedding reach the input gradient only through the masks, whose derivative is 0.
+        zero = torch.zeros_like(parameter)
+        torch.testing.assert_close(zero if got is None else got, zero if want is None else want, msg=name)
+    assert any(g is not None and torch.count_nonzero(g) > 0 for g in grads)
 
 
 def test_critic_loss_parts_and_interpolation_per_frame():
@@ -110,24 +138,23 @@ def test_critic_loss_parts_and_interpolation_per_frame():
 def _train_toy_critic(gp_lambda, steps=300):
     """Mean input-gradient norm at interpolates before and after training a toy critic."""
     torch.manual_seed(0)
-    critic = mlp([2, 32, 32, 1])
+    critic = Critic(input_dim=2, hidden=[32, 32])
     with torch.no_grad():  # start far from 1-Lipschitz
         for p in critic.parameters():
             p.mul_(4.0)
-    score = lambda x, speaker_ids=None: critic(x).squeeze(1)
     real = torch.randn(512, 2) * 0.5 + torch.tensor([2.0, 0.0])
     fake = torch.randn(512, 2) * 0.5 - torch.tensor([2.0, 0.0])
 
     def mean_norm():
-        x_hat = interpolate(real, fake, torch.rand(512, 1))
-        (g,) = torch.autograd.grad(score(x_hat).sum(), x_hat)
+        x_hat = interpolate(real, fake, torch.rand(512, 1)).requires_grad_(True)
+        (g,) = torch.autograd.grad(critic(x_hat).sum(), x_hat)
         return g.norm(dim=1).mean().item()
 
     before = mean_norm()
     opt = torch.optim.Adam(critic.parameters(), lr=3e-3)
     for _ in range(steps):
         batch = torch.randint(0, 512, (64,))
-        loss = critic_loss(score, real[batch], fake[batch], torch.rand(64, 1), gp_lambda=gp_lambda)["loss"]
+        loss = critic_loss(critic, real[batch], fake[batch], torch.rand(64, 1), gp_lambda=gp_lambda)["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -39,7 +39,6 @@ import contextlib
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -207,16 +206,11 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            # The gradient penalty's double backward hands DDP the critic's last
-            # weight gradient (1 x 32) with other strides than its bucket; DDP
-            # copies it (32 numbers) and warns once per process. Harmless.
-            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
             self.train_encoder, self.train_decoder, self.train_critic = (
                 DDP(m, device_ids=ids) for m in (self.encoder, self.decoder, self.critic))
         if cfg.compile:
-            # The critic stays eager: its gradient penalty needs double backward.
-            self.train_encoder = torch.compile(self.train_encoder)
-            self.train_decoder = torch.compile(self.train_decoder)
+            self.train_encoder, self.train_decoder, self.train_critic = (
+                torch.compile(m) for m in (self.train_encoder, self.train_decoder, self.train_critic))
         self.critic_condition = bool(config.model.critic_conditional)
 
         # The training set, on the device, sorted by speaker.
