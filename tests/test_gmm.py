@@ -69,6 +69,18 @@ def test_diagonal_gmm_trains_and_converts(parallel_features):
     assert gmm.convert(src).shape == src.shape
 
 
+def test_gmm_training_reports_unconverged_em_without_sklearn_warnings(parallel_features):
+    import warnings
+
+    pairs = [(s.mcep[s.speech, 1:], t.mcep[t.speech, 1:]) for s, t in parallel_features[:2]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # sklearn's ConvergenceWarning would fail the test
+        stopped = train_gmm(pairs, n_components=2, covariance_type="diag", max_iter=1, max_frames=300)
+        converged = train_gmm(pairs, n_components=2, covariance_type="diag", max_iter=200, max_frames=300)
+    assert (stopped.em_iterations, stopped.em_converged) == (1, False)
+    assert converged.em_converged and 1 < converged.em_iterations < 200
+
+
 def test_gmm_errors_are_clear(tmp_path, parallel_features):
     with pytest.raises(VawganError, match="not found; run `vawgan gmm-train`"):
         JointGMM.load(tmp_path / "none.npz")

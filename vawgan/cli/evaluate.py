@@ -201,8 +201,10 @@ def run_gmm_train(args: argparse.Namespace) -> int:
                          covariance_type=args.covariance, max_iter=args.max_iter, seed=args.seed,
                          max_frames=args.max_frames or None)
         gmm.save(path)
+        em = (f"EM converged after {gmm.em_iterations} iterations" if gmm.em_converged else
+              f"EM stopped at the {gmm.em_iterations}-iteration limit before converging (--max-iter raises it)")
         print(f"{path}: {args.components} {args.covariance}-covariance components, "
-              f"{time.perf_counter() - start:.1f} s")
+              f"{time.perf_counter() - start:.1f} s; {em}")
     return 0
 
 
