@@ -96,12 +96,12 @@ def test_gradient_penalty_known_answer_and_gradient_wrt_critic_weights():
     assert torch.allclose(critic.w.grad, 2 * 4 * w / 5)
 
 
-@pytest.mark.parametrize("num_speakers", [0, 3])
-def test_critic_input_gradient_and_penalty_weight_gradients_equal_double_backward(num_speakers):
+@pytest.mark.parametrize("num_speakers, hidden", [(0, [16, 8]), (3, [16, 8]), (0, [5]), (3, [16, 8, 4])])
+def test_critic_input_gradient_and_penalty_weight_gradients_equal_double_backward(num_speakers, hidden):
     # The critic builds ∇ₓD in its forward pass; the penalty's gradients with
     # respect to every weight must be those of autograd.grad(create_graph=True).
     torch.manual_seed(0)
-    critic = Critic(input_dim=7, hidden=[16, 8], num_speakers=num_speakers, speaker_dim=4)
+    critic = Critic(input_dim=7, hidden=hidden, num_speakers=num_speakers, speaker_dim=4)
     x = torch.randn(12, 7)
     speakers = torch.randint(3, (12,)) if num_speakers else None
 
