@@ -58,6 +58,15 @@ def test_mode_coverage_perfect_collapsed_and_off_grid():
     c = mode_coverage(perfect, centres, STD)
     # Within 3 sigma of a 2-D Gaussian's centre: 1 - exp(-4.5) = 98.9 % of its samples.
     assert (c.modes, c.n_modes) == (25, 25) and c.high_quality == pytest.approx(1 - math.exp(-4.5), abs=0.004)
+    assert c.near_miss == pytest.approx(math.exp(-4.5) - math.exp(-18), abs=0.004)  # between 3 and 6 sigma
+    # points half-way between neighbouring centres (the bridges of a continuous generator): neither kind
+    bridges = (centres[:-1] + centres[1:]) / 2
+    c = mode_coverage(np.repeat(bridges[[0, 1, 2, 3]], 100, axis=0), centres, STD)
+    assert (c.modes, c.high_quality, c.near_miss) == (0, 0.0, 0.0)
+    # a mode that is too wide: a ring at 4 sigma around one centre is all near miss
+    angles = np.linspace(0, 2 * np.pi, 400, endpoint=False)
+    ring = centres[12] + 4 * STD * np.stack([np.cos(angles), np.sin(angles)], 1)
+    assert mode_coverage(ring, centres, STD).near_miss == 1.0
     collapsed = centres[12] + np.random.default_rng(0).normal(0, STD, (25000, 2))
     c = mode_coverage(collapsed, centres, STD)
     assert c.modes == 1 and c.high_quality > 0.98

@@ -29,6 +29,7 @@ def test_gan2d_train_resume_sample_evaluate_plot(tmp_path, capsys, monkeypatch):
     assert main(["gan2d", "train", "--out", str(run), *small]) == 0
     report = json.loads((run / "report.json").read_text())
     assert report["epochs"] == 2 and report["steps"] == 2 * (25 * 60 // 128) and report["n_modes"] == 25
+    assert 0 <= report["high_quality"] + report["near_miss"] <= 1
     for name in ["samples_gmm.png", "discriminator_field.png", "losses.png", "training.gif", "train.log",
                  "frames/epoch_0002.png"]:
         assert (run / name).is_file(), name
@@ -48,7 +49,8 @@ def test_gan2d_train_resume_sample_evaluate_plot(tmp_path, capsys, monkeypatch):
     assert np.load(tmp_path / "s.npy").shape == (50, 2)
     capsys.readouterr()
     assert main(["gan2d", "evaluate", "--run", str(run)]) == 0
-    assert "/25" in capsys.readouterr().out
+    table = capsys.readouterr().out
+    assert "/25" in table and "3-6 sigma" in table and "farther" in table
     assert main(["gan2d", "evaluate", "--run", str(tmp_path / "missing")]) == 2
 
 

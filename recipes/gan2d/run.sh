@@ -6,7 +6,7 @@
 # Stages (outputs under exp/ in this folder):
 #   0  vawgan gan2d train    -> exp/coulomb/  (checkpoint, metrics.csv, train.log, frames/, report.txt)
 #   1  vawgan gan2d train    -> exp/vanilla/
-#   2  vawgan gan2d evaluate -> modes captured and high-quality share of both, 25 000 samples each
+#   2  vawgan gan2d evaluate -> modes captured, high-quality share and near misses of both, 25 000 samples each
 #   3  vawgan gan2d plot     -> samples_gmm.png, discriminator_field.png, training.gif, losses.png
 #   4  vawgan gan2d sample   -> exp/<model>/samples.npy (25 000 points)
 #

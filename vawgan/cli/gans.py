@@ -95,10 +95,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     device = _device(args)
     module = _module(args.verb)
     if args.verb == "gan2d":
-        print(f"{'run':40s} {'modes':>7s} {'high-quality':>13s}")
+        print(f"{'run':40s} {'modes':>7s} {'high-quality':>13s} {'3-6 sigma':>10s} {'farther':>8s}")
         for run in args.run:
             c = module.evaluate(run, device)
-            print(f"{str(run):40s} {c.modes:>4d}/{c.n_modes:<2d} {100 * c.high_quality:>12.1f}%")
+            print(f"{str(run):40s} {c.modes:>4d}/{c.n_modes:<2d} {100 * c.high_quality:>12.1f}% "
+                  f"{100 * c.near_miss:>9.1f}% {100 * (1 - c.high_quality - c.near_miss):>7.1f}%")
         return 0
     print(f"{'run':40s} {'classes':>7s} {'entropy':>8s} {'confidence':>10s} {'Frechet':>8s} {'diversity':>9s}  collapse")
     floor = None

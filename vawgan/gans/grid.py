@@ -51,7 +51,8 @@ def evaluate_points(config: Grid2DConfig, samples: np.ndarray) -> ModeCoverage:
 
 
 def coverage_line(c: ModeCoverage) -> str:
-    return f"modes {c.modes}/{c.n_modes}, high-quality {100 * c.high_quality:.1f} %"
+    return (f"modes {c.modes}/{c.n_modes}, high-quality {100 * c.high_quality:.1f} % "
+            f"(3-6 sigma out {100 * c.near_miss:.1f} %, farther {100 * (1 - c.high_quality - c.near_miss):.1f} %)")
 
 
 def train(config: Grid2DConfig, run_dir: Path, device, resume: bool = False) -> dict:
@@ -105,6 +106,7 @@ def train(config: Grid2DConfig, run_dir: Path, device, resume: bool = False) -> 
             samples = generate(generator, t.eval_samples, config.model.noise_dim, device)
             coverage = evaluate_points(config, samples)
             logger.log(step, {"eval/modes": coverage.modes, "eval/high_quality": coverage.high_quality,
+                              "eval/near_miss": coverage.near_miss,
                               "train/epsilon": epsilon_at(config, step), "train/lr": sched_g.get_last_lr()[0]})
             log.info("epoch %d/%d step %d (%.0f s): %s; %s", epoch, t.epochs, step, elapsed,
                      coverage_line(coverage), ", ".join(f"{k} {v:.4g}" for k, v in means.items()))
@@ -117,7 +119,8 @@ def train(config: Grid2DConfig, run_dir: Path, device, resume: bool = False) -> 
             coverage = evaluate_points(config, generate(generator, t.eval_samples, config.model.noise_dim, device))
         report = {"model": config.model.kind, "epochs": epoch, "steps": step, "train_seconds": round(elapsed, 1),
                   "eval_samples": t.eval_samples, "modes": coverage.modes, "n_modes": coverage.n_modes,
-                  "high_quality": coverage.high_quality, "mode_counts": coverage.counts, "device": str(device)}
+                  "high_quality": coverage.high_quality, "near_miss": coverage.near_miss,
+                  "mode_counts": coverage.counts, "device": str(device)}
         text = (f"{config.model.kind} GAN after {epoch} epochs ({step} iterations, {elapsed:.0f} s of training): "
                 f"{coverage_line(coverage)} on {t.eval_samples} samples")
         write_report(run_dir, report, text)
