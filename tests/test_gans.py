@@ -62,7 +62,7 @@ def test_mode_coverage_perfect_collapsed_and_off_grid():
     # points half-way between neighbouring centres (the bridges of a continuous generator): neither kind
     bridges = (centres[:-1] + centres[1:]) / 2
     c = mode_coverage(np.repeat(bridges[[0, 1, 2, 3]], 100, axis=0), centres, STD)
-    assert (c.modes, c.high_quality, c.near_miss) == (0, 0.0, 0.0)
+    assert (c.modes, c.high_quality, c.near_miss, c.far_out) == (0, 0.0, 0.0, 1.0)
     # a mode that is too wide: a ring at 4 sigma around one centre is all near miss
     angles = np.linspace(0, 2 * np.pi, 400, endpoint=False)
     ring = centres[12] + 4 * STD * np.stack([np.cos(angles), np.sin(angles)], 1)

@@ -99,7 +99,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         for run in args.run:
             c = module.evaluate(run, device)
             print(f"{str(run):40s} {c.modes:>4d}/{c.n_modes:<2d} {100 * c.high_quality:>12.1f}% "
-                  f"{100 * c.near_miss:>9.1f}% {100 * (1 - c.high_quality - c.near_miss):>7.1f}%")
+                  f"{100 * c.near_miss:>9.1f}% {100 * c.far_out:>7.1f}%")
         return 0
     print(f"{'run':40s} {'classes':>7s} {'entropy':>8s} {'confidence':>10s} {'Frechet':>8s} {'diversity':>9s}  collapse")
     floor = None

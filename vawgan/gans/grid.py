@@ -50,9 +50,10 @@ def evaluate_points(config: Grid2DConfig, samples: np.ndarray) -> ModeCoverage:
                          config.train.mode_share)
 
 
-def coverage_line(c: ModeCoverage) -> str:
-    return (f"modes {c.modes}/{c.n_modes}, high-quality {100 * c.high_quality:.1f} % "
-            f"(3-6 sigma out {100 * c.near_miss:.1f} %, farther {100 * (1 - c.high_quality - c.near_miss):.1f} %)")
+def coverage_line(c: ModeCoverage, separator: str = " ") -> str:
+    """Modes and high-quality share, then (after ``separator``: a newline for plot titles) the rest's split."""
+    return (f"modes {c.modes}/{c.n_modes}, high-quality {100 * c.high_quality:.1f} %{separator}"
+            f"(3-6 sigma out {100 * c.near_miss:.1f} %, farther {100 * c.far_out:.1f} %)")
 
 
 def train(config: Grid2DConfig, run_dir: Path, device, resume: bool = False) -> dict:
@@ -112,7 +113,7 @@ def train(config: Grid2DConfig, run_dir: Path, device, resume: bool = False) -> 
                      coverage_line(coverage), ", ".join(f"{k} {v:.4g}" for k, v in means.items()))
             if t.frames:
                 plots.grid_frame(samples[:3000], centres,
-                                 f"{config.model.kind} GAN, epoch {epoch}: {coverage_line(coverage)}",
+                                 f"{config.model.kind} GAN, epoch {epoch}: " + coverage_line(coverage, "\n"),
                                  frames_dir / f"epoch_{epoch:04d}.png")
             save_run_state(run_dir, epoch, step, modules, train_seconds=elapsed)
         if epoch == start_epoch:  # resumed a finished run: evaluate it once more for the report
@@ -164,7 +165,7 @@ def plot(run_dir: Path, device) -> list[Path]:
     centres = grid_centres(config.data.grid_values)
     written = [run_dir / "samples_gmm.png", run_dir / "discriminator_field.png", run_dir / "losses.png"]
     plots.grid_samples_with_gmm(samples, centres, fit_gmm(samples, len(centres)),
-                                f"{kind} GAN, epoch {state['epoch']}: {coverage_line(coverage)}", written[0])
+                                f"{kind} GAN, epoch {state['epoch']}: " + coverage_line(coverage, "\n"), written[0])
     axis = np.linspace(-plots.GRID_LIMIT, plots.GRID_LIMIT, 200, dtype=np.float32)
     xx, yy = np.meshgrid(axis, axis)
     plane = torch.from_numpy(np.stack([xx.ravel(), yy.ravel()], 1)).to(device)

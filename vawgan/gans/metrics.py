@@ -36,7 +36,12 @@ class ModeCoverage:
     n_modes: int
     high_quality: float  # fraction of samples within 3 sigma of some centre
     counts: list[int]  # samples within 3 sigma of each centre
-    near_miss: float  # fraction 3-6 sigma from the nearest centre (modes too wide); the rest is farther out
+    near_miss: float  # fraction 3-6 sigma from the nearest centre (modes too wide)
+
+    @property
+    def far_out(self) -> float:
+        """Fraction more than 6 sigma from every centre (on the grid: between modes)."""
+        return max(0.0, 1.0 - self.high_quality - self.near_miss)
 
 
 def mode_coverage(samples: np.ndarray, centres: np.ndarray, std: float, share: float = 0.2) -> ModeCoverage:

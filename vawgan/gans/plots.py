@@ -60,7 +60,7 @@ def grid_frame(samples: np.ndarray, centres: np.ndarray, title: str, path) -> No
     ax.scatter(samples[:, 0], samples[:, 1], s=1, alpha=0.4)
     ax.scatter(centres[:, 0], centres[:, 1], marker="x", color="k", s=15)
     ax.set(xlim=(-GRID_LIMIT, GRID_LIMIT), ylim=(-GRID_LIMIT, GRID_LIMIT), aspect="equal")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=8)
     fig.tight_layout()
     _save(fig, path)
 
