@@ -100,7 +100,7 @@ class TrainConfig:
     device: str = "auto"
     num_threads: int | None = 1  # intra-op CPU threads; None: one per core. See README "Training" for 1 vs 2
     amp: bool = False  # bf16 autocast (for GPUs; on a CPU only worth it with AVX-512 BF16 or AMX)
-    compile: bool = False  # torch.compile the encoder and decoder (worth it on a GPU; slow to start on a CPU)
+    compile: bool = False  # torch.compile encoder, decoder and critic (eager steps; compiling is slow on a CPU)
     cuda_graphs: bool = True  # on one GPU, replay each training step as one captured CUDA graph
     tf32: bool = False  # on a GPU, float32 matrix products in TensorFloat-32: faster (README "On a GPU"); no CPU effect
     tensorboard: bool = True

@@ -119,6 +119,7 @@ class Critic(nn.Module):
         self.embedding = nn.Embedding(num_speakers, speaker_dim) if num_speakers > 0 else None
         in_dim = input_dim + (speaker_dim if self.embedding is not None else 0)
         self.net = mlp([in_dim, *hidden, 1])
+        self.linear_layers = tuple(layer for layer in self.net if isinstance(layer, nn.Linear))
 
     def forward(self, x: torch.Tensor, speaker_ids: torch.Tensor | None = None, gradient_rows: int = 0):
         if self.embedding is not None:
@@ -127,7 +128,7 @@ class Critic(nn.Module):
             x = torch.cat([x, self.embedding(speaker_ids)], dim=1)
         if not gradient_rows:
             return self.net(x).squeeze(1)
-        *hidden, output = [layer for layer in self.net if isinstance(layer, nn.Linear)]
+        *hidden, output = self.linear_layers
         h, masks = x, []
         for layer in hidden:
             h = layer(h)
