@@ -429,6 +429,23 @@ def test_pretrained_model_loads_and_converts(shared_corpus, tmp_path):
     assert abs(np.log(voiced_median(out, config) / np.exp(converter.model.stats.lf0_mean["slt"]))) < np.log(1.12)
 
 
+def test_pretrained_model_is_the_recipe_quick_config_and_its_gan_adds_variance(shared_corpus):
+    # The package README says the shipped model is recipe stages 3-5 with conf/quick.yaml: a change of
+    # the recipe's settings (e.g. its kl_weight) without retraining the shipped model must fail here.
+    from vawgan.config import load_config
+    from vawgan.convert import default_model_dir
+    from vawgan.evaluate.metrics import global_variance
+
+    recipe = load_config(Path(__file__).resolve().parents[1] / "recipes" / "flite" / "conf" / "quick.yaml")
+    assert load_config(default_model_dir() / "config.yaml").to_dict() == recipe.to_dict()
+    # What the adversarial phase buys: converted frames with more variance than the VAE's, on held-out speech.
+    vae, vawgan = Converter(which="vae", device="cpu"), Converter(which="vawgan", device="cpu")
+    feats = vae.analyze_file(wav(shared_corpus, "awb", EVAL_IDS[0]), source="awb")
+    gv = {name: global_variance(c.convert_features(feats, "awb", "slt").mcep[feats.speech, 1:])
+          for name, c in (("vae", vae), ("vawgan", vawgan))}
+    assert np.mean(gv["vawgan"] / gv["vae"]) > 1.5  # per-dimension GV ratio; 4.7 for the shipped weights
+
+
 def test_installed_command_uses_the_pretrained_model_without_importing_torch(shared_corpus, tmp_path):
     """`vawgan convert in.wav --target rms -o out.wav` as after `pip install`, in a fresh interpreter.
 
