@@ -194,3 +194,11 @@ def test_command_line_basics(shared_corpus, tmp_path, capsys, monkeypatch):
     assert main(["prepare", "--corpus", str(shared_corpus), "--out", str(tmp_path / "data")]) == 130
     assert capsys.readouterr().err.strip() == "vawgan prepare: interrupted"
     assert not (tmp_path / "data").exists()
+
+
+def test_the_parallel_recipe_config_is_the_quick_one_plus_parallel_data():
+    """conf/parallel.yaml shares stages 0-2 with conf/quick.yaml: only the parallel-data setting may differ."""
+    conf = Path(__file__).resolve().parents[1] / "recipes" / "flite" / "conf"
+    quick, parallel = load_config(conf / "quick.yaml").to_dict(), load_config(conf / "parallel.yaml").to_dict()
+    assert quick["train"].pop("parallel_weight") == 0.0 and parallel["train"].pop("parallel_weight") > 0
+    assert parallel == quick

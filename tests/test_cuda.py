@@ -76,11 +76,23 @@ def _assert_same_weights(a: dict, b: dict, rtol: float, atol: float) -> None:
         torch.testing.assert_close(a[key], b[key], rtol=rtol, atol=atol, msg=key)
 
 
-def test_cuda_graph_replays_train_like_eager_cuda(frames, tmp_path):
+@pytest.fixture(scope="module")
+def pairs(feature_paths, frames):
+    """Aligned parallel frames of the same manifest (for ``train.parallel_weight``)."""
+    from vawgan.data import load_pairs
+
+    feature_dir, manifest, stats = feature_paths
+    return load_pairs(feature_dir, manifest, Statistics.load(stats), frames.speakers)
+
+
+@pytest.mark.parametrize("parallel_weight", [0.0, 1.0])
+def test_cuda_graph_replays_train_like_eager_cuda(frames, tmp_path, request, parallel_weight):
     """The same seed gives the same run with and without graphs: replays draw the same random numbers."""
     runs = {}
+    pairs = request.getfixturevalue("pairs") if parallel_weight else None
     for graphs in (False, True):
-        trainer = Trainer(_config(cuda_graphs=graphs), frames, tmp_path / str(graphs), CUDA, progress=False)
+        trainer = Trainer(_config(cuda_graphs=graphs, parallel_weight=parallel_weight), frames,
+                          tmp_path / str(graphs), CUDA, progress=False, pairs=pairs)
         assert trainer.graphs == graphs
         runs[graphs] = (trainer.run(), _weights(trainer), trainer.global_step)
     assert runs[True][2] == runs[False][2] == (2 + 1 + 2) * (len(frames.frames) // 64)

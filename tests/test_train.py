@@ -8,7 +8,7 @@ import torch
 from vawgan.cli import main
 from vawgan.config import Config
 from vawgan.corpus import write_manifest
-from vawgan.data import FrameSet, load_frames
+from vawgan.data import FrameSet, load_frames, load_pairs
 from vawgan.errors import VawganError
 from vawgan.model_dir import load_model
 from vawgan.runlog import read_scalars
@@ -136,6 +136,77 @@ def test_kl_weight_scales_the_kl_term_of_the_vae_loss(real_features):
     assert weights == pytest.approx([0.5 / (2 * per_epoch), 0.5 * 0.5, 0.5, 0.5])
 
 
+def _real_pairs(root, frames):
+    return load_pairs(root / "features", root / "train.tsv", Statistics.load(root / "stats.npz"), frames.speakers)
+
+
+def test_parallel_pairs_are_aligned_frames_of_the_same_sentence_both_ways(real_features, tmp_path):
+    from vawgan.corpus import read_manifest
+    from vawgan.evaluate.metrics import align
+    from vawgan.features.store import load_features
+
+    stats = Statistics.load(real_features / "stats.npz")
+    pairs = load_pairs(real_features / "features", real_features / "train.tsv", stats, ["awb", "rms", "slt"])
+    assert pairs.sentences == 3 * 2 * 2  # speaker pairs x sentences x directions
+    assert pairs.source.shape == pairs.target.shape and pairs.source.shape[1] == 39
+    assert pairs.target_ids.shape == (pairs.num_pairs,)
+
+    def speech(speaker, utt_id):
+        feats = load_features(real_features / "features" / speaker / f"{utt_id}.npz")
+        return feats.mcep[feats.speech, 1:].astype(np.float64)
+
+    # The first rows are awb's fb001 -> rms: awb's speech frames along the DTW path, rms's frames they match.
+    awb, rms = speech("awb", "fb001"), speech("rms", "fb001")
+    index_awb, index_rms = align(awb, rms)
+    n = len(index_awb)
+    np.testing.assert_allclose(pairs.source[:n], stats.normalize(awb[index_awb], "awb"), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(pairs.target[:n], stats.normalize(rms[index_rms], "rms"), rtol=1e-5, atol=1e-5)
+    assert (pairs.target_ids[:n] == 1).all()
+    # ... then the same path read the other way: rms -> awb.
+    np.testing.assert_array_equal(pairs.source[n:2 * n], pairs.target[:n])
+    np.testing.assert_array_equal(pairs.target[n:2 * n], pairs.source[:n])
+    assert (pairs.target_ids[n:2 * n] == 0).all()
+    assert set(pairs.target_ids.tolist()) == {0, 1, 2}
+
+    # A corpus without parallel sentences cannot give pairs, and training with the weight on says so.
+    utterances = read_manifest(real_features / "train.tsv")
+    distinct = [u for u in utterances if (u.speaker, u.utt_id) in {("awb", "fb001"), ("rms", "fb002")}]
+    write_manifest(distinct, tmp_path / "distinct.tsv")
+    with pytest.raises(VawganError, match="no parallel sentences.*set it to 0"):
+        load_pairs(real_features / "features", tmp_path / "distinct.tsv", stats, ["awb", "rms"])
+    with pytest.raises(VawganError, match="parallel_weight=1.0 needs aligned parallel sentences"):
+        Trainer(_tiny_config(parallel_weight=1.0), _real_frames(real_features), tmp_path / "m", torch.device("cpu"),
+                progress=False)
+
+
+def test_parallel_weight_trains_the_conversion_on_aligned_pairs(real_features, tmp_path):
+    """With the pairs in the loss, decoding a source frame's μ with the target's code fits the target's frame."""
+    from vawgan.losses import gaussian_nll
+
+    frames = _real_frames(real_features)
+    pairs = _real_pairs(real_features, frames)
+
+    def conversion_nll(trainer):
+        with torch.no_grad():
+            mu, _ = trainer.encoder(torch.from_numpy(pairs.source))
+            converted = trainer.decoder(mu, torch.from_numpy(pairs.target_ids))
+            return float(gaussian_nll(torch.from_numpy(pairs.target), converted, trainer.decoder.log_variance))
+
+    scores = {}
+    for weight in (0.0, 1.0):
+        config = _tiny_config(parallel_weight=weight, vae_epochs=6)
+        trainer = Trainer(config, frames, tmp_path / f"w{weight}", torch.device("cpu"), progress=False, pairs=pairs)
+        trainer.run(["vae"])
+        scores[weight] = conversion_nll(trainer)
+        if weight:
+            nll, kl, objective, parallel_nll = trainer._vae_step(torch.arange(64)).tolist()
+            assert objective == pytest.approx(nll + kl, rel=1e-6) and parallel_nll > 0
+            curves = read_scalars(tmp_path / f"w{weight}" / "metrics.csv")
+            assert len(curves["parallel/nll"][1]) == 6
+    print("conversion NLL of the aligned pairs (nats/frame), without / with parallel training:", scores)
+    assert scores[1.0] < scores[0.0] - 2.0, scores
+
+
 def _interrupt_at(trainer, phase, call):
     """Make the ``call``-th step of ``phase`` raise KeyboardInterrupt (a killed run)."""
     name = {"vae": "_vae_step", "critic": "_critic_phase_step", "adversarial": "_adversarial_step"}[phase]
@@ -156,24 +227,30 @@ def _state(trainer):
             **{f"critic.{k}": v for k, v in trainer.critic.state_dict().items()}}
 
 
-def test_interrupted_and_resumed_run_ends_with_the_same_weights(real_features, tmp_path):
+@pytest.mark.parametrize("parallel_weight", [0.0, 1.0])
+def test_interrupted_and_resumed_run_ends_with_the_same_weights(real_features, tmp_path, parallel_weight):
     frames = _real_frames(real_features)
-    config = _tiny_config(checkpoint_every=7, n_critic=2)
-    reference = Trainer(config, frames, tmp_path / "a", torch.device("cpu"), progress=False)
+    pairs = _real_pairs(real_features, frames) if parallel_weight else None
+    config = _tiny_config(checkpoint_every=7, n_critic=2, parallel_weight=parallel_weight)
+
+    def trainer(model_dir):
+        return Trainer(config, frames, model_dir, torch.device("cpu"), progress=False, pairs=pairs)
+
+    reference = trainer(tmp_path / "a")
     reference.run()
 
     model_dir = tmp_path / "b"
-    first = Trainer(config, frames, model_dir, torch.device("cpu"), progress=False)
+    first = trainer(model_dir)
     _interrupt_at(first, "vae", 60)  # mid-epoch, some steps after the checkpoint at step 56
     with pytest.raises(KeyboardInterrupt):
         first.run()
     with pytest.raises(VawganError, match="vae phase stopped at step 56.*add --resume"):
-        Trainer(config, frames, model_dir, torch.device("cpu"), progress=False).run()
-    second = Trainer(config, frames, model_dir, torch.device("cpu"), progress=False)
+        trainer(model_dir).run()
+    second = trainer(model_dir)
     _interrupt_at(second, "adversarial", 40)
     with pytest.raises(KeyboardInterrupt):
         second.run(resume=True)
-    third = Trainer(config, frames, model_dir, torch.device("cpu"), progress=False)
+    third = trainer(model_dir)
     third.run(resume=True)
 
     expected, got = _state(reference), _state(third)

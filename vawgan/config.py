@@ -89,6 +89,10 @@ class TrainConfig:
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     kl_weight: float = 1.0  # weight of the KL term of the VAE loss (1: the ELBO; < 1 keeps more in the latent)
     kl_warmup_epochs: float = 0.0  # ramp the KL weight linearly from 0 over this many VAE epochs (0: off)
+    # > 0: semi-supervised training on a parallel corpus. Every VAE and generator step also fits a batch of
+    # DTW-aligned frame pairs of the training manifest's parallel sentences (a source frame's posterior mean,
+    # decoded with the target speaker's code, against the target's frame), weighted by this (README, Training).
+    parallel_weight: float = 0.0
     n_critic: int = 1  # critic steps per generator step (WGAN-GP papers use 5)
     gp_lambda: float = 10.0
     alpha_mode: str = "scale"  # scale: alpha = |E_rec / E_D| (detached); fixed: alpha = alpha_value

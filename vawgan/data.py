@@ -99,3 +99,68 @@ def load_frames(feature_dir: str | os.PathLike, manifest: str | os.PathLike, sta
         raise VawganError(f"speaker(s) {empty} have no {'speech ' if exclude_silence else ''}frames in {manifest}; "
                           "check their recordings and the silence threshold")
     return frames
+
+
+@dataclass
+class PairSet:
+    """DTW-aligned frame pairs of parallel sentences, for semi-supervised training (``train.parallel_weight``).
+
+    Row i pairs a speech frame of a source speaker with the frame of a target
+    speaker saying the same sentence that DTW matched to it: ``source`` and
+    ``target`` (N, D) float32, each normalized with its own speaker's
+    statistics; ``target_ids`` (N,) int64 index ``speakers``. Both directions
+    of every speaker pair are included. ``sentences`` counts the (source,
+    target) sentence pairs the rows come from.
+    """
+
+    source: np.ndarray
+    target: np.ndarray
+    target_ids: np.ndarray
+    speakers: list[str]
+    sentences: int
+
+    @property
+    def num_pairs(self) -> int:
+        return int(self.source.shape[0])
+
+
+def load_pairs(feature_dir: str | os.PathLike, manifest: str | os.PathLike, stats: Statistics,
+               speakers: list[str]) -> PairSet:
+    """Align every parallel sentence of ``manifest`` (same utterance id, two of ``speakers``) frame by frame.
+
+    The speech frames of both recordings are aligned along a DTW path on their
+    c1..cD (:func:`vawgan.evaluate.metrics.align`, as for the GMM baseline),
+    once per speaker pair; the path read both ways gives the pairs of both
+    directions. A manifest without parallel sentences is a :class:`VawganError`.
+    """
+    import itertools
+
+    from vawgan.corpus import parallel_pairs
+    from vawgan.evaluate.metrics import align
+
+    feature_dir = Path(feature_dir)
+    utterances = read_manifest(manifest)
+
+    def speech_frames(utt) -> np.ndarray:
+        feats = load_features(feature_dir / utt.speaker / f"{utt.utt_id}.npz")
+        return feats.mcep[feats.speech, 1:].astype(np.float64)
+
+    sources, targets, target_ids, sentences = [], [], [], 0
+    for a, b in itertools.combinations(speakers, 2):
+        for utt_a, utt_b in parallel_pairs(utterances, a, b, split=None):
+            frames_a, frames_b = speech_frames(utt_a), speech_frames(utt_b)
+            if not len(frames_a) or not len(frames_b):
+                continue
+            index_a, index_b = align(frames_a, frames_b)
+            normalized_a = stats.normalize(frames_a[index_a], a).astype(np.float32)
+            normalized_b = stats.normalize(frames_b[index_b], b).astype(np.float32)
+            sources += [normalized_a, normalized_b]
+            targets += [normalized_b, normalized_a]
+            target_ids += [np.full(len(index_a), speakers.index(b)), np.full(len(index_a), speakers.index(a))]
+            sentences += 2
+    if not sentences:
+        raise VawganError(f"{manifest}: no parallel sentences (the same utterance id for two of the speakers "
+                          f"{', '.join(speakers)}); train.parallel_weight needs them: set it to 0 to train "
+                          "without parallel data")
+    return PairSet(np.concatenate(sources), np.concatenate(targets), np.concatenate(target_ids).astype(np.int64),
+                   list(speakers), sentences)

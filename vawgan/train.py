@@ -22,6 +22,14 @@ checkpoints), so the hot loop has no host round trip. All randomness (data
 order, latent noise, ε of the gradient penalty, conversion targets) comes
 from one ``torch.Generator`` whose state is checkpointed, which makes an
 interrupted and resumed run end with the same weights as an uninterrupted one.
+
+Parallel data. With ``train.parallel_weight`` λ > 0 (and a
+:class:`~vawgan.data.PairSet` of DTW-aligned frame pairs), every VAE step and
+every generator step also minimises λ × the Gaussian NLL of the target
+frame given the source frame's posterior mean decoded with the target's code:
+the conversion ``vawgan convert`` performs, fitted directly where the corpus
+has parallel sentences. The pairs go through the same encoder and decoder
+passes as the step's other frames (one pass each).
 Random numbers are drawn for the *global* batch and sliced per process, so
 data-parallel training (``torchrun``, DistributedDataParallel) computes the
 same updates as one process on the global batch.
@@ -45,9 +53,9 @@ import torch
 
 from vawgan.checkpoint import load_checkpoint, save_checkpoint
 from vawgan.config import Config
-from vawgan.data import FrameSet
+from vawgan.data import FrameSet, PairSet
 from vawgan.errors import VawganError
-from vawgan.losses import adversarial_weight, critic_loss, reparameterize, vae_loss
+from vawgan.losses import adversarial_weight, critic_loss, gaussian_nll, reparameterize, vae_loss
 from vawgan.model_dir import CHECKPOINT_FILE, WEIGHT_FILES, save_weights
 from vawgan.models import build_models
 from vawgan.runlog import RunLogger
@@ -61,6 +69,7 @@ VAE_TAGS = ("vae/nll", "vae/kl", "vae/loss")
 CRITIC_TAGS = ("critic/loss", "critic/gradient_penalty", "critic/wasserstein", "critic/d_real", "critic/d_fake")
 GENERATOR_TAGS = ("generator/adversarial", "generator/alpha", "generator/loss")
 PHASE_TAGS = {"vae": VAE_TAGS, "critic": CRITIC_TAGS, "adversarial": VAE_TAGS + CRITIC_TAGS + GENERATOR_TAGS}
+PARALLEL_TAG = "parallel/nll"  # logged last in the vae and adversarial phases when train.parallel_weight > 0
 
 
 class TrainingDiverged(VawganError):
@@ -154,10 +163,12 @@ class Trainer:
     adds ``checkpoint.pt``, ``vae.pt``, ``vawgan.pt`` and the logs. Use
     :meth:`run`. Inside ``torchrun`` (the default process group initialised),
     every process runs the same ``Trainer`` on its share of each batch.
+    ``pairs`` (aligned parallel frames, :func:`vawgan.data.load_pairs`) is
+    needed when ``train.parallel_weight`` > 0 and ignored otherwise.
     """
 
     def __init__(self, config: Config, frames: FrameSet, model_dir: str | os.PathLike, device: torch.device,
-                 progress: bool = True):
+                 progress: bool = True, pairs: PairSet | None = None):
         import torch.distributed as dist
 
         self.config = config
@@ -171,7 +182,8 @@ class Trainer:
         self.world = dist.get_world_size() if self.distributed else 1
         self.is_main = self.rank == 0
         self.progress = progress and self.is_main
-        self._validate(frames)
+        self.parallel = cfg.parallel_weight > 0
+        self._validate(frames, pairs)
 
         self.batch = cfg.batch_size  # global batch
         self.local_batch = cfg.batch_size // self.world
@@ -218,6 +230,14 @@ class Trainer:
         self.speaker_ids = torch.from_numpy(frames.speaker_ids).to(self.device)
         self.speaker_offsets = torch.from_numpy(frames.offsets).to(self.device)
         self.speaker_counts = torch.from_numpy(frames.counts).to(self.device)
+        self.num_pairs = pairs.num_pairs if self.parallel else 0
+        if self.parallel:
+            self.pair_source = torch.from_numpy(pairs.source).to(self.device)
+            self.pair_target = torch.from_numpy(pairs.target).to(self.device)
+            self.pair_target_ids = torch.from_numpy(pairs.target_ids).to(self.device)
+        extra = (PARALLEL_TAG,) if self.parallel else ()
+        self.phase_tags = {"vae": VAE_TAGS + extra, "critic": CRITIC_TAGS,
+                           "adversarial": PHASE_TAGS["adversarial"] + extra}
 
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(cfg.seed)
@@ -237,8 +257,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
 
-    def _validate(self, frames: FrameSet) -> None:
+    def _validate(self, frames: FrameSet, pairs: PairSet | None) -> None:
         cfg = self.cfg
+        if cfg.parallel_weight < 0:
+            raise VawganError("train.parallel_weight must not be negative")
+        if self.parallel and pairs is None:
+            raise VawganError(f"train.parallel_weight={cfg.parallel_weight} needs aligned parallel sentences "
+                              "(vawgan.data.load_pairs); set it to 0 to train without parallel data")
+        if self.parallel and list(pairs.speakers) != self.speakers:
+            raise VawganError(f"the parallel pairs are for speakers {pairs.speakers}, the training frames for "
+                              f"{self.speakers}; build both from the same manifest")
         if cfg.batch_size % self.world:
             raise VawganError(f"train.batch_size={cfg.batch_size} is not divisible by the {self.world} processes")
         if frames.num_frames < cfg.batch_size:
@@ -264,6 +292,7 @@ class Trainer:
     def _state(self) -> dict:
         return {
             "format": 1, "speakers": self.speakers, "num_frames": self.num_frames, "batch_size": self.batch,
+            "num_pairs": self.num_pairs,
             "completed": list(self.completed), "phase": self.phase, "epoch": self.epoch, "step": self.step,
             "global_step": self.global_step, "epochs_logged": self.epochs_logged,
             "order": None if self.order is None else self.order.cpu(),
@@ -276,8 +305,9 @@ class Trainer:
 
     def _restore(self, state: dict) -> None:
         path = self.checkpoint_path
-        for key, mine in (("speakers", self.speakers), ("num_frames", self.num_frames), ("batch_size", self.batch)):
-            if state.get(key) != mine:
+        for key, mine in (("speakers", self.speakers), ("num_frames", self.num_frames), ("batch_size", self.batch),
+                          ("num_pairs", self.num_pairs)):
+            if state.get(key, 0 if key == "num_pairs" else None) != mine:
                 raise VawganError(f"{path}: was written with {key}={state.get(key)!r} but this run has {mine!r}; "
                                   "train on the same data and batch size, or use another --model-dir")
         self.encoder.load_state_dict(state["encoder"])
@@ -357,7 +387,7 @@ class Trainer:
         epochs = {"vae": cfg.vae_epochs, "critic": cfg.critic_epochs, "adversarial": cfg.adversarial_epochs}[phase]
         step_fn = {"vae": self._vae_step, "critic": self._critic_phase_step,
                    "adversarial": self._adversarial_step}[phase]
-        tags = PHASE_TAGS[phase]
+        tags = self.phase_tags[phase]
         if self.phase is None:  # a fresh start of this phase
             self.phase, self.epoch, self.step, self.order, self.history = phase, 0, 0, None, None
         if self.history is None:
@@ -373,6 +403,7 @@ class Trainer:
         sets_kl_weight = self.graphs and phase == "vae"  # the captured VAE step reads it from kl_weight_now
         self._say(f"phase {phase}: {epochs} epochs x {self.steps_per_epoch} steps of {self.batch} frames "
                   f"({self.num_frames} frames, {self.num_speakers} speaker(s), device {self.device}"
+                  f"{f', + {self.batch} of {self.num_pairs} parallel pairs per step' if self.parallel and phase != 'critic' else ''}"
                   f"{', CUDA graphs' if self.graphs else ''}{', TF32 products' if self.tf32 else ''}"
                   f"{f', {self.world} processes' if self.world > 1 else ''})")
         started, cpu_started, steps_run = time.perf_counter(), time.process_time(), 0
@@ -553,18 +584,42 @@ class Trainer:
         done = self.epoch * self.steps_per_epoch + self.step + 1
         return self.cfg.kl_weight * min(1.0, done / warmup_steps)
 
+    def _encode(self, x: torch.Tensor):
+        """``(mu, logvar, pairs)`` of the frames ``x``; ``pairs`` is None without parallel data.
+
+        With parallel data a random batch of aligned pairs rides along in the
+        same encoder pass: ``pairs = (their μ, target frames, target ids)``.
+        """
+        if not self.parallel:
+            return *self.train_encoder(x), None
+        pick = torch.randint(self.num_pairs, (self.batch,), generator=self.generator, device=self.device)[self.local]
+        mu_all, logvar_all = self.train_encoder(torch.cat([x, self.pair_source[pick]]))
+        mu, pair_mu = mu_all.split(x.shape[0])
+        return mu, logvar_all[:x.shape[0]], (pair_mu, self.pair_target[pick], self.pair_target_ids[pick])
+
     def _vae_step(self, batch: torch.Tensor) -> torch.Tensor:
         x, speakers = self.x[batch], self.speaker_ids[batch]
-        mu, logvar = self.train_encoder(x)
+        mu, logvar, pairs = self._encode(x)
         z = reparameterize(mu, logvar, self._randn(mu.shape[1]))
-        nll, kl = vae_loss(x, self.train_decoder(z, speakers), self.decoder.log_variance, mu, logvar)
-        loss = nll + (self.kl_weight_now if self.graphs else self._kl_weight()) * kl
+        if pairs is None:
+            reconstruction = self.train_decoder(z, speakers)
+        else:  # the pairs' conversions in the same decoder pass
+            reconstruction, pair_converted = self.train_decoder(torch.cat([z, pairs[0]]),
+                                                                torch.cat([speakers, pairs[2]])).split(x.shape[0])
+        nll, kl = vae_loss(x, reconstruction, self.decoder.log_variance, mu, logvar)
+        objective = nll + (self.kl_weight_now if self.graphs else self._kl_weight()) * kl
+        scalars = [nll, kl, objective]
+        loss = objective
+        if pairs is not None:
+            parallel_nll = gaussian_nll(pairs[1], pair_converted, self.decoder.log_variance)
+            loss = objective + self.cfg.parallel_weight * parallel_nll
+            scalars.append(parallel_nll)
         self.opt_encoder.zero_grad(set_to_none=True)
         self.opt_decoder.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_encoder.step()
         self.opt_decoder.step()
-        return torch.stack([nll, kl, loss]).detach()
+        return torch.stack(scalars).detach()
 
     def _critic_update(self, real: torch.Tensor, fake: torch.Tensor, targets: torch.Tensor) -> list[torch.Tensor]:
         """One critic step on detached ``fake``; returns the CRITIC_TAGS scalars (not yet detached)."""
@@ -592,14 +647,19 @@ class Trainer:
             self._critic_phase_step(extra)
         x, speakers = self.x[batch], self.speaker_ids[batch]
         targets, real = self._targets(speakers, x)
-        mu, logvar = self.train_encoder(x)
+        mu, logvar, pairs = self._encode(x)
         z = reparameterize(mu, logvar, self._randn(mu.shape[1]))
-        # One decoder pass for both outputs: the reconstruction from z (trains
+        # One decoder pass for every output: the reconstruction from z (trains
         # encoder and decoder) and the generated frame from the *detached* z
         # (decoded with the target's code), whose adversarial gradient can
-        # therefore only reach the decoder.
-        decoded = self.train_decoder(torch.cat([z, z.detach()]), torch.cat([speakers, targets]))
-        reconstruction, generated = decoded.split(x.shape[0])
+        # therefore only reach the decoder; with parallel data also the pairs'
+        # conversions (trains encoder and decoder, like the reconstruction).
+        latents, codes = [z, z.detach()], [speakers, targets]
+        if pairs is not None:
+            latents.append(pairs[0])
+            codes.append(pairs[2])
+        decoded = self.train_decoder(torch.cat(latents), torch.cat(codes)).split(x.shape[0])
+        reconstruction, generated = decoded[0], decoded[1]
         nll, kl = vae_loss(x, reconstruction, self.decoder.log_variance, mu, logvar)
         critic_scalars = self._critic_update(real, generated.detach(), targets)
 
@@ -613,12 +673,17 @@ class Trainer:
             alpha = adversarial_weight(nll, adversarial, "fixed", cfg.alpha_value)
         vae_objective = torch.add(nll, kl, alpha=cfg.kl_weight)  # the KL warm-up belongs to pretraining only
         loss = torch.addcmul(vae_objective, alpha, adversarial)
+        scalars = [nll, kl, vae_objective, *critic_scalars, adversarial, alpha, loss]
+        if pairs is not None:
+            parallel_nll = gaussian_nll(pairs[1], decoded[2], self.decoder.log_variance)
+            loss = loss + self.cfg.parallel_weight * parallel_nll
+            scalars.append(parallel_nll)
         self.opt_encoder.zero_grad(set_to_none=True)
         self.opt_decoder.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_encoder.step()
         self.opt_decoder.step()
-        return torch.stack([nll, kl, vae_objective, *critic_scalars, adversarial, alpha, loss]).detach()
+        return torch.stack(scalars).detach()
 
 
 def train_model(config: Config, feature_dir: str | os.PathLike, manifest: str | os.PathLike,
@@ -632,7 +697,7 @@ def train_model(config: Config, feature_dir: str | os.PathLike, manifest: str | 
     """
     import torch.distributed as dist
 
-    from vawgan.data import load_frames
+    from vawgan.data import load_frames, load_pairs
     from vawgan.model_dir import prepare_model_dir
     from vawgan.stats import Statistics
     from vawgan.utils import resolve_device
@@ -643,7 +708,13 @@ def train_model(config: Config, feature_dir: str | os.PathLike, manifest: str | 
         device = resolve_device(device_name)
         stats = Statistics.load(stats_path)
         frames = load_frames(feature_dir, manifest, stats, exclude_silence=config.train.exclude_silence)
-        trainer = Trainer(config, frames, model_dir, device, progress=progress)  # checks the settings first
+        pairs = None
+        if config.train.parallel_weight > 0:
+            pairs = load_pairs(feature_dir, manifest, stats, frames.speakers)
+            if rank == 0 and progress:
+                print(f"parallel data: {pairs.num_pairs} aligned frame pairs from {pairs.sentences} sentence pairs "
+                      f"of {manifest}", flush=True)
+        trainer = Trainer(config, frames, model_dir, device, progress=progress, pairs=pairs)  # checks settings first
         if rank == 0:
             prepare_model_dir(model_dir, config, stats, frames.speakers)
         if dist.is_initialized():

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # VAW-GAN recipe on the shared Flite corpus (3 speakers x 99 parallel sentences, 16 kHz).
 #
-#   bash recipes/flite/run.sh [--stage N] [--stop-stage M] [--conf FILE] [--jobs N]
+#   bash recipes/flite/run.sh [--stage N] [--stop-stage M] [--conf FILE] [--exp DIR] [--jobs N]
 #
 # Stages (each one `vawgan` call; outputs relative to this folder; re-running a
 # finished stage is cheap):
@@ -20,13 +20,17 @@
 #      exp/eval/results*.{md,csv}, exp/eval/plots/*.png   GMM baseline, comparison table, figures
 #
 # --conf defaults to conf/quick.yaml (a few CPU minutes); conf/full.yaml is the
-# reference schedule. Another corpus: VAWGAN_CORPUS=/path/to/corpus bash run.sh
+# reference schedule; conf/parallel.yaml adds the corpus's parallel sentences to
+# training (train.parallel_weight). --exp DIR (default exp) puts stages 3-7's
+# outputs there instead, e.g. --conf conf/parallel.yaml --exp exp/parallel.
+# Another corpus: VAWGAN_CORPUS=/path/to/corpus bash run.sh
 set -euo pipefail
 cd "$(dirname "$0")"
 
 stage=0
 stop_stage=100
 conf=conf/quick.yaml
+exp=exp
 jobs=$(nproc 2>/dev/null || echo 1)
 
 usage() { sed -n '2,/^set -euo/p' "$(basename "$0")" | grep '^#' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
@@ -35,6 +39,7 @@ while [ $# -gt 0 ]; do
         --stage) stage=$2; shift 2 ;;
         --stop-stage|--stop_stage) stop_stage=$2; shift 2 ;;
         --conf) conf=$2; shift 2 ;;
+        --exp) exp=$2; shift 2 ;;
         --jobs) jobs=$2; shift 2 ;;
         -h|--help) usage 0 ;;
         *) echo "run.sh: unknown option $1" >&2; usage 2 ;;
@@ -66,7 +71,7 @@ fi
 # Training stages: --resume continues an interrupted phase; a finished phase is skipped.
 # Add --device cuda (or run under torchrun) to train on GPUs; the default picks CUDA when present.
 train_args=(--config "$conf" --features dump/features --manifest data/train.tsv --stats dump/stats.npz
-            --model-dir exp/model --resume)
+            --model-dir "$exp/model" --resume)
 
 if run_stage 3 "VAE pretraining"; then
     vawgan train --phase vae "${train_args[@]}"
@@ -82,24 +87,24 @@ fi
 
 if run_stage 6 "convert the eval split: every ordered speaker pair, references copy and anasyn"; then
     for system in copy anasyn vae vawgan; do
-        vawgan convert data/eval.tsv --split eval --target all --model exp/model --which "$system" \
-            -o "exp/converted/$system" --jobs "$jobs"
+        vawgan convert data/eval.tsv --split eval --target all --model "$exp/model" --which "$system" \
+            -o "$exp/converted/$system" --jobs "$jobs"
     done
     # The VAE with a half-strength GV postfilter: as much variance as the VAW-GAN's, without adversarial training.
-    vawgan convert data/eval.tsv --split eval --target all --model exp/model --which vae --gv-postfilter 0.5 \
-        -o exp/converted/vae_gv0.5 --jobs "$jobs"
+    vawgan convert data/eval.tsv --split eval --target all --model "$exp/model" --which vae --gv-postfilter 0.5 \
+        -o "$exp/converted/vae_gv0.5" --jobs "$jobs"
 fi
 
 # Stage 7: the GMM baseline (joint-density GMM + MLPG, trained on the parallel train split; GMM_COMPONENTS
 # full-covariance mixtures per ordered speaker pair, default 16), then the comparison table and the figures.
 if run_stage 7 "GMM baseline, evaluation table and figures"; then
-    vawgan gmm-train --manifest data/train.tsv --features dump/features --out exp/gmm \
+    vawgan gmm-train --manifest data/train.tsv --features dump/features --out "$exp/gmm" \
         --components "${GMM_COMPONENTS:-16}"
-    vawgan gmm-convert --gmm exp/gmm --manifest data/eval.tsv --features dump/features --stats dump/stats.npz \
-        --out exp/converted/gmm
-    vawgan evaluate --config "$conf" --manifest data/eval.tsv --converted exp/converted --out exp/eval --jobs "$jobs" \
-        --model exp/model --features dump/features --gmm exp/gmm --systems copy,gmm,vae,vae_gv0.5,vawgan,anasyn
-    vawgan plot --model exp/model --features dump/features --manifest data/eval.tsv --converted exp/converted \
-        --gmm exp/gmm --out-dir exp/eval/plots
-    echo "converted wavs: $(pwd)/exp/converted/<system>/<source>-<target>/<utt>.wav"
+    vawgan gmm-convert --gmm "$exp/gmm" --manifest data/eval.tsv --features dump/features --stats dump/stats.npz \
+        --out "$exp/converted/gmm"
+    vawgan evaluate --config "$conf" --manifest data/eval.tsv --converted "$exp/converted" --out "$exp/eval" --jobs "$jobs" \
+        --model "$exp/model" --features dump/features --gmm "$exp/gmm" --systems copy,gmm,vae,vae_gv0.5,vawgan,anasyn
+    vawgan plot --model "$exp/model" --features dump/features --manifest data/eval.tsv --converted "$exp/converted" \
+        --gmm "$exp/gmm" --out-dir "$exp/eval/plots"
+    echo "converted wavs: $(pwd)/$exp/converted/<system>/<source>-<target>/<utt>.wav"
 fi
