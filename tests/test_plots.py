@@ -79,20 +79,22 @@ def test_trajectory_and_spectrogram_plots(features, arctic_wav, tmp_path):
     assert image.shape[0] > image.shape[1] * 0.5  # two rows stacked
 
 
-def _write_log(log_dir, vae=3, critic=2, adversarial=3):
-    """A training log with the tags and epoch numbering of `vawgan train` (epochs counted across phases)."""
+def _write_log(log_dir, vae=3, critic=2, adversarial=3, parallel=False):
+    """A training log with the tags and epoch numbering of `vawgan train` (epochs counted across phases);
+    ``parallel``: also the ``parallel/nll`` of a run with ``train.parallel_weight`` > 0."""
+    extra = (lambda i: {"parallel/nll": 37.0 - i}) if parallel else (lambda i: {})
     with RunLogger(log_dir, tensorboard=False) as log:
         epoch = 0
         for i in range(vae):
             epoch += 1
-            log.log(epoch, {"vae/nll": 30 - i, "vae/kl": 5.0, "vae/loss": 35 - i})
+            log.log(epoch, {"vae/nll": 30 - i, "vae/kl": 5.0, "vae/loss": 35 - i, **extra(i)})
         for i in range(critic):
             epoch += 1
             log.log(epoch, {"critic/loss": -1.0 - i, "critic/d_real": 1.0 + i, "critic/d_fake": -1.0 - i})
         for i in range(adversarial):
             epoch += 1
             log.log(epoch, {"vae/loss": 40 - i, "critic/d_real": 0.5, "critic/d_fake": 0.2 * i,
-                            "generator/loss": 30.0})
+                            "generator/loss": 30.0, **extra(i)})
     return log_dir / "metrics.csv"
 
 
@@ -103,6 +105,13 @@ def test_training_curves_mark_the_phases(tmp_path):
     assert plots.phase_boundaries(read_scalars(csv_path)) == (4, 6)
     image = _image(plots.plot_training_curves(csv_path, tmp_path / "curves.png"))
     assert image.shape[1] > image.shape[0]
+
+
+def test_training_curves_draw_the_parallel_nll_only_when_logged(tmp_path):
+    green = (0x2C / 255, 0xA0 / 255, 0x2C / 255)  # matplotlib's tab:green, the parallel NLL's line
+    with_pairs = _image(plots.plot_training_curves(_write_log(tmp_path / "a", parallel=True), tmp_path / "a.png"))
+    without = _image(plots.plot_training_curves(_write_log(tmp_path / "b"), tmp_path / "b.png"))
+    assert _has_colours(with_pairs, green) and not _has_colours(without, green)
 
 
 def test_training_curves_errors_are_one_line(tmp_path):

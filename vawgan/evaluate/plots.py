@@ -187,8 +187,9 @@ def plot_training_curves(metrics_csv: str | os.PathLike, path: str | os.PathLike
     """VAE objective over all epochs (phases marked) and the critic's D(x), D(x̃) per epoch.
 
     Reads the long-format training log (``step,tag,value``, one row per epoch
-    and tag) written by ``vawgan train``: ``vae/loss`` (NLL + KL),
-    ``critic/d_real`` = E[D(x)] and ``critic/d_fake`` = E[D(x̃)].
+    and tag) written by ``vawgan train``: ``vae/loss`` (NLL + KL), with
+    parallel data ``parallel/nll`` beside it, ``critic/d_real`` = E[D(x)] and
+    ``critic/d_fake`` = E[D(x̃)].
     """
     from vawgan.runlog import read_scalars
 
@@ -204,13 +205,17 @@ def plot_training_curves(metrics_csv: str | os.PathLike, path: str | os.PathLike
     critic_start, adversarial_start = phase_boundaries(scalars)
     last = max(max(steps) for steps, _ in scalars.values())
     fig, (ax_vae, ax_d) = _figure(1, 2, figsize=(12, 4.4))
-    steps, values = np.asarray(scalars["vae/loss"][0]), np.asarray(scalars["vae/loss"][1])
-    # One line per run of consecutive epochs, so the critic-only epochs show as a gap, not a slope.
-    for i, run in enumerate(np.split(np.arange(len(steps)), np.flatnonzero(np.diff(steps) > 1) + 1)):
-        ax_vae.plot(steps[run], values[run], marker="o", markersize=3, color="tab:blue",
-                    label="VAE objective (NLL + KL)" if i == 0 else None)
+    curves = [("vae/loss", "VAE objective (NLL + KL)", "tab:blue"),
+              ("parallel/nll", "NLL of the aligned parallel pairs' conversions", "tab:green")]
+    for tag, label, color in curves:
+        if tag not in scalars:  # parallel/nll: only with train.parallel_weight > 0
+            continue
+        steps, values = np.asarray(scalars[tag][0]), np.asarray(scalars[tag][1])
+        # One line per run of consecutive epochs, so the critic-only epochs show as a gap, not a slope.
+        for i, run in enumerate(np.split(np.arange(len(steps)), np.flatnonzero(np.diff(steps) > 1) + 1)):
+            ax_vae.plot(steps[run], values[run], marker="o", markersize=3, color=color, label=None if i else label)
     ax_vae.set_ylabel("loss per frame")
-    ax_vae.set_title("VAE objective")
+    ax_vae.set_title("VAE objective" + (" and parallel NLL" if "parallel/nll" in scalars else ""))
     for tag, label, color in (("critic/d_real", "D(x), real target frames", "black"),
                               ("critic/d_fake", "D(x̃), generated frames", "tab:red")):
         if tag in scalars:
