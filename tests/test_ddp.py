@@ -8,7 +8,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from vawgan.config import Config
-from vawgan.data import FrameSet
+from vawgan.data import FrameSet, PairSet
 from vawgan.train import Trainer
 
 
@@ -20,8 +20,18 @@ def _frames() -> FrameSet:
     return FrameSet(frames.astype(np.float32), rng.integers(0, 3, 1200), ["a", "b", "c"])
 
 
-def _config() -> Config:
+def _pairs() -> PairSet:
+    """Synthetic "aligned" pairs for the frames' speakers: a target frame is a fixed linear map of its source."""
+    frames = _frames()
+    rng = np.random.default_rng(1)
+    source = frames.frames[:600]
+    target = (source @ (0.5 * np.eye(39) + 0.05 * rng.normal(size=(39, 39)))).astype(np.float32)
+    return PairSet(source, target, rng.integers(0, 3, 600), frames.speakers, sentences=1)
+
+
+def _config(parallel_weight: float = 0.0) -> Config:
     config = Config()
+    config.train.parallel_weight = parallel_weight
     config.model.critic_conditional = True
     config.train.batch_size = 64
     config.train.vae_epochs, config.train.critic_epochs, config.train.adversarial_epochs = 1, 1, 1
@@ -69,3 +79,50 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     for phase, scalars in single.final_scalars.items():  # epoch means are averaged over processes
         for tag, value in scalars.items():
             assert ddp["final"][phase][tag] == pytest.approx(value, rel=1e-4, abs=1e-5), (phase, tag)
+
+
+def _parallel_step_gradients(trainer: Trainer) -> dict[str, torch.Tensor]:
+    """Encoder and decoder gradients of one VAE step and one adversarial step (optimizers held still)."""
+    for optimizer in (trainer.opt_encoder, trainer.opt_decoder, trainer.opt_critic):
+        optimizer.step = lambda: None
+    gradients = {}
+    for name, step in (("vae", trainer._vae_step), ("adversarial", trainer._adversarial_step)):
+        step(torch.arange(64)[trainer.local])
+        gradients.update({f"{name}.{module}.{key}": p.grad.clone()
+                          for module, m in (("encoder", trainer.encoder), ("decoder", trainer.decoder))
+                          for key, p in m.named_parameters()})
+    return gradients
+
+
+def _parallel_worker(rank: int, world: int, init_file: str, model_dir: str, out_file: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        trainer = Trainer(_config(parallel_weight=1.0), _frames(), model_dir, torch.device("cpu"), progress=False,
+                          pairs=_pairs())
+        gradients = _parallel_step_gradients(trainer)
+        if rank == 0:
+            torch.save(gradients, out_file)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_two_gloo_processes_compute_the_parallel_steps_of_one_process(tmp_path):
+    """With train.parallel_weight the pairs ride along in the DDP-wrapped passes: the same gradients per step.
+
+    (Whole runs are compared for the plain steps above; with the pairs the
+    one-process and two-process runs drift apart over tens of Adam steps from
+    float32 summation-order differences of ~1e-7, so the steps are compared
+    where that drift cannot hide a wrong split: gradient for gradient.)
+    """
+    single = Trainer(_config(parallel_weight=1.0), _frames(), tmp_path / "single", torch.device("cpu"),
+                     progress=False, pairs=_pairs())
+    expected = _parallel_step_gradients(single)
+    out_file = tmp_path / "ddp.pt"
+    mp.spawn(_parallel_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "ddp"), str(out_file)), nprocs=2,
+             join=True)
+    got = torch.load(out_file)
+    assert expected.keys() == got.keys()
+    for key, value in expected.items():
+        torch.testing.assert_close(got[key], value, rtol=1e-4, atol=1e-5 * float(value.abs().max()), msg=key)
