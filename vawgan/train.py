@@ -22,6 +22,9 @@ checkpoints), so the hot loop has no host round trip. All randomness (data
 order, latent noise, ε of the gradient penalty, conversion targets) comes
 from one ``torch.Generator`` whose state is checkpointed, which makes an
 interrupted and resumed run end with the same weights as an uninterrupted one.
+Random numbers are drawn for the *global* batch and sliced per process, so
+data-parallel training (``torchrun``, DistributedDataParallel) computes the
+same updates as one process on the global batch.
 
 Parallel data. With ``train.parallel_weight`` λ > 0 (and a
 :class:`~vawgan.data.PairSet` of DTW-aligned frame pairs), every VAE step and
@@ -30,9 +33,6 @@ frame given the source frame's posterior mean decoded with the target's code:
 the conversion ``vawgan convert`` performs, fitted directly where the corpus
 has parallel sentences. The pairs go through the same encoder and decoder
 passes as the step's other frames (one pass each).
-Random numbers are drawn for the *global* batch and sliced per process, so
-data-parallel training (``torchrun``, DistributedDataParallel) computes the
-same updates as one process on the global batch.
 
 Failure handling. Checkpoints are written atomically every
 ``train.checkpoint_every`` steps and at the end of each phase, and only after
@@ -401,9 +401,10 @@ class Trainer:
                     if self.amp else contextlib.nullcontext())
         run_step = GraphedStep(step_fn, self.generator) if self.graphs else step_fn
         sets_kl_weight = self.graphs and phase == "vae"  # the captured VAE step reads it from kl_weight_now
+        pairs_note = f", + {self.batch} of {self.num_pairs} parallel pairs per step"
         self._say(f"phase {phase}: {epochs} epochs x {self.steps_per_epoch} steps of {self.batch} frames "
                   f"({self.num_frames} frames, {self.num_speakers} speaker(s), device {self.device}"
-                  f"{f', + {self.batch} of {self.num_pairs} parallel pairs per step' if self.parallel and phase != 'critic' else ''}"
+                  f"{pairs_note if self.parallel and phase != 'critic' else ''}"
                   f"{', CUDA graphs' if self.graphs else ''}{', TF32 products' if self.tf32 else ''}"
                   f"{f', {self.world} processes' if self.world > 1 else ''})")
         started, cpu_started, steps_run = time.perf_counter(), time.process_time(), 0
