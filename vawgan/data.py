@@ -18,7 +18,7 @@ import numpy as np
 
 from vawgan.corpus import read_manifest
 from vawgan.errors import VawganError
-from vawgan.features.store import load_features
+from vawgan.features.store import feature_path, load_features
 from vawgan.stats import Statistics
 
 
@@ -124,6 +124,23 @@ class PairSet:
         return int(self.source.shape[0])
 
 
+def parallel_speech_frames(utterances: list, feature_dir: str | os.PathLike, source: str,
+                           target: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(source c1..cD, target c1..cD) speech frames of each sentence both speakers recorded, unaligned.
+
+    The parallel training data of the GMM baseline and of :func:`load_pairs`;
+    ``utterances`` is a manifest (or split), features are ``vawgan extract``'s.
+    """
+    from vawgan.corpus import parallel_pairs
+
+    pairs = []
+    for src_utt, tgt_utt in parallel_pairs(utterances, source, target, split=None):
+        src = load_features(feature_path(feature_dir, source, src_utt.utt_id))
+        tgt = load_features(feature_path(feature_dir, target, tgt_utt.utt_id))
+        pairs.append((src.mcep[src.speech, 1:], tgt.mcep[tgt.speech, 1:]))
+    return pairs
+
+
 def load_pairs(feature_dir: str | os.PathLike, manifest: str | os.PathLike, stats: Statistics,
                speakers: list[str]) -> PairSet:
     """Align every parallel sentence of ``manifest`` (same utterance id, two of ``speakers``) frame by frame.
@@ -135,32 +152,26 @@ def load_pairs(feature_dir: str | os.PathLike, manifest: str | os.PathLike, stat
     """
     import itertools
 
-    from vawgan.corpus import parallel_pairs
     from vawgan.evaluate.metrics import align
 
-    feature_dir = Path(feature_dir)
     utterances = read_manifest(manifest)
-
-    def speech_frames(utt) -> np.ndarray:
-        feats = load_features(feature_dir / utt.speaker / f"{utt.utt_id}.npz")
-        return feats.mcep[feats.speech, 1:].astype(np.float64)
-
     sources, targets, target_ids, sentences = [], [], [], 0
     for a, b in itertools.combinations(speakers, 2):
-        for utt_a, utt_b in parallel_pairs(utterances, a, b, split=None):
-            frames_a, frames_b = speech_frames(utt_a), speech_frames(utt_b)
+        for frames_a, frames_b in parallel_speech_frames(utterances, feature_dir, a, b):
             if not len(frames_a) or not len(frames_b):
                 continue
+            frames_a, frames_b = frames_a.astype(np.float64), frames_b.astype(np.float64)
             index_a, index_b = align(frames_a, frames_b)
             normalized_a = stats.normalize(frames_a[index_a], a).astype(np.float32)
             normalized_b = stats.normalize(frames_b[index_b], b).astype(np.float32)
             sources += [normalized_a, normalized_b]
             targets += [normalized_b, normalized_a]
-            target_ids += [np.full(len(index_a), speakers.index(b)), np.full(len(index_a), speakers.index(a))]
+            target_ids += [np.full(len(index_a), speakers.index(b), dtype=np.int64),
+                           np.full(len(index_a), speakers.index(a), dtype=np.int64)]
             sentences += 2
     if not sentences:
         raise VawganError(f"{manifest}: no parallel sentences (the same utterance id for two of the speakers "
                           f"{', '.join(speakers)}); train.parallel_weight needs them: set it to 0 to train "
                           "without parallel data")
-    return PairSet(np.concatenate(sources), np.concatenate(targets), np.concatenate(target_ids).astype(np.int64),
-                   list(speakers), sentences)
+    return PairSet(np.concatenate(sources), np.concatenate(targets), np.concatenate(target_ids), list(speakers),
+                   sentences)

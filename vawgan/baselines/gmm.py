@@ -209,14 +209,9 @@ def train_pair(utterances: list, feature_dir: str | os.PathLike, source: str, ta
 
     Features come from ``vawgan extract`` (``<feature_dir>/<speaker>/<utt_id>.npz``); speech frames only.
     """
-    from vawgan.corpus import parallel_pairs
-    from vawgan.features.store import feature_path, load_features
+    from vawgan.data import parallel_speech_frames
 
-    pairs = []
-    for src_utt, tgt_utt in parallel_pairs(utterances, source, target, split=None):
-        src = load_features(feature_path(feature_dir, source, src_utt.utt_id))
-        tgt = load_features(feature_path(feature_dir, target, tgt_utt.utt_id))
-        pairs.append((src.mcep[src.speech, 1:], tgt.mcep[tgt.speech, 1:]))
+    pairs = parallel_speech_frames(utterances, feature_dir, source, target)
     if not pairs:
         raise VawganError(f"no parallel sentences of {source} and {target} in the manifest; the GMM baseline "
                           "needs the same sentences from both speakers")
