@@ -51,6 +51,21 @@ def flite_features(shared_corpus, tmp_path_factory):
     return feature_dir, utterances, config
 
 
+@pytest.fixture(scope="session")
+def real_features(tmp_path_factory, flite_features):
+    """A folder with ``train.tsv`` (the feature fixture's utterances), ``stats.npz`` and ``features/``."""
+    from vawgan.corpus import write_manifest
+    from vawgan.stats import compute_corpus_statistics
+
+    feature_dir, utterances, _ = flite_features
+    root = tmp_path_factory.mktemp("real")
+    write_manifest(utterances, root / "train.tsv")
+    stats, _ = compute_corpus_statistics(utterances, feature_dir)
+    stats.save(root / "stats.npz")
+    (root / "features").symlink_to(feature_dir, target_is_directory=True)
+    return root
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One intra-op torch thread for the module (restored after it).

@@ -102,6 +102,24 @@ def test_cuda_graph_replays_train_like_eager_cuda(frames, tmp_path, request, par
             assert runs[True][0][phase][tag] == pytest.approx(value, rel=1e-4, abs=1e-5), (phase, tag)
 
 
+def test_cuda_graph_replays_gather_context_windows_like_eager_cuda(feature_paths, tmp_path):
+    """With encoder context (``model.context_frames``) the captured steps gather each batch's windows on the device."""
+    from vawgan.data import load_pairs
+
+    feature_dir, manifest, stats_path = feature_paths
+    stats = Statistics.load(stats_path)
+    frames = load_frames(feature_dir, manifest, stats, context=2)
+    pairs = load_pairs(feature_dir, manifest, stats, frames.speakers, context=2)
+    runs = {}
+    for graphs in (False, True):
+        config = _config(cuda_graphs=graphs, parallel_weight=1.0, vae_epochs=1, adversarial_epochs=1)
+        config.model.context_frames = 2
+        trainer = Trainer(config, frames, tmp_path / str(graphs), CUDA, progress=False, pairs=pairs)
+        assert trainer.graphs == graphs and trainer.encoder.net[0].in_features == 5 * 39
+        runs[graphs] = (trainer.run(), _weights(trainer))
+    _assert_same_weights(runs[True][1], runs[False][1], rtol=1e-4, atol=1e-5)
+
+
 def _die_after_checkpoint(trainer, phase: str) -> None:
     """Make ``trainer`` stop (KeyboardInterrupt, a killed run) just after its first mid-epoch checkpoint
     in ``phase`` past step 10 of an epoch."""

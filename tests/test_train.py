@@ -22,20 +22,6 @@ TAGS = ("vae/nll", "vae/kl", "critic/gradient_penalty", "critic/wasserstein", "c
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def real_features(tmp_path_factory, flite_features):
-    """Manifest and statistics for the session's real features (2 utterances x 3 speakers)."""
-    from vawgan.stats import compute_corpus_statistics
-
-    feature_dir, utterances, _ = flite_features
-    root = tmp_path_factory.mktemp("real")
-    write_manifest(utterances, root / "train.tsv")
-    stats, _ = compute_corpus_statistics(utterances, feature_dir)
-    stats.save(root / "stats.npz")
-    (root / "features").symlink_to(feature_dir, target_is_directory=True)
-    return root
-
-
 def _tiny_config(**train) -> Config:
     config = Config()
     config.train.batch_size = 64

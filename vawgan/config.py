@@ -75,6 +75,9 @@ class ModelConfig:
     # (concatenated to the input of every layer, so the code can act at every depth).
     decoder_conditioning: str = "all_layers"
     critic_conditional: bool = False  # give the critic its own learned speaker embedding too
+    # Neighbouring frames the encoder sees on either side of each frame (0: the frame alone, as in the
+    # reference). k > 0 encodes 2k + 1 frames of the utterance; decoder and critic stay frame-wise.
+    context_frames: int = 0
 
 
 @dataclass

@@ -5,8 +5,10 @@ The steps (SPEC sections 2 and 4, Hsu et al. 2017):
 1. analyse the input with the model's own feature settings (WORLD + mel-cepstrum);
 2. normalize c1..c39 with the source speaker's statistics (the global ones when
    the source speaker is not known to the model);
-3. encode with the speaker-independent encoder and keep the mean μ of the
-   posterior (no sampling, so the same input always gives the same output);
+3. encode with the speaker-independent encoder (each frame with its
+   neighbours when the model was trained with encoder context) and keep the
+   mean μ of the posterior (no sampling, so the same input always gives the
+   same output);
 4. decode μ with the target speaker's code and denormalize with the target's
    statistics;
 5. keep c0 (frame energy) and the coded aperiodicity of the source;
@@ -372,16 +374,23 @@ class Converter:
         return dataclasses.replace(feats, f0=f0, mcep=converted)
 
     def _encode_decode(self, normalized: np.ndarray, target_index: int, sample: bool) -> np.ndarray:
-        """Encode normalized frames (μ, or a posterior draw), decode with speaker ``target_index``."""
+        """Encode normalized frames (μ, or a posterior draw), decode with speaker ``target_index``.
+
+        With encoder context each frame is encoded with its window of
+        neighbouring frames, as in training (:func:`vawgan.data.stack_context`).
+        """
+        from vawgan.data import stack_context
+
+        inputs = stack_context(normalized, self.model.config.model.context_frames)
         if isinstance(self.model, NumpyModel):
-            mu, logvar = self.model.encode(normalized)
+            mu, logvar = self.model.encode(inputs)
             z = mu + np.random.default_rng().standard_normal(mu.shape) * np.exp(0.5 * logvar) if sample else mu
             return self.model.decode(z, target_index).astype(np.float64)
         import torch
 
         device = self.model.device
         with torch.inference_mode():
-            x = torch.from_numpy(normalized.astype(np.float32)).to(device)
+            x = torch.from_numpy(inputs.astype(np.float32)).to(device)
             mu, logvar = self.model.encoder(x)
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
             speaker_ids = torch.full((x.shape[0],), target_index, dtype=torch.long, device=device)

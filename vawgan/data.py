@@ -6,6 +6,15 @@ speaker identity from the input of the speaker-independent encoder; the
 decoder adds the target's identity back, and conversion denormalizes with the
 target speaker's statistics. Silence frames (``speech == False`` in the
 feature file) are left out by default, as they are from the statistics.
+
+Encoder context (``model.context_frames`` k > 0): the encoder then sees each
+frame with its k neighbours on either side, 2k + 1 frames of the same
+utterance side by side (:func:`context_windows`; the first and last frame
+repeated beyond the utterance's ends). Neighbours are taken from *all* frames
+of the utterance, silence included, as conversion sees them. Rather than
+stacking every window (17 × 39 floats per frame at k = 8), a set keeps each
+utterance's normalized frames once in a table and every row's window as
+indices into it; a training step gathers its batch's windows.
 """
 
 from __future__ import annotations
@@ -18,8 +27,74 @@ import numpy as np
 
 from vawgan.corpus import read_manifest
 from vawgan.errors import VawganError
-from vawgan.features.store import feature_path, load_features
+from vawgan.features.store import UtteranceFeatures, feature_path, load_features
 from vawgan.stats import Statistics
+
+
+def context_windows(num_frames: int, context: int) -> np.ndarray:
+    """Frame indices of every frame's encoder window in an utterance of ``num_frames`` frames.
+
+    Row t is ``t - context .. t + context`` clipped to ``0 .. num_frames - 1``
+    (the edge frames repeat), shape (num_frames, 2 * context + 1). The
+    encoder's input for frame t is ``frames[windows[t]].reshape(-1)``: the
+    window's frames one after another, earliest first. ``context = 0`` gives
+    each frame alone.
+    """
+    if context < 0:
+        raise ValueError(f"context must not be negative, got {context}")
+    offsets = np.arange(-context, context + 1, dtype=np.int64)
+    return np.clip(np.arange(num_frames, dtype=np.int64)[:, None] + offsets, 0, max(num_frames - 1, 0))
+
+
+def stack_context(frames: np.ndarray, context: int) -> np.ndarray:
+    """The encoder input of every frame of one utterance: (T, D) → (T, (2 · context + 1) · D)."""
+    if context == 0:
+        return frames
+    return frames[context_windows(len(frames), context)].reshape(len(frames), -1)
+
+
+@dataclass
+class ContextTable:
+    """Encoder windows of a set's rows: the frames of their utterances once, and indices into them.
+
+    ``table`` (M, D) float32 holds every frame (silence included) of the
+    utterances the rows come from, each normalized with its speaker's
+    statistics; ``windows`` (N, 2k + 1) int64 holds row i's window
+    (:func:`context_windows`) as indices into ``table``.
+    """
+
+    table: np.ndarray
+    windows: np.ndarray
+
+    @property
+    def context(self) -> int:
+        return (self.windows.shape[1] - 1) // 2
+
+    def inputs(self, rows=slice(None)) -> np.ndarray:
+        """The encoder inputs of ``rows``, (n, (2k + 1) · D)."""
+        windows = self.windows[rows]
+        return self.table[windows].reshape(len(windows), -1)
+
+
+class _ContextBuilder:
+    """Collects utterances into a :class:`ContextTable` while a loader walks through them."""
+
+    def __init__(self, context: int):
+        self.context = context
+        self.tables: list[np.ndarray] = []
+        self.windows: list[np.ndarray] = []
+        self.size = 0
+
+    def add(self, normalized: np.ndarray, rows: np.ndarray) -> None:
+        """Add one utterance's normalized frames (all of them) and the windows of its ``rows`` (frame indices)."""
+        self.windows.append(self.size + context_windows(len(normalized), self.context)[rows])
+        self.tables.append(normalized.astype(np.float32))
+        self.size += len(normalized)
+
+    def build(self) -> ContextTable | None:
+        if not self.context:
+            return None
+        return ContextTable(np.concatenate(self.tables), np.concatenate(self.windows))
 
 
 @dataclass
@@ -29,11 +104,14 @@ class FrameSet:
     ``frames`` (N, D) float32, ``speaker_ids`` (N,) int64 indexing ``speakers``
     (sorted names). Frames of one speaker are contiguous, so the frames of
     speaker k are ``frames[offsets[k]:offsets[k] + counts[k]]``.
+    ``context`` holds the encoder windows of the frames when the encoder sees
+    neighbouring frames (``model.context_frames`` > 0), else None.
     """
 
     frames: np.ndarray
     speaker_ids: np.ndarray
     speakers: list[str]
+    context: ContextTable | None = None
 
     def __post_init__(self):
         self.frames = np.ascontiguousarray(self.frames, dtype=np.float32)
@@ -42,8 +120,17 @@ class FrameSet:
             raise ValueError(f"frames {self.frames.shape} and speaker ids {self.speaker_ids.shape} do not match")
         if self.speaker_ids.size and (self.speaker_ids.min() < 0 or self.speaker_ids.max() >= len(self.speakers)):
             raise ValueError("speaker ids out of range of the speaker list")
+        if self.context is not None and len(self.context.windows) != len(self.frames):
+            raise ValueError(f"{len(self.context.windows)} context windows for {len(self.frames)} frames")
         order = np.argsort(self.speaker_ids, kind="stable")
         self.frames, self.speaker_ids = self.frames[order], self.speaker_ids[order]
+        if self.context is not None:
+            self.context = ContextTable(self.context.table, self.context.windows[order])
+
+    @property
+    def encoder_dim(self) -> int:
+        """The width of the encoder's input: D, or (2k + 1) · D with context."""
+        return self.frames.shape[1] * (1 if self.context is None else 2 * self.context.context + 1)
 
     @property
     def num_frames(self) -> int:
@@ -61,11 +148,12 @@ class FrameSet:
 
 
 def load_frames(feature_dir: str | os.PathLike, manifest: str | os.PathLike, stats: Statistics,
-                exclude_silence: bool = True, split: str | None = None) -> FrameSet:
+                exclude_silence: bool = True, split: str | None = None, context: int = 0) -> FrameSet:
     """Load the utterances of ``manifest`` from ``feature_dir`` as normalized frames.
 
     Feature files are ``<feature_dir>/<speaker>/<utt_id>.npz``. ``split``
-    keeps only one split of the manifest (None: every row). Every speaker must
+    keeps only one split of the manifest (None: every row). ``context`` > 0
+    also builds the frames' encoder windows of 2 · context + 1 frames. Every speaker must
     be in ``stats``; the mel-cepstral order must match the statistics'. Errors
     are :class:`VawganError` naming the file and what to do.
     """
@@ -81,19 +169,22 @@ def load_frames(feature_dir: str | os.PathLike, manifest: str | os.PathLike, sta
                           f"re-run `vawgan stats` on this manifest (statistics know: {', '.join(stats.speakers)})")
     dim = stats.mcep_mean.shape[0]
     index = {s: k for k, s in enumerate(speakers)}
-    parts, ids = [], []
+    parts, ids, windows = [], [], _ContextBuilder(context)
     for utt in utterances:
         path = feature_dir / utt.speaker / f"{utt.utt_id}.npz"
         feats = load_features(path)
         if feats.mcep.ndim != 2 or feats.mcep.shape[1] != dim + 1:
             raise VawganError(f"{path}: {feats.mcep.shape[-1]} mel-cepstral coefficients per frame, but the "
                               f"statistics are for c1..c{dim}; re-run `vawgan stats` with these features")
-        mcep = feats.mcep[feats.speech, 1:] if exclude_silence else feats.mcep[:, 1:]
-        if not np.isfinite(mcep).all():
+        rows = np.flatnonzero(feats.speech) if exclude_silence else np.arange(len(feats.mcep))
+        if not np.isfinite(feats.mcep[rows if not context else slice(None), 1:]).all():
             raise VawganError(f"{path}: non-finite mel-cepstra; delete the file and re-run `vawgan extract`")
-        parts.append(stats.normalize(mcep.astype(np.float64), utt.speaker).astype(np.float32))
-        ids.append(np.full(mcep.shape[0], index[utt.speaker], dtype=np.int64))
-    frames = FrameSet(np.concatenate(parts), np.concatenate(ids), speakers)
+        normalized = stats.normalize(feats.mcep[:, 1:].astype(np.float64), utt.speaker).astype(np.float32)
+        parts.append(normalized[rows])
+        ids.append(np.full(len(rows), index[utt.speaker], dtype=np.int64))
+        if context:
+            windows.add(normalized, rows)
+    frames = FrameSet(np.concatenate(parts), np.concatenate(ids), speakers, windows.build())
     empty = [s for s, n in zip(speakers, frames.counts) if n == 0]
     if empty:
         raise VawganError(f"speaker(s) {empty} have no {'speech ' if exclude_silence else ''}frames in {manifest}; "
@@ -110,7 +201,8 @@ class PairSet:
     ``target`` (N, D) float32, each normalized with its own speaker's
     statistics; ``target_ids`` (N,) int64 index ``speakers``. Both directions
     of every speaker pair are included. ``sentences`` counts the (source,
-    target) sentence pairs the rows come from.
+    target) sentence pairs the rows come from. ``context`` holds the source
+    frames' encoder windows when the encoder sees neighbouring frames.
     """
 
     source: np.ndarray
@@ -118,37 +210,43 @@ class PairSet:
     target_ids: np.ndarray
     speakers: list[str]
     sentences: int
+    context: ContextTable | None = None
 
     @property
     def num_pairs(self) -> int:
         return int(self.source.shape[0])
 
 
+def parallel_features(utterances: list, feature_dir: str | os.PathLike, source: str,
+                      target: str) -> list[tuple[UtteranceFeatures, UtteranceFeatures]]:
+    """The (source, target) features of each sentence both speakers recorded in ``utterances`` (a manifest)."""
+    from vawgan.corpus import parallel_pairs
+
+    return [(load_features(feature_path(feature_dir, source, src_utt.utt_id)),
+             load_features(feature_path(feature_dir, target, tgt_utt.utt_id)))
+            for src_utt, tgt_utt in parallel_pairs(utterances, source, target, split=None)]
+
+
 def parallel_speech_frames(utterances: list, feature_dir: str | os.PathLike, source: str,
                            target: str) -> list[tuple[np.ndarray, np.ndarray]]:
     """(source c1..cD, target c1..cD) speech frames of each sentence both speakers recorded, unaligned.
 
-    The parallel training data of the GMM baseline and of :func:`load_pairs`;
-    ``utterances`` is a manifest (or split), features are ``vawgan extract``'s.
+    The parallel training data of the GMM baseline; ``utterances`` is a
+    manifest (or split), features are ``vawgan extract``'s.
     """
-    from vawgan.corpus import parallel_pairs
-
-    pairs = []
-    for src_utt, tgt_utt in parallel_pairs(utterances, source, target, split=None):
-        src = load_features(feature_path(feature_dir, source, src_utt.utt_id))
-        tgt = load_features(feature_path(feature_dir, target, tgt_utt.utt_id))
-        pairs.append((src.mcep[src.speech, 1:], tgt.mcep[tgt.speech, 1:]))
-    return pairs
+    return [(src.mcep[src.speech, 1:], tgt.mcep[tgt.speech, 1:])
+            for src, tgt in parallel_features(utterances, feature_dir, source, target)]
 
 
 def load_pairs(feature_dir: str | os.PathLike, manifest: str | os.PathLike, stats: Statistics,
-               speakers: list[str]) -> PairSet:
+               speakers: list[str], context: int = 0) -> PairSet:
     """Align every parallel sentence of ``manifest`` (same utterance id, two of ``speakers``) frame by frame.
 
     The speech frames of both recordings are aligned along a DTW path on their
     c1..cD (:func:`vawgan.evaluate.metrics.align`, as for the GMM baseline),
     once per speaker pair; the path read both ways gives the pairs of both
-    directions. A manifest without parallel sentences is a :class:`VawganError`.
+    directions. ``context`` > 0 also builds the source frames' encoder
+    windows. A manifest without parallel sentences is a :class:`VawganError`.
     """
     import itertools
 
@@ -156,22 +254,28 @@ def load_pairs(feature_dir: str | os.PathLike, manifest: str | os.PathLike, stat
 
     utterances = read_manifest(manifest)
     sources, targets, target_ids, sentences = [], [], [], 0
+    windows = _ContextBuilder(context)
     for a, b in itertools.combinations(speakers, 2):
-        for frames_a, frames_b in parallel_speech_frames(utterances, feature_dir, a, b):
-            if not len(frames_a) or not len(frames_b):
+        for feats_a, feats_b in parallel_features(utterances, feature_dir, a, b):
+            speech_a, speech_b = np.flatnonzero(feats_a.speech), np.flatnonzero(feats_b.speech)
+            if not len(speech_a) or not len(speech_b):
                 continue
-            frames_a, frames_b = frames_a.astype(np.float64), frames_b.astype(np.float64)
-            index_a, index_b = align(frames_a, frames_b)
-            normalized_a = stats.normalize(frames_a[index_a], a).astype(np.float32)
-            normalized_b = stats.normalize(frames_b[index_b], b).astype(np.float32)
-            sources += [normalized_a, normalized_b]
-            targets += [normalized_b, normalized_a]
+            normalized_a = stats.normalize(feats_a.mcep[:, 1:].astype(np.float64), a).astype(np.float32)
+            normalized_b = stats.normalize(feats_b.mcep[:, 1:].astype(np.float64), b).astype(np.float32)
+            index_a, index_b = align(feats_a.mcep[speech_a, 1:].astype(np.float64),
+                                     feats_b.mcep[speech_b, 1:].astype(np.float64))
+            rows_a, rows_b = speech_a[index_a], speech_b[index_b]
+            sources += [normalized_a[rows_a], normalized_b[rows_b]]
+            targets += [normalized_b[rows_b], normalized_a[rows_a]]
             target_ids += [np.full(len(index_a), speakers.index(b), dtype=np.int64),
                            np.full(len(index_a), speakers.index(a), dtype=np.int64)]
+            if context:
+                windows.add(normalized_a, rows_a)
+                windows.add(normalized_b, rows_b)
             sentences += 2
     if not sentences:
         raise VawganError(f"{manifest}: no parallel sentences (the same utterance id for two of the speakers "
                           f"{', '.join(speakers)}); train.parallel_weight needs them: set it to 0 to train "
                           "without parallel data")
     return PairSet(np.concatenate(sources), np.concatenate(targets), np.concatenate(target_ids), list(speakers),
-                   sentences)
+                   sentences, windows.build())

@@ -34,6 +34,11 @@ the conversion ``vawgan convert`` performs, fitted directly where the corpus
 has parallel sentences. The pairs go through the same encoder and decoder
 passes as the step's other frames (one pass each).
 
+Encoder context. With ``model.context_frames`` k > 0 the encoder's input for
+a frame is its window of 2k + 1 frames, gathered per batch from a device
+table of the training utterances (:class:`~vawgan.data.ContextTable`); the
+VAE's likelihood, the critic and the pairs' targets stay single frames.
+
 Failure handling. Checkpoints are written atomically every
 ``train.checkpoint_every`` steps and at the end of each phase, and only after
 checking that the losses since the last check and all weights are finite: a
@@ -57,7 +62,7 @@ from vawgan.data import FrameSet, PairSet
 from vawgan.errors import VawganError
 from vawgan.losses import adversarial_weight, critic_loss, gaussian_nll, reparameterize, vae_loss
 from vawgan.model_dir import CHECKPOINT_FILE, WEIGHT_FILES, save_weights
-from vawgan.models import build_models
+from vawgan.models import build_models, encoder_input_dim
 from vawgan.runlog import RunLogger
 from vawgan.utils import configure_cpu, frozen, seed_everything
 
@@ -230,9 +235,18 @@ class Trainer:
         self.speaker_ids = torch.from_numpy(frames.speaker_ids).to(self.device)
         self.speaker_offsets = torch.from_numpy(frames.offsets).to(self.device)
         self.speaker_counts = torch.from_numpy(frames.counts).to(self.device)
+        # With encoder context, every row's window as indices into a table of its utterances' frames.
+        self.context = config.model.context_frames
+        if self.context:
+            self.context_table = torch.from_numpy(frames.context.table).to(self.device)
+            self.windows = torch.from_numpy(frames.context.windows).to(self.device)
         self.num_pairs = pairs.num_pairs if self.parallel else 0
-        if self.parallel:
+        if self.parallel and self.context:
+            self.pair_table = torch.from_numpy(pairs.context.table).to(self.device)
+            self.pair_windows = torch.from_numpy(pairs.context.windows).to(self.device)
+        elif self.parallel:
             self.pair_source = torch.from_numpy(pairs.source).to(self.device)
+        if self.parallel:
             self.pair_target = torch.from_numpy(pairs.target).to(self.device)
             self.pair_target_ids = torch.from_numpy(pairs.target_ids).to(self.device)
         extra = (PARALLEL_TAG,) if self.parallel else ()
@@ -275,6 +289,13 @@ class Trainer:
         if frames.frames.shape[1] != self.config.model.input_dim:
             raise VawganError(f"frames have {frames.frames.shape[1]} dimensions but model.input_dim is "
                               f"{self.config.model.input_dim}")
+        encoder_input_dim(self.config.model)  # a negative context is an error before the data are compared
+        context = self.config.model.context_frames
+        for name, data in (("training frames", frames), ("parallel pairs", pairs if self.parallel else None)):
+            loaded = 0 if data is None or data.context is None else data.context.context
+            if data is not None and loaded != context:
+                raise VawganError(f"the {name} were loaded with {loaded} context frames but model.context_frames "
+                                  f"is {context}; load them with context={context}")
         if cfg.adversarial_target not in ("conversion", "reconstruction"):
             raise VawganError(f"train.adversarial_target={cfg.adversarial_target!r} is not one of conversion, "
                               "reconstruction")
@@ -292,7 +313,7 @@ class Trainer:
     def _state(self) -> dict:
         return {
             "format": 1, "speakers": self.speakers, "num_frames": self.num_frames, "batch_size": self.batch,
-            "num_pairs": self.num_pairs,
+            "num_pairs": self.num_pairs, "context_frames": self.context,
             "completed": list(self.completed), "phase": self.phase, "epoch": self.epoch, "step": self.step,
             "global_step": self.global_step, "epochs_logged": self.epochs_logged,
             "order": None if self.order is None else self.order.cpu(),
@@ -306,8 +327,8 @@ class Trainer:
     def _restore(self, state: dict) -> None:
         path = self.checkpoint_path
         for key, mine in (("speakers", self.speakers), ("num_frames", self.num_frames), ("batch_size", self.batch),
-                          ("num_pairs", self.num_pairs)):
-            if state.get(key, 0 if key == "num_pairs" else None) != mine:
+                          ("num_pairs", self.num_pairs), ("context_frames", self.context)):
+            if state.get(key, 0 if key in ("num_pairs", "context_frames") else None) != mine:
                 raise VawganError(f"{path}: was written with {key}={state.get(key)!r} but this run has {mine!r}; "
                                   "train on the same data and batch size, or use another --model-dir")
         self.encoder.load_state_dict(state["encoder"])
@@ -585,22 +606,30 @@ class Trainer:
         done = self.epoch * self.steps_per_epoch + self.step + 1
         return self.cfg.kl_weight * min(1.0, done / warmup_steps)
 
-    def _encode(self, x: torch.Tensor):
-        """``(mu, logvar, pairs)`` of the frames ``x``; ``pairs`` is None without parallel data.
+    def _encoder_input(self, batch: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """What the encoder sees of the training rows ``batch`` (frames ``x``): ``x``, or their context windows."""
+        if not self.context:
+            return x
+        return self.context_table[self.windows[batch]].flatten(1)
+
+    def _encode(self, batch: torch.Tensor, x: torch.Tensor):
+        """``(mu, logvar, pairs)`` of the training rows ``batch`` (frames ``x``); ``pairs`` None without parallel data.
 
         With parallel data a random batch of aligned pairs rides along in the
         same encoder pass: ``pairs = (their μ, target frames, target ids)``.
         """
+        inputs = self._encoder_input(batch, x)
         if not self.parallel:
-            return *self.train_encoder(x), None
+            return *self.train_encoder(inputs), None
         pick = torch.randint(self.num_pairs, (self.batch,), generator=self.generator, device=self.device)[self.local]
-        mu_all, logvar_all = self.train_encoder(torch.cat([x, self.pair_source[pick]]))
+        pair_inputs = self.pair_table[self.pair_windows[pick]].flatten(1) if self.context else self.pair_source[pick]
+        mu_all, logvar_all = self.train_encoder(torch.cat([inputs, pair_inputs]))
         mu, pair_mu = mu_all.split(x.shape[0])
         return mu, logvar_all[:x.shape[0]], (pair_mu, self.pair_target[pick], self.pair_target_ids[pick])
 
     def _vae_step(self, batch: torch.Tensor) -> torch.Tensor:
         x, speakers = self.x[batch], self.speaker_ids[batch]
-        mu, logvar, pairs = self._encode(x)
+        mu, logvar, pairs = self._encode(batch, x)
         z = reparameterize(mu, logvar, self._randn(mu.shape[1]))
         if pairs is None:
             reconstruction = self.train_decoder(z, speakers)
@@ -636,7 +665,7 @@ class Trainer:
         x, speakers = self.x[batch], self.speaker_ids[batch]
         targets, real = self._targets(speakers, x)
         with torch.no_grad():
-            mu, logvar = self.encoder(x)
+            mu, logvar = self.encoder(self._encoder_input(batch, x))
             fake = self.decoder(reparameterize(mu, logvar, self._randn(mu.shape[1])), targets)
         return torch.stack(self._critic_update(real, fake, targets)).detach()
 
@@ -648,7 +677,7 @@ class Trainer:
             self._critic_phase_step(extra)
         x, speakers = self.x[batch], self.speaker_ids[batch]
         targets, real = self._targets(speakers, x)
-        mu, logvar, pairs = self._encode(x)
+        mu, logvar, pairs = self._encode(batch, x)
         z = reparameterize(mu, logvar, self._randn(mu.shape[1]))
         # One decoder pass for every output: the reconstruction from z (trains
         # encoder and decoder) and the generated frame from the *detached* z
@@ -708,10 +737,12 @@ def train_model(config: Config, feature_dir: str | os.PathLike, manifest: str | 
     try:
         device = resolve_device(device_name)
         stats = Statistics.load(stats_path)
-        frames = load_frames(feature_dir, manifest, stats, exclude_silence=config.train.exclude_silence)
+        context = config.model.context_frames
+        frames = load_frames(feature_dir, manifest, stats, exclude_silence=config.train.exclude_silence,
+                             context=context)
         pairs = None
         if config.train.parallel_weight > 0:
-            pairs = load_pairs(feature_dir, manifest, stats, frames.speakers)
+            pairs = load_pairs(feature_dir, manifest, stats, frames.speakers, context=context)
             if rank == 0 and progress:
                 print(f"parallel data: {pairs.num_pairs} aligned frame pairs from {pairs.sentences} sentence pairs "
                       f"of {manifest}", flush=True)

@@ -5,7 +5,10 @@ c1..c39. They hold no training logic; :mod:`vawgan.train` and
 :mod:`vawgan.losses` do that.
 
 * :class:`Encoder` is speaker-independent: frame → mean and log-variance of a
-  Gaussian posterior over a latent code z.
+  Gaussian posterior over a latent code z. With ``model.context_frames`` k > 0
+  its input is the frame with its k neighbours on either side, side by side
+  (:func:`vawgan.data.context_windows`), so the code can carry what the
+  frame's surroundings say about it; its output is still one frame's code.
 * :class:`Decoder` maps (z, speaker) → frame. The speaker enters as a learned
   embedding concatenated to z (and, by default, to the input of every hidden
   layer too), so conversion is "encode the source frame, decode with the
@@ -141,10 +144,17 @@ class Critic(nn.Module):
         return scores, gradient[:, :self.input_dim]  # the frame's part (not the speaker code's)
 
 
+def encoder_input_dim(model_config) -> int:
+    """The width of the encoder's input: ``input_dim`` frames times the window of ``context_frames``."""
+    if model_config.context_frames < 0:
+        raise VawganError(f"model.context_frames={model_config.context_frames} must not be negative")
+    return model_config.input_dim * (2 * model_config.context_frames + 1)
+
+
 def build_models(model_config, num_speakers: int) -> tuple[Encoder, Decoder, Critic]:
     """The three networks with the sizes of a :class:`~vawgan.config.ModelConfig`."""
     cfg = model_config
-    encoder = Encoder(cfg.input_dim, list(cfg.encoder_hidden), cfg.latent_dim)
+    encoder = Encoder(encoder_input_dim(cfg), list(cfg.encoder_hidden), cfg.latent_dim)
     if cfg.decoder_variance not in ("learned", "unit"):
         raise VawganError(f"model.decoder_variance={cfg.decoder_variance!r} is not one of learned, unit")
     if cfg.decoder_conditioning not in ("input", "all_layers"):
