@@ -8,7 +8,7 @@ import torch
 
 from vawgan.config import Config
 from vawgan.convert import Converter, NumpyModel, export_numpy_weights
-from vawgan.data import context_windows, load_frames, load_pairs, stack_context
+from vawgan.data import ContextTable, FrameSet, context_windows, load_frames, load_pairs, stack_context
 from vawgan.errors import VawganError
 from vawgan.features.store import load_features
 from vawgan.model_dir import load_model_config, prepare_model_dir
@@ -54,6 +54,17 @@ def test_windows_repeat_the_edge_frames_and_lay_frames_side_by_side():
     assert stack_context(frames, 0) is frames
     with pytest.raises(ValueError, match="must not be negative"):
         context_windows(4, -1)
+
+
+def test_frame_sets_keep_each_frame_with_its_window_when_sorting_by_speaker():
+    frames = np.arange(24.0, dtype=np.float32).reshape(6, 4)  # one utterance; frame t holds 4t .. 4t + 3
+    table = ContextTable(frames, context_windows(6, 1))
+    frame_set = FrameSet(frames, np.array([1, 0, 1, 0, 0, 1]), ["a", "b"], table)
+    assert frame_set.speaker_ids.tolist() == [0, 0, 0, 1, 1, 1]
+    inputs = frame_set.context.inputs()
+    np.testing.assert_array_equal(inputs[:, 4:8], frame_set.frames)  # the centre of each window is its frame
+    np.testing.assert_array_equal(inputs[0], np.concatenate([frames[0], frames[1], frames[2]]))  # frame 1's window
+    assert frame_set.encoder_dim == 12
 
 
 def test_training_windows_are_whole_utterance_windows_of_the_speech_frames(real_features):

@@ -8,29 +8,36 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from vawgan.config import Config
-from vawgan.data import FrameSet, PairSet
+from vawgan.data import ContextTable, FrameSet, PairSet, context_windows
 from vawgan.train import Trainer
 
 
-def _frames() -> FrameSet:
+def _windows(frames: np.ndarray, context: int) -> ContextTable | None:
+    """Encoder windows of ``frames`` read as one utterance (None without context)."""
+    return ContextTable(frames, context_windows(len(frames), context)) if context else None
+
+
+def _frames(context: int = 0) -> FrameSet:
     """3 speakers of correlated 39-dim frames (a random low-rank mixture, like mel-cepstra)."""
     rng = np.random.default_rng(0)
     mixing = rng.normal(size=(6, 39))
-    frames = rng.normal(size=(1200, 6)) @ mixing + 0.3 * rng.normal(size=(1200, 39))
-    return FrameSet(frames.astype(np.float32), rng.integers(0, 3, 1200), ["a", "b", "c"])
+    frames = (rng.normal(size=(1200, 6)) @ mixing + 0.3 * rng.normal(size=(1200, 39))).astype(np.float32)
+    return FrameSet(frames, rng.integers(0, 3, 1200), ["a", "b", "c"], _windows(frames, context))
 
 
-def _pairs() -> PairSet:
+def _pairs(context: int = 0) -> PairSet:
     """Synthetic "aligned" pairs for the frames' speakers: a target frame is a fixed linear map of its source."""
     frames = _frames()
     rng = np.random.default_rng(1)
     source = frames.frames[:600]
     target = (source @ (0.5 * np.eye(39) + 0.05 * rng.normal(size=(39, 39)))).astype(np.float32)
-    return PairSet(source, target, rng.integers(0, 3, 600), frames.speakers, sentences=1)
+    return PairSet(source, target, rng.integers(0, 3, 600), frames.speakers, sentences=1,
+                   context=_windows(source, context))
 
 
-def _config(parallel_weight: float = 0.0) -> Config:
+def _config(parallel_weight: float = 0.0, context: int = 0) -> Config:
     config = Config()
+    config.model.context_frames = context
     config.train.parallel_weight = parallel_weight
     config.model.critic_conditional = True
     config.train.batch_size = 64
@@ -94,11 +101,11 @@ def _parallel_step_gradients(trainer: Trainer) -> dict[str, torch.Tensor]:
     return gradients
 
 
-def _parallel_worker(rank: int, world: int, init_file: str, model_dir: str, out_file: str) -> None:
+def _parallel_worker(rank: int, world: int, init_file: str, model_dir: str, out_file: str, context: int) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        trainer = Trainer(_config(parallel_weight=1.0), _frames(), model_dir, torch.device("cpu"), progress=False,
-                          pairs=_pairs())
+        trainer = Trainer(_config(parallel_weight=1.0, context=context), _frames(context), model_dir,
+                          torch.device("cpu"), progress=False, pairs=_pairs(context))
         gradients = _parallel_step_gradients(trainer)
         if rank == 0:
             torch.save(gradients, out_file)
@@ -108,20 +115,23 @@ def _parallel_worker(rank: int, world: int, init_file: str, model_dir: str, out_
 
 
 @pytest.mark.usefixtures("one_torch_thread")
-def test_two_gloo_processes_compute_the_parallel_steps_of_one_process(tmp_path):
-    """With train.parallel_weight the pairs ride along in the DDP-wrapped passes: the same gradients per step.
+@pytest.mark.parametrize("context", [0, 2])
+def test_two_gloo_processes_compute_the_parallel_steps_of_one_process(tmp_path, context):
+    """With train.parallel_weight the pairs ride along in the DDP-wrapped passes: the same gradients per step,
+    also when each process gathers its share of the batch's encoder windows (``model.context_frames``).
 
     (Whole runs are compared for the plain steps above; with the pairs the
     one-process and two-process runs drift apart over tens of Adam steps from
     float32 summation-order differences of ~1e-7, so the steps are compared
     where that drift cannot hide a wrong split: gradient for gradient.)
     """
-    single = Trainer(_config(parallel_weight=1.0), _frames(), tmp_path / "single", torch.device("cpu"),
-                     progress=False, pairs=_pairs())
+    single = Trainer(_config(parallel_weight=1.0, context=context), _frames(context), tmp_path / "single",
+                     torch.device("cpu"), progress=False, pairs=_pairs(context))
+    assert single.encoder.net[0].in_features == (2 * context + 1) * 39
     expected = _parallel_step_gradients(single)
     out_file = tmp_path / "ddp.pt"
-    mp.spawn(_parallel_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "ddp"), str(out_file)), nprocs=2,
-             join=True)
+    mp.spawn(_parallel_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "ddp"), str(out_file), context),
+             nprocs=2, join=True)
     got = torch.load(out_file)
     assert expected.keys() == got.keys()
     for key, value in expected.items():
