@@ -426,6 +426,7 @@ class Trainer:
         self._say(f"phase {phase}: {epochs} epochs x {self.steps_per_epoch} steps of {self.batch} frames "
                   f"({self.num_frames} frames, {self.num_speakers} speaker(s), device {self.device}"
                   f"{pairs_note if self.parallel and phase != 'critic' else ''}"
+                  f"{f', encoder context of {self.context} frames each side' if self.context else ''}"
                   f"{', CUDA graphs' if self.graphs else ''}{', TF32 products' if self.tf32 else ''}"
                   f"{f', {self.world} processes' if self.world > 1 else ''})")
         started, cpu_started, steps_run = time.perf_counter(), time.process_time(), 0
