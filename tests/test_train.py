@@ -213,11 +213,14 @@ def _state(trainer):
             **{f"critic.{k}": v for k, v in trainer.critic.state_dict().items()}}
 
 
-@pytest.mark.parametrize("parallel_weight", [0.0, 1.0])
-def test_interrupted_and_resumed_run_ends_with_the_same_weights(real_features, tmp_path, parallel_weight):
-    frames = _real_frames(real_features)
-    pairs = _real_pairs(real_features, frames) if parallel_weight else None
+@pytest.mark.parametrize("parallel_weight, context", [(0.0, 0), (1.0, 0), (1.0, 2)])
+def test_interrupted_and_resumed_run_ends_with_the_same_weights(real_features, tmp_path, parallel_weight, context):
+    stats = Statistics.load(real_features / "stats.npz")
+    frames = load_frames(real_features / "features", real_features / "train.tsv", stats, context=context)
+    pairs = load_pairs(real_features / "features", real_features / "train.tsv", stats, frames.speakers,
+                       context=context) if parallel_weight else None
     config = _tiny_config(checkpoint_every=7, n_critic=2, parallel_weight=parallel_weight)
+    config.model.context_frames = context
 
     def trainer(model_dir):
         return Trainer(config, frames, model_dir, torch.device("cpu"), progress=False, pairs=pairs)
