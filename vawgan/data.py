@@ -128,11 +128,6 @@ class FrameSet:
             self.context = ContextTable(self.context.table, self.context.windows[order])
 
     @property
-    def encoder_dim(self) -> int:
-        """The width of the encoder's input: D, or (2k + 1) · D with context."""
-        return self.frames.shape[1] * (1 if self.context is None else 2 * self.context.context + 1)
-
-    @property
     def num_frames(self) -> int:
         return int(self.frames.shape[0])
 
