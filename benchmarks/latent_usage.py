@@ -37,7 +37,6 @@ ALIGNMENTS = ("none", "mean", "diag", "full")
 
 def latent_statistics(model, stats, utterances, feature_dir: Path) -> dict:
     """Per speaker: mean, per-dimension std, covariance square root and inverse square root of μ."""
-    from vawgan.data import stack_context
     from vawgan.features.store import feature_path, load_features
 
     out = {}
@@ -45,8 +44,7 @@ def latent_statistics(model, stats, utterances, feature_dir: Path) -> dict:
         mus = []
         for utt in (u for u in utterances if u.speaker == speaker):
             feats = load_features(feature_path(feature_dir, speaker, utt.utt_id))
-            normalized = stats.normalize(feats.mcep[:, 1:].astype(np.float64), speaker)
-            mu, _ = model.encode(stack_context(normalized, model.config.model.context_frames))
+            mu, _ = model.encode(stats.normalize(feats.mcep[:, 1:].astype(np.float64), speaker))
             mus.append(mu[feats.speech])
         z = np.concatenate(mus)
         eigenvalues, vectors = np.linalg.eigh(np.cov(z.T) + 1e-6 * np.eye(z.shape[1]))
@@ -78,7 +76,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from vawgan.convert import Converter
     from vawgan.corpus import parallel_pairs, read_manifest
-    from vawgan.data import stack_context
     from vawgan.evaluate.metrics import gv_ratio, score_pair
     from vawgan.features.store import feature_path, load_features
 
@@ -114,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 target_index = converter.check_speaker(target)
                 pair_mcd = []
                 for src, tgt in parallel_sentences(source, target):
-                    normalized = stats.normalize(src.mcep[:, 1:].astype(np.float64), source)
-                    mu, _ = model.encode(stack_context(normalized, model.config.model.context_frames))
+                    mu, _ = model.encode(stats.normalize(src.mcep[:, 1:].astype(np.float64), source))
                     decoded = model.decode(align(mu, latents[source], latents[target], how), target_index)
                     mcep = src.mcep.astype(np.float64)
                     mcep[:, 1:] = stats.denormalize(decoded.astype(np.float64), target)

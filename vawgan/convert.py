@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vawgan.data import stack_context
 from vawgan.errors import VawganError
 from vawgan.features.store import UtteranceFeatures
 from vawgan.utils import available_cores
@@ -244,9 +245,14 @@ class NumpyModel:
             raise VawganError(f"unknown speaker {name!r}; this model knows: {', '.join(self.speakers)}")
         return self.speakers.index(name)
 
-    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(μ, log σ²) of normalized frames ``x`` (N, D)."""
-        mu, logvar = np.split(_mlp(x, self.encoder_layers), 2, axis=1)
+    def encode(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(μ, log σ²) of every frame of one utterance's normalized frames (T, D).
+
+        With encoder context each frame is encoded with its window of
+        neighbouring frames, as in training (:func:`vawgan.data.stack_context`).
+        """
+        inputs = stack_context(frames, self.config.model.context_frames)
+        mu, logvar = np.split(_mlp(inputs, self.encoder_layers), 2, axis=1)
         return mu, logvar
 
     def decode(self, z: np.ndarray, speaker_index: int) -> np.ndarray:
@@ -374,22 +380,20 @@ class Converter:
         return dataclasses.replace(feats, f0=f0, mcep=converted)
 
     def _encode_decode(self, normalized: np.ndarray, target_index: int, sample: bool) -> np.ndarray:
-        """Encode normalized frames (μ, or a posterior draw), decode with speaker ``target_index``.
+        """Encode one utterance's normalized frames (μ, or a posterior draw), decode with speaker ``target_index``.
 
         With encoder context each frame is encoded with its window of
         neighbouring frames, as in training (:func:`vawgan.data.stack_context`).
         """
-        from vawgan.data import stack_context
-
-        inputs = stack_context(normalized, self.model.config.model.context_frames)
         if isinstance(self.model, NumpyModel):
-            mu, logvar = self.model.encode(inputs)
+            mu, logvar = self.model.encode(normalized)
             z = mu + np.random.default_rng().standard_normal(mu.shape) * np.exp(0.5 * logvar) if sample else mu
             return self.model.decode(z, target_index).astype(np.float64)
         import torch
 
         device = self.model.device
         with torch.inference_mode():
+            inputs = stack_context(normalized, self.model.config.model.context_frames)
             x = torch.from_numpy(inputs.astype(np.float32)).to(device)
             mu, logvar = self.model.encoder(x)
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu

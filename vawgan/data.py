@@ -120,11 +120,11 @@ class FrameSet:
             raise ValueError(f"frames {self.frames.shape} and speaker ids {self.speaker_ids.shape} do not match")
         if self.speaker_ids.size and (self.speaker_ids.min() < 0 or self.speaker_ids.max() >= len(self.speakers)):
             raise ValueError("speaker ids out of range of the speaker list")
-        if self.context is not None and len(self.context.windows) != len(self.frames):
-            raise ValueError(f"{len(self.context.windows)} context windows for {len(self.frames)} frames")
         order = np.argsort(self.speaker_ids, kind="stable")
         self.frames, self.speaker_ids = self.frames[order], self.speaker_ids[order]
         if self.context is not None:
+            if len(self.context.windows) != len(self.frames):
+                raise ValueError(f"{len(self.context.windows)} context windows for {len(self.frames)} frames")
             self.context = ContextTable(self.context.table, self.context.windows[order])
 
     @property
@@ -172,7 +172,8 @@ def load_frames(feature_dir: str | os.PathLike, manifest: str | os.PathLike, sta
             raise VawganError(f"{path}: {feats.mcep.shape[-1]} mel-cepstral coefficients per frame, but the "
                               f"statistics are for c1..c{dim}; re-run `vawgan stats` with these features")
         rows = np.flatnonzero(feats.speech) if exclude_silence else np.arange(len(feats.mcep))
-        if not np.isfinite(feats.mcep[rows if not context else slice(None), 1:]).all():
+        used = slice(None) if context else rows  # windows reach into silence frames too
+        if not np.isfinite(feats.mcep[used, 1:]).all():
             raise VawganError(f"{path}: non-finite mel-cepstra; delete the file and re-run `vawgan extract`")
         normalized = stats.normalize(feats.mcep[:, 1:].astype(np.float64), utt.speaker).astype(np.float32)
         parts.append(normalized[rows])

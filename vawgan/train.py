@@ -241,14 +241,14 @@ class Trainer:
             self.context_table = torch.from_numpy(frames.context.table).to(self.device)
             self.windows = torch.from_numpy(frames.context.windows).to(self.device)
         self.num_pairs = pairs.num_pairs if self.parallel else 0
-        if self.parallel and self.context:
-            self.pair_table = torch.from_numpy(pairs.context.table).to(self.device)
-            self.pair_windows = torch.from_numpy(pairs.context.windows).to(self.device)
-        elif self.parallel:
-            self.pair_source = torch.from_numpy(pairs.source).to(self.device)
         if self.parallel:
             self.pair_target = torch.from_numpy(pairs.target).to(self.device)
             self.pair_target_ids = torch.from_numpy(pairs.target_ids).to(self.device)
+            if self.context:
+                self.pair_table = torch.from_numpy(pairs.context.table).to(self.device)
+                self.pair_windows = torch.from_numpy(pairs.context.windows).to(self.device)
+            else:
+                self.pair_source = torch.from_numpy(pairs.source).to(self.device)
         extra = (PARALLEL_TAG,) if self.parallel else ()
         self.phase_tags = {"vae": VAE_TAGS + extra, "critic": CRITIC_TAGS,
                            "adversarial": PHASE_TAGS["adversarial"] + extra}
