@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vawgan.evaluate.metrics import (MCD_CONSTANT, align, f0_scores, global_variance, gv_ratio, mcd_per_frame,
+from vawgan.evaluate.metrics import (MCD_CONSTANT, align, align_speakers, f0_scores, global_variance, gv_ratio, mcd_per_frame,
                                      modulation_spectrum, score_pair)
 
 
@@ -59,6 +59,21 @@ def test_dtw_undoes_a_time_stretch(real_features):
     assert s.f0_rmse_cents == pytest.approx(0.0, abs=1e-9)
     assert s.aligned_frames == 2 * speech.sum()
 
+
+
+def test_speaker_alignment_ignores_a_fixed_tilt_and_the_high_orders(real_features):
+    """A "second speaker" = the recording 2x slower, a constant offset on every coefficient (another voice's
+    fixed spectral tilt) and noise above c12 (speaker detail): align_speakers still finds the stretch exactly,
+    where plain DTW on c1..c39 is pulled off it."""
+    mcep, _, speech = real_features
+    source = mcep[speech, 1:]
+    rng = np.random.default_rng(0)
+    other = np.repeat(source, 2, axis=0) + rng.normal(0.0, 0.3, size=39)
+    other[:, 12:] += rng.normal(0.0, 0.1, size=(len(other), 27))
+    src_idx, other_idx = align_speakers(source, other)
+    np.testing.assert_array_equal(src_idx, other_idx // 2)
+    plain_src, plain_other = align(source, other)
+    assert not np.array_equal(plain_src, plain_other // 2)
 
 def test_align_returns_a_monotonic_path_covering_both_sequences():
     rng = np.random.default_rng(0)

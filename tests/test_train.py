@@ -128,7 +128,7 @@ def _real_pairs(root, frames):
 
 def test_parallel_pairs_are_aligned_frames_of_the_same_sentence_both_ways(real_features, tmp_path):
     from vawgan.corpus import read_manifest
-    from vawgan.evaluate.metrics import align
+    from vawgan.evaluate.metrics import align_speakers
     from vawgan.features.store import load_features
 
     stats = Statistics.load(real_features / "stats.npz")
@@ -143,7 +143,7 @@ def test_parallel_pairs_are_aligned_frames_of_the_same_sentence_both_ways(real_f
 
     # The first rows are awb's fb001 -> rms: awb's speech frames along the DTW path, rms's frames they match.
     awb, rms = speech("awb", "fb001"), speech("rms", "fb001")
-    index_awb, index_rms = align(awb, rms)
+    index_awb, index_rms = align_speakers(awb, rms)
     n = len(index_awb)
     np.testing.assert_allclose(pairs.source[:n], stats.normalize(awb[index_awb], "awb"), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(pairs.target[:n], stats.normalize(rms[index_rms], "rms"), rtol=1e-5, atol=1e-5)

@@ -7,7 +7,8 @@ Training (:func:`train_gmm`):
 
 1. for each parallel training sentence, keep the speech frames of both sides,
    append delta features (window ``[-0.5, 0, 0.5]``) to c1..cD, and pair the
-   frames along a DTW path on the static features (:func:`vawgan.evaluate.metrics.align`);
+   frames along a DTW path on the static features
+   (:func:`vawgan.evaluate.metrics.align_speakers`, as for the VAW-GAN's parallel pairs);
 2. fit one Gaussian mixture (``sklearn.mixture.GaussianMixture``) to the joint
    vectors ``[x, Δx, y, Δy]``.
 
@@ -83,13 +84,13 @@ def mlpg(means: np.ndarray, variances: np.ndarray) -> np.ndarray:
 
 def joint_frames(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     """DTW-aligned joint vectors ``[x, Δx, y, Δy]`` from (source c1..cD, target c1..cD) speech-frame pairs."""
-    from vawgan.evaluate.metrics import align
+    from vawgan.evaluate.metrics import align_speakers
 
     rows = []
     for source, target in pairs:
         src, tgt = with_deltas(source), with_deltas(target)
         dim = src.shape[1] // 2
-        si, ti = align(src[:, :dim], tgt[:, :dim])
+        si, ti = align_speakers(src[:, :dim], tgt[:, :dim])
         rows.append(np.hstack([src[si], tgt[ti]]))
     if not rows:
         raise VawganError("no parallel training sentences for the GMM baseline; check the manifest's train split")

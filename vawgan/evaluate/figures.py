@@ -69,7 +69,7 @@ def make_figures(kinds, model_dir: str | os.PathLike, feature_dir: str | os.Path
                  target: str | None, utt_id: str | None, scatter_pairs, dims, out_dir: str | os.PathLike) -> list[Path]:
     """Draw the requested ``kinds`` of figure (see ``vawgan plot --help``) into ``out_dir``; returns the PNG paths."""
     from vawgan.corpus import read_manifest
-    from vawgan.evaluate.metrics import align, global_variance, modulation_spectrum
+    from vawgan.evaluate.metrics import align_speakers, global_variance, modulation_spectrum
 
     out_dir = Path(out_dir)
     written = []
@@ -119,8 +119,7 @@ def make_figures(kinds, model_dir: str | os.PathLike, feature_dir: str | os.Path
             src = sources[index]
             natural = series["natural target"][index]
             # Warp the natural target onto the source's time axis (converted frames already are on it).
-            src_idx, tgt_idx = align(np.asarray(src.mcep[:, 1:], dtype=np.float64),
-                                     np.asarray(natural.mcep[:, 1:], dtype=np.float64))
+            src_idx, tgt_idx = align_speakers(src.mcep[:, 1:], natural.mcep[:, 1:])
             warped = np.empty(src.num_frames, dtype=int)
             warped[src_idx] = tgt_idx
             k = dims[0]
