@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vawgan.baselines.gmm import JointGMM, delta_matrix, mlpg, train_gmm, with_deltas
+from vawgan.baselines.gmm import JointGMM, delta_matrix, joint_frames, mlpg, train_gmm, with_deltas
 from vawgan.errors import VawganError
-from vawgan.evaluate.metrics import score_pair
+from vawgan.evaluate.metrics import align, align_speakers, score_pair
 
 
 def test_deltas_use_the_central_difference_window():
@@ -68,6 +68,28 @@ def test_diagonal_gmm_trains_and_converts(parallel_features):
     src = parallel_features[2][0].mcep[:, 1:]
     assert gmm.convert(src).shape == src.shape
 
+
+
+def test_gmm_refinement_realigns_on_its_own_conversion(parallel_features):
+    """realign=1: the first GMM converts each source, and the refit's frames pair along DTW(conversion, target)."""
+    pairs = [(s.mcep[s.speech, 1:], t.mcep[t.speech, 1:]) for s, t in parallel_features[:3]]
+    settings = dict(n_components=2, covariance_type="diag", max_iter=20, max_frames=300)
+    direct = train_gmm(pairs, realign=0, **settings)
+    src, tgt = pairs[0]
+    si, ti = align_speakers(src, tgt)
+    np.testing.assert_array_equal(joint_frames(pairs)[:len(si)],
+                                  np.hstack([with_deltas(src)[si], with_deltas(tgt)[ti]]))
+    refined_frames = joint_frames(pairs, aligner=direct)
+    si, ti = align(direct.convert(src), tgt)
+    np.testing.assert_array_equal(refined_frames[:len(si)], np.hstack([with_deltas(src)[si], with_deltas(tgt)[ti]]))
+    assert not np.array_equal(refined_frames, joint_frames(pairs))
+
+    refined = train_gmm(pairs, realign=1, **settings)
+    assert not np.allclose(refined.means, direct.means)
+    twice = train_gmm(pairs, realign=2, **settings)
+    assert not np.allclose(twice.means, refined.means)
+    with pytest.raises(VawganError, match="refinement passes"):
+        train_gmm(pairs, realign=-1, **settings)
 
 def test_gmm_training_reports_unconverged_em_without_sklearn_warnings(parallel_features):
     import warnings

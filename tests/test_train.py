@@ -193,6 +193,49 @@ def test_parallel_weight_trains_the_conversion_on_aligned_pairs(real_features, t
     assert scores[1.0] < scores[0.0] - 2.0, scores
 
 
+
+def test_realigned_pairs_follow_the_provisional_models_conversion(real_features, tmp_path):
+    """train.realign_epochs: a provisional VAE in <model_dir>/alignment converts each parallel sentence, and the
+    model is trained on the DTW path between that conversion and the target; later calls reuse it."""
+    from vawgan.convert import Converter
+    from vawgan.evaluate.metrics import align
+    from vawgan.train import train_model
+
+    config = _tiny_config(parallel_weight=1.0, realign_epochs=1)
+    model_dir = tmp_path / "model"
+    args = (real_features / "features", real_features / "train.tsv", real_features / "stats.npz", model_dir)
+    trainer = train_model(config, *args, phases=["vae"], device="cpu", progress=False)
+    provisional = model_dir / "alignment"
+    assert (provisional / "vae.pt").is_file() and (provisional / "config.yaml").is_file()
+    assert read_scalars(provisional / "metrics.csv")["vae/nll"][0] == [1]  # one epoch, its own log
+
+    converter = Converter(provisional, which="vae", device="cpu")
+    stats = Statistics.load(real_features / "stats.npz")
+    refined = load_pairs(real_features / "features", real_features / "train.tsv", stats, trainer.speakers,
+                         convert=lambda feats, a, b: converter.convert_features(feats, a, b).mcep[:, 1:])
+    np.testing.assert_array_equal(trainer.pair_target.numpy(), refined.target)
+    np.testing.assert_array_equal(trainer.pair_source.numpy(), refined.source)
+    direct = _real_pairs(real_features, _real_frames(real_features))
+    assert refined.num_pairs != direct.num_pairs or not np.array_equal(refined.source, direct.source)
+
+    # The first pairs are awb's fb001 along the path between its conversion to rms and rms's recording.
+    from vawgan.features.store import load_features
+    awb, rms = (load_features(real_features / "features" / spk / "fb001.npz") for spk in ("awb", "rms"))
+    converted = converter.convert_features(awb, "awb", "rms").mcep[:, 1:]
+    index_awb, index_rms = align(converted[awb.speech], rms.mcep[rms.speech, 1:])
+    n = len(index_awb)
+    np.testing.assert_allclose(refined.target[:n], stats.normalize(rms.mcep[rms.speech, 1:][index_rms], "rms"),
+                               rtol=1e-5, atol=1e-5)
+
+    # A later phase in the same model directory keeps the provisional model and so the pairs.
+    before = (provisional / "vae.pt").stat().st_mtime_ns
+    later = train_model(config, *args, phases=["critic"], device="cpu", progress=False)
+    assert (provisional / "vae.pt").stat().st_mtime_ns == before
+    np.testing.assert_array_equal(later.pair_target.numpy(), refined.target)
+    with pytest.raises(VawganError, match="realign_epochs=1: re-aligning needs parallel data"):
+        Trainer(_tiny_config(realign_epochs=1), _real_frames(real_features), tmp_path / "m", torch.device("cpu"),
+                progress=False)
+
 def _interrupt_at(trainer, phase, call):
     """Make the ``call``-th step of ``phase`` raise KeyboardInterrupt (a killed run)."""
     name = {"vae": "_vae_step", "critic": "_critic_phase_step", "adversarial": "_adversarial_step"}[phase]

@@ -235,18 +235,22 @@ def parallel_speech_frames(utterances: list, feature_dir: str | os.PathLike, sou
 
 
 def load_pairs(feature_dir: str | os.PathLike, manifest: str | os.PathLike, stats: Statistics,
-               speakers: list[str], context: int = 0) -> PairSet:
+               speakers: list[str], context: int = 0, convert=None) -> PairSet:
     """Align every parallel sentence of ``manifest`` (same utterance id, two of ``speakers``) frame by frame.
 
     The speech frames of both recordings are aligned along a DTW path
     (:func:`vawgan.evaluate.metrics.align_speakers`, as for the GMM baseline),
     once per speaker pair; the path read both ways gives the pairs of both
-    directions. ``context`` > 0 also builds the source frames' encoder
+    directions. With ``convert`` (a callable ``(features, source, target)``
+    returning the source utterance's c1..cD converted to ``target``, frame for
+    frame), the path is instead plain DTW between the converted source and
+    the target: both are then the target's voice, so the MCD's own distance
+    applies (the refinement of :func:`vawgan.train.realign_pairs`). ``context`` > 0 also builds the source frames' encoder
     windows. A manifest without parallel sentences is a :class:`VawganError`.
     """
     import itertools
 
-    from vawgan.evaluate.metrics import align_speakers
+    from vawgan.evaluate.metrics import align, align_speakers
 
     utterances = read_manifest(manifest)
     sources, targets, target_ids, sentences = [], [], [], 0
@@ -258,7 +262,10 @@ def load_pairs(feature_dir: str | os.PathLike, manifest: str | os.PathLike, stat
                 continue
             normalized_a = stats.normalize(feats_a.mcep[:, 1:].astype(np.float64), a).astype(np.float32)
             normalized_b = stats.normalize(feats_b.mcep[:, 1:].astype(np.float64), b).astype(np.float32)
-            index_a, index_b = align_speakers(feats_a.mcep[speech_a, 1:], feats_b.mcep[speech_b, 1:])
+            if convert is None:
+                index_a, index_b = align_speakers(feats_a.mcep[speech_a, 1:], feats_b.mcep[speech_b, 1:])
+            else:
+                index_a, index_b = align(convert(feats_a, a, b)[speech_a], feats_b.mcep[speech_b, 1:])
             rows_a, rows_b = speech_a[index_a], speech_b[index_b]
             sources += [normalized_a[rows_a], normalized_b[rows_b]]
             targets += [normalized_b[rows_b], normalized_a[rows_a]]

@@ -10,7 +10,11 @@ Training (:func:`train_gmm`):
    frames along a DTW path on the static features
    (:func:`vawgan.evaluate.metrics.align_speakers`, as for the VAW-GAN's parallel pairs);
 2. fit one Gaussian mixture (``sklearn.mixture.GaussianMixture``) to the joint
-   vectors ``[x, Δx, y, Δy]``.
+   vectors ``[x, Δx, y, Δy]``;
+3. ``realign`` times (default once, as sprocket iterates its alignment):
+   convert each training sentence's source with that mixture, pair the frames
+   anew along a DTW path between the conversion and the target (one voice now,
+   c1..cD), and fit a fresh mixture to those pairs.
 
 Conversion (:meth:`JointGMM.convert`), sprocket's "suboptimal mixture sequence" method:
 
@@ -82,16 +86,22 @@ def mlpg(means: np.ndarray, variances: np.ndarray) -> np.ndarray:
     return out
 
 
-def joint_frames(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """DTW-aligned joint vectors ``[x, Δx, y, Δy]`` from (source c1..cD, target c1..cD) speech-frame pairs."""
-    from vawgan.evaluate.metrics import align_speakers
+def joint_frames(pairs: Iterable[tuple[np.ndarray, np.ndarray]], aligner: "JointGMM | None" = None) -> np.ndarray:
+    """DTW-aligned joint vectors ``[x, Δx, y, Δy]`` from (source c1..cD, target c1..cD) speech-frame pairs.
+
+    Without ``aligner`` the two voices are aligned directly
+    (:func:`vawgan.evaluate.metrics.align_speakers`); with one, along the DTW
+    path between ``aligner``'s conversion of the source and the target.
+    """
+    from vawgan.evaluate.metrics import align, align_speakers
 
     rows = []
     for source, target in pairs:
-        src, tgt = with_deltas(source), with_deltas(target)
-        dim = src.shape[1] // 2
-        si, ti = align_speakers(src[:, :dim], tgt[:, :dim])
-        rows.append(np.hstack([src[si], tgt[ti]]))
+        if aligner is None:
+            si, ti = align_speakers(source, target)
+        else:
+            si, ti = align(aligner.convert(source), target)
+        rows.append(np.hstack([with_deltas(source)[si], with_deltas(target)[ti]]))
     if not rows:
         raise VawganError("no parallel training sentences for the GMM baseline; check the manifest's train split")
     return np.vstack(rows)
@@ -166,8 +176,14 @@ class JointGMM:
 
 
 def train_gmm(pairs: Iterable[tuple[np.ndarray, np.ndarray]], n_components: int = 32, covariance_type: str = "full",
-              max_iter: int = 50, seed: int = 0, max_frames: int | None = None) -> JointGMM:
+              max_iter: int = 50, seed: int = 0, max_frames: int | None = None, realign: int = 1) -> JointGMM:
     """Fit a joint-density GMM to DTW-aligned (source c1..cD, target c1..cD) speech frames.
+
+    ``realign`` is the number of refinement passes (step 3 of the module
+    docstring; 0: the direct cross-speaker alignment only). On the Flite eval
+    split one pass took the GMM's features from 3.83 to 3.71 dB MCD (16
+    components, 10 000 EM frames, mean over the six speaker pairs); each pass
+    costs another EM fit.
 
     ``max_frames`` keeps an evenly spaced subset of the aligned frames for EM
     (None: all); neighbouring 5 ms frames are nearly alike, and EM time grows
@@ -175,18 +191,30 @@ def train_gmm(pairs: Iterable[tuple[np.ndarray, np.ndarray]], n_components: int 
 
     ``reg_covar`` of 1e-3 keeps full covariances of 4·D = 156 dimensions invertible.
     The returned model's ``em_iterations`` and ``em_converged`` say whether
-    EM met its tolerance within ``max_iter`` iterations.
+    EM met its tolerance within ``max_iter`` iterations (of its last fit).
     BLAS runs single-threaded during EM: its per-call matrices are small, and
     on a busy 2-core machine two BLAS threads made EM about ten times slower
     (measured: 32 s instead of 3 s for 4 components on 2,651 frames).
     """
+    if realign < 0:
+        raise VawganError(f"realign={realign}: the number of refinement passes must be 0 or more")
+    pairs = list(pairs)
+    model = None
+    for _ in range(realign + 1):
+        model = _fit_joint(joint_frames(pairs, aligner=model), n_components, covariance_type, max_iter, seed,
+                           max_frames)
+    return model
+
+
+def _fit_joint(joint: np.ndarray, n_components: int, covariance_type: str, max_iter: int, seed: int,
+               max_frames: int | None) -> JointGMM:
+    """One EM fit of :func:`train_gmm` to the joint vectors ``joint``."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
     from threadpoolctl import threadpool_limits
 
-    joint = joint_frames(pairs)
     if max_frames is not None and len(joint) > max_frames:
         joint = joint[np.linspace(0, len(joint) - 1, max_frames).round().astype(int)]
     if len(joint) < 10 * n_components:
@@ -205,7 +233,7 @@ def train_gmm(pairs: Iterable[tuple[np.ndarray, np.ndarray]], n_components: int 
 
 def train_pair(utterances: list, feature_dir: str | os.PathLike, source: str, target: str,
                n_components: int = 32, covariance_type: str = "full", max_iter: int = 50, seed: int = 0,
-               max_frames: int | None = None) -> JointGMM:
+               max_frames: int | None = None, realign: int = 1) -> JointGMM:
     """Train the GMM of one ordered speaker pair on the parallel sentences of ``utterances`` (a manifest split).
 
     Features come from ``vawgan extract`` (``<feature_dir>/<speaker>/<utt_id>.npz``); speech frames only.
@@ -217,7 +245,7 @@ def train_pair(utterances: list, feature_dir: str | os.PathLike, source: str, ta
         raise VawganError(f"no parallel sentences of {source} and {target} in the manifest; the GMM baseline "
                           "needs the same sentences from both speakers")
     return train_gmm(pairs, n_components=n_components, covariance_type=covariance_type, max_iter=max_iter, seed=seed,
-                     max_frames=max_frames)
+                     max_frames=max_frames, realign=realign)
 
 
 def convert_features(gmm: JointGMM, feats, source_lf0: tuple[float, float], target_lf0: tuple[float, float]):
