@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import shutil
 
+import numpy as np
 import pytest
 
 from vawgan.cli import main
@@ -115,6 +116,14 @@ def test_gmm_and_plot_commands_end_to_end(shared_corpus, tmp_path, capsys):
     assert (tmp_path / "gmm" / "slt-rms.npz").is_file() and not (tmp_path / "gmm" / "rms-slt.npz").exists()
     assert main(gmm_train) == 0
     assert "exists, skipped" in capsys.readouterr().out  # a re-run is cheap
+    # Two pairs in two worker processes give the models one process trains, pair for pair.
+    both = ["gmm-train", *common, "--components", "2", "--max-iter", "10", "--max-frames", "2000", "--realign", "0"]
+    assert main([*both, "--out", str(tmp_path / "gmm1")]) == 0
+    assert main([*both, "--out", str(tmp_path / "gmm2"), "--jobs", "2"]) == 0
+    for pair in ("rms-slt", "slt-rms"):
+        one, two = (np.load(tmp_path / d / f"{pair}.npz") for d in ("gmm1", "gmm2"))
+        np.testing.assert_array_equal(one["means"], two["means"])
+    assert "2 full-covariance components, 0 re-alignment pass(es)" in capsys.readouterr().out
 
     assert main(["gmm-convert", "--gmm", str(tmp_path / "gmm"), *common, "--stats", str(PRETRAINED_DIR / "stats.npz"),
                  "--out", str(tmp_path / "converted" / "gmm"), "--no-progress"]) == 0

@@ -99,7 +99,7 @@ fi
 # full-covariance mixtures per ordered speaker pair, default 16), then the comparison table and the figures.
 if run_stage 7 "GMM baseline, evaluation table and figures"; then
     vawgan gmm-train --manifest data/train.tsv --features dump/features --out "$exp/gmm" \
-        --components "${GMM_COMPONENTS:-16}"
+        --components "${GMM_COMPONENTS:-16}" --jobs "$jobs"
     vawgan gmm-convert --gmm "$exp/gmm" --manifest data/eval.tsv --features dump/features --stats dump/stats.npz \
         --out "$exp/converted/gmm"
     vawgan evaluate --config "$conf" --manifest data/eval.tsv --converted "$exp/converted" --out "$exp/eval" --jobs "$jobs" \

@@ -91,6 +91,7 @@ def register(subparsers) -> None:
                    help="refinement passes: re-align each sentence along the DTW path between the previous GMM's "
                         "conversion and the target, then refit (default: 1; 0: direct alignment only)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1, help="speaker pairs trained at once, one process each (default: 1)")
     p.add_argument("--overwrite", action="store_true", help="retrain pairs that already have a model")
     p.set_defaults(handler=run_gmm_train)
 
@@ -186,28 +187,49 @@ def _int_list(text: str, option: str, length: int | None = None) -> tuple[int, .
     return values
 
 
-def run_gmm_train(args: argparse.Namespace) -> int:
+def _train_gmm_pair(job) -> str:
+    """Train and save one ordered speaker pair's GMM (one task of ``gmm-train``); returns its summary line."""
     import time
 
     from vawgan.baselines.gmm import train_pair
-    from vawgan.corpus import read_manifest
 
+    args, utterances, source, target, path = job
+    start = time.perf_counter()
+    gmm = train_pair(utterances, args.features, source, target, n_components=args.components,
+                     covariance_type=args.covariance, max_iter=args.max_iter, seed=args.seed,
+                     max_frames=args.max_frames or None, realign=args.realign)
+    gmm.save(path)
+    em = (f"EM converged after {gmm.em_iterations} iterations" if gmm.em_converged else
+          f"EM stopped at the {gmm.em_iterations}-iteration limit before converging (--max-iter raises it)")
+    return (f"{path}: {args.components} {args.covariance}-covariance components, {args.realign} re-alignment "
+            f"pass(es), {time.perf_counter() - start:.1f} s; {em}")
+
+
+def run_gmm_train(args: argparse.Namespace) -> int:
+    from vawgan.corpus import read_manifest
+    from vawgan.errors import VawganError
+
+    if args.jobs < 1:
+        raise VawganError(f"--jobs {args.jobs}: use 1 or more worker processes")
     utterances = read_manifest(args.manifest)
     out = Path(args.out)
+    tasks = []
     for source, target in _speaker_pairs(utterances, args.pair):
         path = out / f"{source}-{target}.npz"
         if path.is_file() and not args.overwrite:
             print(f"{path}: exists, skipped (--overwrite retrains)")
             continue
-        start = time.perf_counter()
-        gmm = train_pair(utterances, args.features, source, target, n_components=args.components,
-                         covariance_type=args.covariance, max_iter=args.max_iter, seed=args.seed,
-                         max_frames=args.max_frames or None, realign=args.realign)
-        gmm.save(path)
-        em = (f"EM converged after {gmm.em_iterations} iterations" if gmm.em_converged else
-              f"EM stopped at the {gmm.em_iterations}-iteration limit before converging (--max-iter raises it)")
-        print(f"{path}: {args.components} {args.covariance}-covariance components, {args.realign} re-alignment "
-              f"pass(es), {time.perf_counter() - start:.1f} s; {em}")
+        tasks.append((args, utterances, source, target, path))
+    if args.jobs > 1 and len(tasks) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        # EM runs on one BLAS thread (train_gmm), so N pairs at once use N cores.
+        with ProcessPoolExecutor(max_workers=min(args.jobs, len(tasks))) as pool:
+            for line in pool.map(_train_gmm_pair, tasks):
+                print(line, flush=True)
+    else:
+        for task in tasks:
+            print(_train_gmm_pair(task), flush=True)
     return 0
 
 
