@@ -9,6 +9,8 @@ Layout (written by ``vawgan train``, read by :func:`load_model`)::
     vae.pt          encoder + decoder at the end of VAE pretraining
     vawgan.pt       encoder + decoder + critic at the end of adversarial training
     metrics.csv     per-epoch training scalars (vawgan.runlog), tensorboard/ likewise
+    alignment/      with train.realign_epochs > 0: the provisional VAE that re-aligned the
+                    parallel pairs (a model directory of its own; vawgan.train.realign_pairs)
 
 ``vae.pt`` is kept when the adversarial phase runs, so the over-smoothed VAE
 and the VAW-GAN can be compared from the same directory.
