@@ -204,8 +204,10 @@ def test_realigned_pairs_follow_the_provisional_models_conversion(real_features,
     config = _tiny_config(parallel_weight=1.0, realign_epochs=1)
     model_dir = tmp_path / "model"
     args = (real_features / "features", real_features / "train.tsv", real_features / "stats.npz", model_dir)
-    trainer = train_model(config, *args, phases=["vae"], device="cpu", progress=False)
     provisional = model_dir / "alignment"
+    provisional.mkdir(parents=True)  # what a run killed during the provisional training leaves
+    (provisional / "checkpoint.pt").write_bytes(b"half-written")
+    trainer = train_model(config, *args, phases=["vae"], device="cpu", progress=False)
     assert (provisional / "vae.pt").is_file() and (provisional / "config.yaml").is_file()
     assert read_scalars(provisional / "metrics.csv")["vae/nll"][0] == [1]  # one epoch, its own log
 
