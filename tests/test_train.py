@@ -199,6 +199,7 @@ def test_realigned_pairs_follow_the_provisional_models_conversion(real_features,
     model is trained on the DTW path between that conversion and the target; later calls reuse it."""
     from vawgan.convert import Converter
     from vawgan.evaluate.metrics import align
+    from vawgan.features.store import load_features
     from vawgan.train import train_model
 
     config = _tiny_config(parallel_weight=1.0, realign_epochs=1)
@@ -221,7 +222,6 @@ def test_realigned_pairs_follow_the_provisional_models_conversion(real_features,
     assert refined.num_pairs != direct.num_pairs or not np.array_equal(refined.source, direct.source)
 
     # The first pairs are awb's fb001 along the path between its conversion to rms and rms's recording.
-    from vawgan.features.store import load_features
     awb, rms = (load_features(real_features / "features" / spk / "fb001.npz") for spk in ("awb", "rms"))
     converted = converter.convert_features(awb, "awb", "rms").mcep[:, 1:]
     index_awb, index_rms = align(converted[awb.speech], rms.mcep[rms.speech, 1:])

@@ -741,9 +741,9 @@ def _train_in(model_dir, config: Config, frames: FrameSet, pairs: PairSet | None
     return trainer
 
 
-def realign_pairs(config: Config, frames: FrameSet, pairs: PairSet, feature_dir, manifest, stats, model_dir, device,
+def realign_pairs(config: Config, frames: FrameSet, feature_dir, manifest, stats, model_dir, device,
                   progress: bool = True, rank: int = 0) -> PairSet:
-    """Refine the parallel pairs' alignment with a provisional model (``train.realign_epochs``).
+    """The parallel pairs, aligned with the help of a provisional model (``train.realign_epochs``).
 
     Cross-speaker DTW (:func:`vawgan.evaluate.metrics.align_speakers`) pairs
     frames of two voices on features that still differ by speaker. Here a
@@ -758,7 +758,8 @@ def realign_pairs(config: Config, frames: FrameSet, pairs: PairSet, feature_dir,
     provisional VAE (3.50 with a full 8 + 1 + 6-epoch one), and the GMM from
     3.83 to 3.71. A model directory that already holds a checkpoint (a resumed
     run, a later phase) reuses its finished provisional model, so its pairs stay
-    the ones it was trained on; a fresh one trains a new provisional model.
+    the ones it was trained on (and the direct alignment is not computed at
+    all); a fresh one trains a new provisional model.
     """
     import dataclasses
     import shutil
@@ -766,8 +767,10 @@ def realign_pairs(config: Config, frames: FrameSet, pairs: PairSet, feature_dir,
     from vawgan.convert import Converter
     from vawgan.data import load_pairs
 
+    context = config.model.context_frames
     align_dir = Path(model_dir) / ALIGNMENT_DIR
     if not ((Path(model_dir) / CHECKPOINT_FILE).is_file() and (align_dir / WEIGHT_FILES["vae"]).is_file()):
+        direct = load_pairs(feature_dir, manifest, stats, frames.speakers, context=context)
         if rank == 0 and align_dir.exists():
             shutil.rmtree(align_dir)  # left by a run killed before its provisional VAE finished
         if rank == 0 and progress:
@@ -775,14 +778,13 @@ def realign_pairs(config: Config, frames: FrameSet, pairs: PairSet, feature_dir,
                   f"in {align_dir}", flush=True)
         provisional = dataclasses.replace(config, train=dataclasses.replace(
             config.train, vae_epochs=config.train.realign_epochs, realign_epochs=0, tensorboard=False))
-        _train_in(align_dir, provisional, frames, pairs, stats, device, ("vae",), False, progress, rank)
+        _train_in(align_dir, provisional, frames, direct, stats, device, ("vae",), False, progress, rank)
     converter = Converter(align_dir, which="vae", device="cpu")
 
     def convert(feats, source: str, target: str):
         return converter.convert_features(feats, source, target).mcep[:, 1:]
 
-    return load_pairs(feature_dir, manifest, stats, frames.speakers, context=config.model.context_frames,
-                      convert=convert)
+    return load_pairs(feature_dir, manifest, stats, frames.speakers, context=context, convert=convert)
 
 
 def train_model(config: Config, feature_dir: str | os.PathLike, manifest: str | os.PathLike,
@@ -810,10 +812,11 @@ def train_model(config: Config, feature_dir: str | os.PathLike, manifest: str | 
                              context=context)
         pairs = None
         if config.train.parallel_weight > 0:
-            pairs = load_pairs(feature_dir, manifest, stats, frames.speakers, context=context)
             if config.train.realign_epochs > 0:
-                pairs = realign_pairs(config, frames, pairs, feature_dir, manifest, stats, model_dir, device,
+                pairs = realign_pairs(config, frames, feature_dir, manifest, stats, model_dir, device,
                                       progress=progress, rank=rank)
+            else:
+                pairs = load_pairs(feature_dir, manifest, stats, frames.speakers, context=context)
             if rank == 0 and progress:
                 print(f"parallel data: {pairs.num_pairs} aligned frame pairs from {pairs.sentences} sentence pairs "
                       f"of {manifest}", flush=True)

@@ -66,7 +66,6 @@ def align(reference: np.ndarray, converted: np.ndarray) -> tuple[np.ndarray, np.
     return path[:, 0], path[:, 1]
 
 
-
 SPEAKER_ALIGN_DIMS = 12
 
 
@@ -88,6 +87,7 @@ def align_speakers(source: np.ndarray, target: np.ndarray,
     source = np.asarray(source, dtype=np.float64)[:, :dims]
     target = np.asarray(target, dtype=np.float64)[:, :dims]
     return align(source - source.mean(axis=0), target - target.mean(axis=0))
+
 
 def log_f0_cents(reference_f0: np.ndarray, converted_f0: np.ndarray) -> np.ndarray:
     """Per-frame F0 difference in cents, 1200·log2(converted / reference); inputs must be voiced (> 0)."""
