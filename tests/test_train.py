@@ -293,6 +293,9 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(real_features, t
         assert torch.equal(expected[key], got[key]), key
     assert reference.global_step == third.global_step
     assert reference.opt_decoder.state_dict()["state"][0]["step"] == third.opt_decoder.state_dict()["state"][0]["step"]
+    # ... down to the bytes of the weight files (a retrained model can be checked with sha256sum).
+    for weights in ("vae.pt", "vawgan.pt"):
+        assert (tmp_path / "a" / weights).read_bytes() == (model_dir / weights).read_bytes(), weights
 
 
 def test_nan_guard_names_the_step_and_keeps_the_last_good_checkpoint(real_features, tmp_path):

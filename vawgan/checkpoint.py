@@ -7,6 +7,7 @@ or damaged file raises a :class:`~vawgan.errors.VawganError` that says what to d
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -15,11 +16,19 @@ from vawgan.utils import atomic_path
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """Save ``state`` (a dict of tensors, state dicts and plain values) atomically."""
+    """Save ``state`` (a dict of tensors, state dicts and plain values) atomically.
+
+    The same state always gives the same bytes: serialized in memory first,
+    because ``torch.save`` to a file names the archive inside after that
+    file, here a randomly named temporary one. So a retrained model can be
+    checked against a shipped one with ``sha256sum``.
+    """
     import torch
 
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        Path(tmp).write_bytes(buffer.getbuffer())
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
