@@ -429,15 +429,61 @@ def test_pretrained_model_loads_and_converts(shared_corpus, tmp_path):
     assert abs(np.log(voiced_median(out, config) / np.exp(converter.model.stats.lf0_mean["slt"]))) < np.log(1.12)
 
 
-def test_pretrained_model_is_the_recipe_quick_config_and_its_gan_adds_variance(shared_corpus):
-    # The package README says the shipped model is recipe stages 3-5 with conf/quick.yaml: a change of
-    # the recipe's settings (e.g. its kl_weight) without retraining the shipped model must fail here.
+@pytest.mark.parametrize("name", ["quick", "parallel"])
+def test_each_pretrained_model_is_its_recipe_config(name):
+    # Each packaged model's README says it is recipe stages 3-5 with conf/<name>.yaml: a change of the
+    # recipe's settings (e.g. its kl_weight) without retraining the packaged model must fail here.
     from vawgan.config import load_config
-    from vawgan.convert import default_model_dir
+    from vawgan.convert import pretrained_model_dir
+
+    recipe = load_config(Path(__file__).resolve().parents[1] / "recipes" / "flite" / "conf" / f"{name}.yaml")
+    assert load_config(pretrained_model_dir(name) / "config.yaml").to_dict() == recipe.to_dict()
+    # Its NumPy weights are current, so converting with it never needs torch.
+    for which in ("vae", "vawgan"):
+        assert isinstance(NumpyModel.load(pretrained_model_dir(name), which), NumpyModel)
+
+
+def test_the_parallel_pretrained_model_converts_closer_to_the_target(shared_corpus):
+    """What the parallel sentences buy, on a held-out sentence: a lower MCD to the target than the default model."""
+    mcd = {}
+    for name in ("quick", "parallel"):
+        converter = Converter(name, device="cpu")
+        assert set(converter.speakers) == {"awb", "rms", "slt"}
+        feats = converter.analyze_file(wav(shared_corpus, "rms", EVAL_IDS[0]), source="rms")
+        target = converter.analyze_file(wav(shared_corpus, "slt", EVAL_IDS[0]), source="slt")
+        converted = converter.convert_features(feats, "rms", "slt")
+        mcd[name] = score_pair(target.mcep, target.f0, target.speech, converted.mcep, converted.f0, feats.speech).mcd
+    assert mcd["parallel"] < mcd["quick"] - 1.5  # feature level, this sentence: 3.95 against 7.61 dB
+
+
+def test_cli_converts_with_a_packaged_model_by_name(shared_corpus, tmp_path, capsys):
+    out = tmp_path / "out.wav"
+    assert run_cli(wav(shared_corpus, "awb", EVAL_IDS[1]), "--model", "parallel", "--target", "slt",
+                   "--source", "awb", "-o", out) == 0
+    assert sf.info(str(out)).samplerate == 16000
+    assert run_cli(wav(shared_corpus, "awb", EVAL_IDS[1]), "--model", "paralel", "--target", "slt",
+                   "-o", tmp_path / "typo.wav") == 2
+    assert "paralel: model directory not found (nor a packaged model: quick, parallel)" in capsys.readouterr().err
+    assert not (tmp_path / "typo.wav").exists()
+
+
+def test_model_names_and_directories(tmp_path, monkeypatch):
+    from vawgan.convert import pretrained_model_dir, resolve_model_dir
+
+    assert resolve_model_dir(None) == pretrained_model_dir("quick")
+    assert resolve_model_dir("parallel") == pretrained_model_dir("parallel") != pretrained_model_dir("quick")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "parallel").mkdir()  # a folder of that name is what the user means
+    assert resolve_model_dir("parallel") == Path("parallel")
+    with pytest.raises(VawganError, match="model directory not found .*quick, parallel"):
+        resolve_model_dir("paralel")
+    with pytest.raises(VawganError, match="no packaged model named 'big'; packaged models: quick, parallel"):
+        pretrained_model_dir("big")
+
+
+def test_the_gan_of_the_pretrained_model_adds_variance(shared_corpus):
     from vawgan.evaluate.metrics import global_variance
 
-    recipe = load_config(Path(__file__).resolve().parents[1] / "recipes" / "flite" / "conf" / "quick.yaml")
-    assert load_config(default_model_dir() / "config.yaml").to_dict() == recipe.to_dict()
     # What the adversarial phase buys: converted frames with more variance than the VAE's, on held-out speech.
     vae, vawgan = Converter(which="vae", device="cpu"), Converter(which="vawgan", device="cpu")
     feats = vae.analyze_file(wav(shared_corpus, "awb", EVAL_IDS[0]), source="awb")

@@ -73,15 +73,15 @@ def test_evaluate_errors_are_one_line(layout, tmp_path, capsys):
 def test_feature_level_scores_the_packaged_model_before_the_vocoder(layout, shared_corpus, capsys):
     """--model adds a table of the models' own features; conversion must move towards the target speaker."""
     from vawgan.config import load_config
-    from vawgan.convert import PRETRAINED_DIR
+    from vawgan.convert import pretrained_model_dir
     from vawgan.features.store import feature_path, save_features
     from vawgan.features.world import analyze_file
 
-    config = load_config(PRETRAINED_DIR / "config.yaml")
+    config = load_config(pretrained_model_dir() / "config.yaml")
     for spk in ("rms", "slt"):
         feats = analyze_file(shared_corpus / spk / "fb001.wav", config.features, speaker=spk)
         save_features(feature_path(layout / "features", spk, "fb001"), feats)
-    assert _evaluate(layout, "--systems", "copy,vae,vae_gv1,vawgan", "--model", str(PRETRAINED_DIR),
+    assert _evaluate(layout, "--systems", "copy,vae,vae_gv1,vawgan", "--model", str(pretrained_model_dir()),
                      "--features", str(layout / "features")) == 0
     assert "before the vocoder" in capsys.readouterr().out
     rows = {r["system"]: r for r in csv.DictReader(open(layout / "eval" / "results_features.csv"))}
@@ -97,11 +97,11 @@ def test_feature_level_scores_the_packaged_model_before_the_vocoder(layout, shar
 def test_gmm_and_plot_commands_end_to_end(shared_corpus, tmp_path, capsys):
     """Recipe stage 7 by hand on three real sentences: gmm-train, gmm-convert, then every `vawgan plot` figure."""
     from vawgan.config import load_config
-    from vawgan.convert import PRETRAINED_DIR
+    from vawgan.convert import pretrained_model_dir
     from vawgan.features.store import feature_path, save_features
     from vawgan.features.world import analyze_file
 
-    config = load_config(PRETRAINED_DIR / "config.yaml")
+    config = load_config(pretrained_model_dir() / "config.yaml")
     utts = [Utterance(spk, utt_id, shared_corpus / spk / f"{utt_id}.wav", split)
             for spk in ("rms", "slt") for utt_id, split in (("fb002", "train"), ("fb003", "train"), ("fb001", "eval"))]
     write_manifest(utts, tmp_path / "all.tsv")
@@ -125,13 +125,13 @@ def test_gmm_and_plot_commands_end_to_end(shared_corpus, tmp_path, capsys):
         np.testing.assert_array_equal(one["means"], two["means"])
     assert "2 full-covariance components, 0 re-alignment pass(es)" in capsys.readouterr().out
 
-    assert main(["gmm-convert", "--gmm", str(tmp_path / "gmm"), *common, "--stats", str(PRETRAINED_DIR / "stats.npz"),
+    assert main(["gmm-convert", "--gmm", str(tmp_path / "gmm"), *common, "--stats", str(pretrained_model_dir() / "stats.npz"),
                  "--out", str(tmp_path / "converted" / "gmm"), "--no-progress"]) == 0
     converted = sorted(p.name for p in (tmp_path / "converted" / "gmm" / "slt-rms").iterdir())
     assert converted == ["fb001.wav", "fb002.wav", "fb003.wav"]
     assert "wrote 3 wavs" in capsys.readouterr().out
 
-    plot = ["plot", *common, "--model", str(PRETRAINED_DIR), "--converted", str(tmp_path / "converted"),
+    plot = ["plot", *common, "--model", str(pretrained_model_dir()), "--converted", str(tmp_path / "converted"),
             "--gmm", str(tmp_path / "gmm"), "--source", "slt", "--target", "rms", "--utt", "fb001",
             "--out-dir", str(tmp_path / "plots")]
     assert main(plot) == 0

@@ -18,8 +18,10 @@ The steps (SPEC sections 2 and 4, Hsu et al. 2017):
 7. WORLD synthesis, written peak-safe (rescaled rather than clipped).
 
 :class:`Converter` loads a model directory once and converts any number of
-utterances with it; without a directory it loads the small pretrained model
-shipped inside the package (:data:`PRETRAINED_DIR`).
+utterances with it. Two small pretrained models ship inside the package
+(:data:`PRETRAINED_MODELS`, folders of :data:`PRETRAINED_ROOT`); ``quick``, the
+default, is loaded when no directory is given, and either can be named instead
+of a directory (:func:`resolve_model_dir`).
 
 Start-up. Importing PyTorch takes most of a command-line conversion's time
 (about 1.5 s of CPU here, against a few tenths of a second for converting a
@@ -45,9 +47,8 @@ import numpy as np
 from vawgan.data import stack_context
 from vawgan.errors import VawganError
 from vawgan.features.store import UtteranceFeatures
+from vawgan.pretrained import DEFAULT_PRETRAINED, PRETRAINED_MODELS, PRETRAINED_ROOT
 from vawgan.utils import available_cores
-
-PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 # Fewer voiced frames than this (50 ms) give no usable estimate of the input's
 # own log-F0 spread; the F0 transform then only shifts the mean.
@@ -55,12 +56,32 @@ MIN_VOICED_FRAMES_FOR_STD = 10
 _MIN_LF0_STD = 1e-3
 
 
-def default_model_dir() -> Path:
-    """The pretrained model directory shipped with the package."""
-    if not (PRETRAINED_DIR / "config.yaml").is_file():
-        raise VawganError(f"{PRETRAINED_DIR}: the packaged pretrained model is missing; "
+def pretrained_model_dir(name: str = DEFAULT_PRETRAINED) -> Path:
+    """The directory of the packaged pretrained model ``name`` (one of :data:`PRETRAINED_MODELS`)."""
+    if name not in PRETRAINED_MODELS:
+        raise VawganError(f"no packaged model named {name!r}; packaged models: {', '.join(PRETRAINED_MODELS)}")
+    model_dir = PRETRAINED_ROOT / name
+    if not (model_dir / "config.yaml").is_file():
+        raise VawganError(f"{model_dir}: the packaged pretrained model {name!r} is missing; "
                           "reinstall vawgan or pass --model DIR of a trained model")
-    return PRETRAINED_DIR
+    return model_dir
+
+
+def resolve_model_dir(model: str | os.PathLike | None) -> Path:
+    """A model directory from what a user gave: None (the default packaged model), a directory, or a packaged name.
+
+    An existing directory wins over a packaged model of the same name, so
+    ``--model parallel`` means the packaged model only where no folder
+    ``parallel`` is in the way.
+    """
+    if model is None:
+        return pretrained_model_dir()
+    if Path(model).exists():
+        return Path(model)
+    if str(model) in PRETRAINED_MODELS:
+        return pretrained_model_dir(str(model))
+    raise VawganError(f"{model}: model directory not found (nor a packaged model: {', '.join(PRETRAINED_MODELS)}); "
+                      "train one with `vawgan train`")
 
 
 def convert_f0(f0: np.ndarray, source_lf0: tuple[float, float], target_lf0: tuple[float, float]) -> np.ndarray:
@@ -268,8 +289,8 @@ class Converter:
     ----------
     model_dir:
         A model directory written by ``vawgan train`` (config, statistics,
-        speaker list, weights); None loads the pretrained model shipped with
-        the package.
+        speaker list, weights), or the name of a packaged pretrained model
+        (:data:`PRETRAINED_MODELS`); None loads the default one, ``quick``.
     which:
         ``"vawgan"`` (weights after adversarial fine-tuning) or ``"vae"``
         (weights after VAE pretraining, the over-smoothed baseline).
@@ -305,7 +326,7 @@ class Converter:
                               f"got {gv_postfilter}")
         self.gv_postfilter = float(gv_postfilter)
         self.threads = threads or available_cores()
-        self.model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
+        self.model_dir = resolve_model_dir(model_dir)
         self.which = which
         self.model = NumpyModel.load(self.model_dir, which) if device == "cpu" and self.model_dir.is_dir() else None
         if self.model is None:

@@ -52,6 +52,8 @@ class Job:
 
 def register(subparsers) -> None:
     """Add the ``convert`` verb to the `vawgan` command."""
+    from vawgan.pretrained import DEFAULT_PRETRAINED, PRETRAINED_MODELS
+
     p = subparsers.add_parser(
         "convert", help="convert speech to a target speaker's voice",
         description="Convert speech to a target speaker with a trained model directory "
@@ -59,8 +61,10 @@ def register(subparsers) -> None:
                     "writes one file; folders, list files (.txt/.lst/.scp) or a manifest (.tsv from "
                     "`vawgan prepare`) with -o DIR convert many files, loading the model once.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio file(s), folder(s), list file(s) or a manifest")
-    p.add_argument("--model", default=None, metavar="DIR",
-                   help="model directory from `vawgan train` (default: the packaged pretrained model)")
+    p.add_argument("--model", default=None, metavar="DIR|NAME",
+                   help="model directory from `vawgan train`, or a packaged pretrained model: "
+                        + "; ".join(f"{name}: {what}" for name, what in PRETRAINED_MODELS.items())
+                        + f" (default: {DEFAULT_PRETRAINED})")
     p.add_argument("--target", required=True, metavar="SPK",
                    help="target speaker; with a manifest also SPK1,SPK2 or 'all'")
     p.add_argument("--source", default=None, metavar="SPK",
@@ -167,9 +171,9 @@ def _feature_config(args: argparse.Namespace):
     import dataclasses
 
     from vawgan.config import load_config
-    from vawgan.convert import default_model_dir
+    from vawgan.convert import resolve_model_dir
 
-    model_dir = Path(args.model) if args.model else default_model_dir()
+    model_dir = resolve_model_dir(args.model)
     features = load_config(model_dir / "config.yaml").features
     return dataclasses.replace(features, f0_method=args.f0_method) if args.f0_method else features
 
