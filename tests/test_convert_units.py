@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vawgan.convert import check_output_writable, convert_f0, lf0_statistics_of
+from vawgan.convert import check_output_writable, convert_f0, lf0_statistics_of, normalize_unknown_source
 from vawgan.errors import VawganError
+from vawgan.stats import Statistics
 
 
 def test_convert_f0_moves_log_gaussian_to_target_and_keeps_unvoiced():
@@ -49,6 +50,24 @@ def test_lf0_statistics_without_enough_voiced_frames():
     assert std == 0.3  # too few frames to trust their spread: mean shift only
     flat = np.full(100, 150.0)
     assert lf0_statistics_of(flat, fallback_std=0.25) == (pytest.approx(np.log(150.0)), 0.25)
+
+
+def test_an_unknown_speakers_input_is_centred_on_its_own_mean_and_scaled_by_the_global_std():
+    rng = np.random.default_rng(0)
+    stats = Statistics(mcep_mean=np.array([1.0, -2.0, 0.5]), mcep_std=np.array([2.0, 0.5, 1.0]))
+    mcep = rng.normal(size=(200, 3))
+    speech = np.ones(200, dtype=bool)
+    speech[:50] = False  # silence frames do not count towards the mean
+    mcep[:50] += 100.0
+    out = normalize_unknown_source(mcep, speech, stats)
+    np.testing.assert_allclose(out[speech].mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(out, (mcep - mcep[speech].mean(axis=0)) / stats.mcep_std)
+    # A voice that differs by a fixed spectral offset normalizes to the same frames.
+    np.testing.assert_allclose(normalize_unknown_source(mcep + [0.3, -1.0, 2.0], speech, stats), out, atol=1e-12)
+    # Too little speech for a mean (fewer than 20 frames): the global statistics.
+    short = np.zeros(200, dtype=bool)
+    short[:19] = True
+    np.testing.assert_allclose(normalize_unknown_source(mcep, short, stats), (mcep - stats.mcep_mean) / stats.mcep_std)
 
 
 def test_check_output_writable(tmp_path):

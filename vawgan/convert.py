@@ -3,8 +3,9 @@
 The steps (SPEC sections 2 and 4, Hsu et al. 2017):
 
 1. analyse the input with the model's own feature settings (WORLD + mel-cepstrum);
-2. normalize c1..c39 with the source speaker's statistics (the global ones when
-   the source speaker is not known to the model);
+2. normalize c1..c39 with the source speaker's statistics (when the source
+   speaker is not known to the model: the input's own mean over its speech
+   frames and the global standard deviation);
 3. encode with the speaker-independent encoder (each frame with its
    neighbours when the model was trained with encoder context) and keep the
    mean μ of the posterior (no sampling, so the same input always gives the
@@ -53,6 +54,8 @@ from vawgan.utils import available_cores
 # Fewer voiced frames than this (50 ms) give no usable estimate of the input's
 # own log-F0 spread; the F0 transform then only shifts the mean.
 MIN_VOICED_FRAMES_FOR_STD = 10
+# Fewer speech frames than this (100 ms) give no usable mean mel-cepstrum of an unknown speaker's input.
+MIN_SPEECH_FRAMES_FOR_MEAN = 20
 _MIN_LF0_STD = 1e-3
 
 
@@ -136,6 +139,25 @@ def lf0_statistics_of(f0: np.ndarray, fallback_std: float) -> tuple[float, float
     if lf0.size < MIN_VOICED_FRAMES_FOR_STD or std < _MIN_LF0_STD:
         std = float(fallback_std)
     return float(lf0.mean()), std
+
+
+def normalize_unknown_source(mcep: np.ndarray, speech: np.ndarray, stats) -> np.ndarray:
+    """Normalize c1..cD of an input whose speaker the model does not know: its own mean, the global std.
+
+    A speaker's mean mel-cepstrum is much of what sets its voice apart (the
+    statistics of a known speaker remove it before encoding). The input's own
+    mean over its speech frames stands in for that speaker's, as its own log-F0
+    statistics do for the F0 transform; its per-dimension spread over one
+    utterance is too noisy to stand in for the speaker's, so the global std is
+    kept. With fewer than :data:`MIN_SPEECH_FRAMES_FOR_MEAN` speech frames the
+    global mean is used instead. Feature-level MCD on the Flite eval split with
+    the source left unknown: 4.40 → 3.77 dB with the ``parallel`` model, 6.28 →
+    6.19 dB with ``quick`` (README, Conversion).
+    """
+    global_mean, global_std = stats.mean_std(None)
+    speech = np.asarray(speech, dtype=bool)
+    mean = mcep[speech].mean(axis=0) if speech.sum() >= MIN_SPEECH_FRAMES_FOR_MEAN else global_mean
+    return (mcep - mean) / global_std
 
 
 def check_output_writable(path: str | os.PathLike) -> Path:
@@ -385,7 +407,10 @@ class Converter:
                               "re-analyse the audio at the model's sample rate")
         stats = self.model.stats
         mcep = np.asarray(feats.mcep, dtype=np.float64)
-        normalized = stats.normalize(mcep[:, 1:], source)
+        if source is not None:
+            normalized = stats.normalize(mcep[:, 1:], source)
+        else:
+            normalized = normalize_unknown_source(mcep[:, 1:], feats.speech, stats)
         decoded = self._encode_decode(normalized, target_index, sample)
         converted = mcep.copy()
         converted[:, 1:] = stats.denormalize(decoded, target)

@@ -68,8 +68,8 @@ def register(subparsers) -> None:
     p.add_argument("--target", required=True, metavar="SPK",
                    help="target speaker; with a manifest also SPK1,SPK2 or 'all'")
     p.add_argument("--source", default=None, metavar="SPK",
-                   help="source speaker, if the model knows it (default: unknown; global statistics "
-                        "and the input's own F0 statistics are used)")
+                   help="source speaker, if the model knows it (default: unknown; the input's own mean "
+                        "mel-cepstrum and F0 statistics stand in for the speaker's)")
     p.add_argument("-o", "--output", required=True, metavar="PATH",
                    help="output .wav for one input file, else an output folder")
     p.add_argument("--which", choices=MODEL_SYSTEMS + REFERENCE_SYSTEMS, default="vawgan",
