@@ -491,6 +491,22 @@ def test_an_unknown_source_converts_nearly_as_well_as_a_known_one(shared_corpus)
     assert mcd["known"] < mcd["own mean"] < mcd["global"] - 0.15, mcd  # 3.56 < 3.64 < 3.97 dB
 
 
+@pytest.mark.parametrize("name", ["quick", "parallel"])
+def test_a_real_recording_of_an_unseen_speaker_goes_to_each_target_voice(name, arctic_wav):
+    """pysptk's CMU ARCTIC recording (speaker clb, in no training set), source unknown: for every target the
+    converted speech's mean mel-cepstrum is that target's of the three, and its F0 sits at the target's."""
+    converter = Converter(name)
+    stats = converter.model.stats
+    feats = converter.analyze_file(arctic_wav)
+    for target in converter.speakers:
+        converted = converter.convert_features(feats, None, target)
+        mean = converted.mcep[feats.speech, 1:].mean(axis=0)
+        distance = {speaker: np.linalg.norm(mean - stats.speaker_mcep_mean[speaker]) for speaker in stats.speakers}
+        assert min(distance, key=distance.get) == target, distance
+        median_f0 = np.median(converted.f0[converted.f0 > 0])
+        assert abs(np.log(median_f0) - stats.lf0_mean[target]) < np.log(1.1)
+
+
 def test_model_names_and_directories(tmp_path, monkeypatch):
     from vawgan.convert import pretrained_model_dir, resolve_model_dir
 
