@@ -97,7 +97,8 @@ def cli_time_of(command: list[str], repeats: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="model directory (default: the packaged pretrained model)")
+    parser.add_argument("--model", default=None,
+                        help="model directory or packaged model name (default: the packaged quick model)")
     parser.add_argument("--wav", default=str(SHARED_WAV), help="input recording (default: shared rms/fb003.wav)")
     parser.add_argument("--seconds", type=float, default=3.0, help="cut the input to this length")
     parser.add_argument("--target", default="slt")
