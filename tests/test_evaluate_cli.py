@@ -81,7 +81,7 @@ def test_feature_level_scores_the_packaged_model_before_the_vocoder(layout, shar
     for spk in ("rms", "slt"):
         feats = analyze_file(shared_corpus / spk / "fb001.wav", config.features, speaker=spk)
         save_features(feature_path(layout / "features", spk, "fb001"), feats)
-    assert _evaluate(layout, "--systems", "copy,vae,vae_gv1,vawgan", "--model", str(pretrained_model_dir()),
+    assert _evaluate(layout, "--systems", "copy,vae,vae_gv1,vawgan", "--model", "quick",  # the packaged model
                      "--features", str(layout / "features")) == 0
     assert "before the vocoder" in capsys.readouterr().out
     rows = {r["system"]: r for r in csv.DictReader(open(layout / "eval" / "results_features.csv"))}
@@ -131,7 +131,7 @@ def test_gmm_and_plot_commands_end_to_end(shared_corpus, tmp_path, capsys):
     assert converted == ["fb001.wav", "fb002.wav", "fb003.wav"]
     assert "wrote 3 wavs" in capsys.readouterr().out
 
-    plot = ["plot", *common, "--model", str(pretrained_model_dir()), "--converted", str(tmp_path / "converted"),
+    plot = ["plot", *common, "--model", "quick", "--converted", str(tmp_path / "converted"),
             "--gmm", str(tmp_path / "gmm"), "--source", "slt", "--target", "rms", "--utt", "fb001",
             "--out-dir", str(tmp_path / "plots")]
     assert main(plot) == 0

@@ -36,9 +36,10 @@ def register(subparsers) -> None:
     p.add_argument("--systems", default=",".join(("copy", "gmm", "vae", "vawgan", "anasyn")), metavar="LIST",
                    help="comma-separated rows in order (default: copy,gmm,vae,vawgan,anasyn)")
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="analysis worker processes (default: 1)")
-    p.add_argument("--model", default=None, metavar="DIR",
+    p.add_argument("--model", default=None, metavar="DIR|NAME",
                    help="also score the model's own features before the vocoder (feature level: copy, gmm, vae, "
-                        "vawgan) into OUT/results_features.{md,csv}; needs --features")
+                        "vawgan) into OUT/results_features.{md,csv}; needs --features. A model directory or a "
+                        "packaged model's name (quick, parallel)")
     add_features_argument(p, "for --model")
     p.add_argument("--gmm", default="exp/gmm", metavar="DIR",
                    help="GMM baseline models, for --model (default: exp/gmm)")
@@ -55,7 +56,8 @@ def register(subparsers) -> None:
                     "wavs; training curves from the model's metrics.csv.")
     p.add_argument("--kind", action="append", choices=("all", *PLOT_KINDS), metavar="KIND",
                    help=f"which figure ({', '.join(('all', *PLOT_KINDS))}); repeatable (default: all)")
-    p.add_argument("--model", default="exp/model", metavar="DIR", help="trained model directory (default: exp/model)")
+    p.add_argument("--model", default="exp/model", metavar="DIR|NAME",
+                   help="trained model directory or a packaged model's name (default: exp/model)")
     add_features_argument(p)
     p.add_argument("--manifest", default="data/eval.tsv", metavar="TSV", help="sentences to draw (default: data/eval.tsv)")
     p.add_argument("--converted", default="exp/converted", metavar="DIR",
@@ -149,8 +151,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"note: no wavs for system '{system}' under {root / system}; its row is left out")
     print(f"wrote {paths['md']}, {paths['csv']} and {paths['per_utterance']}")
     if args.model is not None:
-        feature_results = report.evaluate_features(utterances, args.model, args.features, args.gmm, systems,
-                                                   progress=not args.no_progress)
+        from vawgan.convert import resolve_model_dir
+
+        feature_results = report.evaluate_features(utterances, resolve_model_dir(args.model), args.features,
+                                                   args.gmm, systems, progress=not args.no_progress)
         feature_rows = report.summarize(feature_results, systems)
         paths = report.write_results(feature_rows, feature_results, args.out, suffix="_features",
                                      note=report.FEATURE_LEVEL_NOTE)
@@ -161,11 +165,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_plot(args: argparse.Namespace) -> int:
+    from vawgan.convert import resolve_model_dir
     from vawgan.evaluate.figures import make_figures
 
     kinds = PLOT_KINDS if not args.kind or "all" in args.kind else tuple(dict.fromkeys(args.kind))
     written = make_figures(
-        kinds=kinds, model_dir=args.model, feature_dir=args.features, manifest=args.manifest,
+        kinds=kinds, model_dir=resolve_model_dir(args.model), feature_dir=args.features, manifest=args.manifest,
         converted_root=args.converted, gmm_dir=args.gmm, source=args.source, target=args.target, utt_id=args.utt,
         scatter_pairs=[_int_list(p, "--pairs", 2) for p in args.pairs], dims=_int_list(args.dims, "--dims"),
         out_dir=args.out_dir)
