@@ -519,6 +519,9 @@ def test_model_names_and_directories(tmp_path, monkeypatch):
         resolve_model_dir("paralel")
     with pytest.raises(VawganError, match="no packaged model named 'big'; packaged models: quick, parallel"):
         pretrained_model_dir("big")
+    monkeypatch.setattr("vawgan.convert.PRETRAINED_ROOT", tmp_path / "damaged-install")
+    with pytest.raises(VawganError, match="the packaged pretrained model 'quick' is missing; reinstall vawgan"):
+        Converter()
 
 
 def test_the_gan_of_the_pretrained_model_adds_variance(shared_corpus):
