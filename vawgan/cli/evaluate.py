@@ -169,11 +169,12 @@ def run_plot(args: argparse.Namespace) -> int:
     from vawgan.evaluate.figures import make_figures
 
     kinds = PLOT_KINDS if not args.kind or "all" in args.kind else tuple(dict.fromkeys(args.kind))
+    scatter_pairs = [_int_list(p, "--pairs", 2) for p in args.pairs]  # argument errors before any file is looked at
+    dims = _int_list(args.dims, "--dims")
     written = make_figures(
         kinds=kinds, model_dir=resolve_model_dir(args.model), feature_dir=args.features, manifest=args.manifest,
         converted_root=args.converted, gmm_dir=args.gmm, source=args.source, target=args.target, utt_id=args.utt,
-        scatter_pairs=[_int_list(p, "--pairs", 2) for p in args.pairs], dims=_int_list(args.dims, "--dims"),
-        out_dir=args.out_dir)
+        scatter_pairs=scatter_pairs, dims=dims, out_dir=args.out_dir)
     for path in written:
         print(path)
     return 0
