@@ -82,7 +82,8 @@ def main() -> None:
             rows = summarize(evaluate_converted(items, converter.feature_config, jobs=args.jobs, progress=False), WAYS)
             for row in rows:
                 way = row["system"]
-                print(f"| {model} | {way} | {np.mean(feature_mcd[way]):.2f} | {row['mcd']:.2f} | {row['gv_ratio']:.3f} |")
+                print(f"| {model} | {way} | {np.mean(feature_mcd[way]):.2f} | {row['mcd']:.2f} "
+                      f"| {row['gv_ratio']:.3f} |")
 
 
 if __name__ == "__main__":

@@ -125,7 +125,8 @@ def test_gmm_and_plot_commands_end_to_end(shared_corpus, tmp_path, capsys):
         np.testing.assert_array_equal(one["means"], two["means"])
     assert "2 full-covariance components, 0 re-alignment pass(es)" in capsys.readouterr().out
 
-    assert main(["gmm-convert", "--gmm", str(tmp_path / "gmm"), *common, "--stats", str(pretrained_model_dir() / "stats.npz"),
+    stats = str(pretrained_model_dir() / "stats.npz")
+    assert main(["gmm-convert", "--gmm", str(tmp_path / "gmm"), *common, "--stats", stats,
                  "--out", str(tmp_path / "converted" / "gmm"), "--no-progress"]) == 0
     converted = sorted(p.name for p in (tmp_path / "converted" / "gmm" / "slt-rms").iterdir())
     assert converted == ["fb001.wav", "fb002.wav", "fb003.wav"]

@@ -371,7 +371,7 @@ def format_markdown(rows: list[dict], results: list[UtteranceResult], note: str 
         cells[2] = f"{row['mcd']:.2f} ± {row['mcd_std']:.2f}"
         cells.append(str(row["utterances"]))
         out.write("| " + " | ".join(cells) + " |\n")
-    out.write(f"\nMeans over the converted utterances of the eval split (MCD ± its standard deviation over "
+    out.write(f"\nMeans over the converted utterances of the manifest's sentences (MCD ± its standard deviation over "
               f"utterances). Convention: {CONVENTION}. {note}\n")
     pairs, table = pair_mcd(results, tuple(r["system"] for r in rows))
     if len(pairs) > 1:
