@@ -5,9 +5,10 @@ given with --wav, cut to --seconds):
 
 * core RTF = seconds spent per second of audio by ``Converter.convert_audio``
   (analysis, network, synthesis; one BLAS and one torch thread, as the CLI
-  runs), with each step's share, for Harvest and for DIO + StoneMask, with
-  the analysis on one thread and on ``--threads`` (default: every available
-  core; ``Converter(threads=...)``);
+  runs), with each step's share, for Harvest, for DIO + StoneMask, and for
+  DIO + StoneMask with D4C on 1 frame in ``--aperiodicity-step`` (default 4;
+  ``Converter(aperiodicity_step=...)``), with the analysis on one thread and
+  on ``--threads`` (default: every available core; ``Converter(threads=...)``);
 * CLI wall time of ``vawgan convert in.wav --target T -o out.wav`` as a user
   runs it, start-up (imports, model loading) included, and of ``vawgan --help``
   and of importing torch alone (the largest part of the start-up).
@@ -17,7 +18,7 @@ process: on a shared machine the wall time also counts waiting for a core.
 
 Goals of the project: core RTF ≤ 0.05 with DIO, CLI wall time ≤ 3 s.
 
-    python benchmarks/bench_convert.py [--model DIR] [--repeats 5]
+    python benchmarks/bench_convert.py [--model DIR] [--repeats 5] [--aperiodicity-step 4]
 """
 
 from __future__ import annotations
@@ -69,12 +70,18 @@ def core_rows(converter, x: np.ndarray, target: str, source: str | None, repeats
         "synthesis": lambda: synthesize(converted),
         "total (convert_audio)": lambda: converter.convert_audio(x, target, source),
     }
-    label = f"core, {converter.feature_config.f0_method}, {threads} thread{'s' if threads > 1 else ''}"
+    label = f"core, {analysis_label(converter.feature_config)}, {threads} thread{'s' if threads > 1 else ''}"
     rows = []
     for step, fn in steps.items():
         wall, cpu = median_time(fn, repeats)
         rows.append((label, step, wall, cpu, duration))
     return rows
+
+
+def analysis_label(features) -> str:
+    """``dio``, ``harvest``, or ``dio, D4C 1 frame in 4`` when the aperiodicity is analysed on every n-th frame."""
+    step = features.aperiodicity_step
+    return features.f0_method + (f", D4C 1 frame in {step}" if step > 1 else "")
 
 
 def cli_time(args: list[str], repeats: int) -> tuple[float, float]:
@@ -106,6 +113,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None,
                         help="analysis threads compared with one (default: every available core)")
+    parser.add_argument("--aperiodicity-step", type=int, default=4,
+                        help="the third variant's D4C on 1 frame in N (default 4)")
     args = parser.parse_args()
 
     import torch
@@ -119,12 +128,14 @@ def main() -> None:
     from threadpoolctl import threadpool_limits
 
     thread_counts = sorted({1, args.threads or available_cores()})
+    variants = (("harvest", 1), ("dio", 1), ("dio", args.aperiodicity_step))
     torch.set_num_threads(1)
     rows = []
     with threadpool_limits(limits=1, user_api="blas"):  # as `vawgan convert` runs
-        for method in ("harvest", "dio"):
+        for method, step in variants:
             for threads in thread_counts:
-                converter = Converter(args.model, device="cpu", f0_method=method, threads=threads)
+                converter = Converter(args.model, device="cpu", f0_method=method, threads=threads,
+                                      aperiodicity_step=step)
                 x = load_audio(args.wav, converter.sample_rate)[: int(args.seconds * converter.sample_rate)]
                 rows += core_rows(converter, x, args.target, args.source, args.repeats)
     duration = len(x) / converter.sample_rate
@@ -133,13 +144,15 @@ def main() -> None:
         clip = Path(tmp) / "in.wav"
         write_audio(clip, x, converter.sample_rate)
         model = ["--model", args.model] if args.model else []
-        for method in ("harvest", "dio"):
+        for method, step in variants:
             for threads in thread_counts:
                 wall, cpu = cli_time(["convert", str(clip), "--target", args.target, "--source", args.source,
                                       "--device", "cpu", "--f0-method", method, "--threads", str(threads),
-                                      "-o", str(Path(tmp) / "out.wav"), *model], args.repeats)
-                rows.append((f"CLI, {method}, --threads {threads}", "`vawgan convert` incl. start-up", wall, cpu,
-                             duration))
+                                      "--aperiodicity-step", str(step), "-o", str(Path(tmp) / "out.wav"), *model],
+                                     args.repeats)
+                option = f", --aperiodicity-step {step}" if step > 1 else ""
+                rows.append((f"CLI, {method}{option}, --threads {threads}", "`vawgan convert` incl. start-up", wall,
+                             cpu, duration))
         wall, cpu = cli_time(["--help"], args.repeats)
         rows.append(("CLI", "`vawgan --help`", wall, cpu, None))
         wall, cpu = cli_time_of([sys.executable, "-c", "import torch"], args.repeats)

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from vawgan.audio import load_audio
 from vawgan.cli import main as vawgan_main
 from vawgan.config import Config
 from vawgan.convert import Converter, NumpyModel
@@ -25,7 +26,7 @@ from vawgan.errors import VawganError
 from vawgan.evaluate.metrics import score_pair
 from vawgan.features.extract import extract_corpus
 from vawgan.features.store import load_features
-from vawgan.features.world import analyze_file
+from vawgan.features.world import analyze, analyze_file
 from vawgan.stats import compute_statistics
 from vawgan.train import train_model
 
@@ -207,6 +208,28 @@ def test_cli_threads_give_the_one_thread_conversion_up_to_the_aperiodicity_dithe
     assert np.abs(one - two).max() < 1e-2 * np.abs(one).max()
     assert run_cli(source, "--model", tiny_model, "--target", "slt", "--threads", 0, "-o", tmp_path / "x.wav") == 2
     assert "threads must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_cli_aperiodicity_step_changes_only_the_aperiodicity(tiny_model, shared_corpus, tmp_path, capsys):
+    """--aperiodicity-step 4 (D4C on 1 frame in 4) converts as every frame does, but for the aperiodicity."""
+    source = wav(shared_corpus, "rms", EVAL_IDS[0])
+    exact = Converter(tiny_model, device="cpu", threads=1)
+    fast = Converter(tiny_model, device="cpu", threads=1, aperiodicity_step=4)
+    assert fast.feature_config.aperiodicity_step == 4 and exact.feature_config.aperiodicity_step == 1
+    x = load_audio(source, exact.sample_rate)
+    every_frame = analyze(x, exact.sample_rate, exact.feature_config, speaker="rms")
+    one_in_four = analyze(x, fast.sample_rate, fast.feature_config, speaker="rms")
+    np.testing.assert_array_equal(one_in_four.mcep, every_frame.mcep)
+    assert 0.0 < np.abs(one_in_four.coded_ap - every_frame.coded_ap).mean() < 2.0  # dB
+    out = tmp_path / "fast.wav"
+    assert run_cli(source, "--model", tiny_model, "--target", "slt", "--source", "rms", "--aperiodicity-step", 4,
+                   "-o", out) == 0
+    assert sf.info(str(out)).frames > 16000
+    assert run_cli(source, "--model", tiny_model, "--target", "slt", "--aperiodicity-step", 0,
+                   "-o", tmp_path / "x.wav") == 2
+    err = capsys.readouterr().err
+    assert "--aperiodicity-step 0: must be at least 1" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.wav").exists()
 
 

@@ -129,6 +129,48 @@ def test_short_signal_is_analysed_in_one_call_whatever_the_threads(arctic_wav):
     np.testing.assert_array_equal(threaded.coded_ap, serial.coded_ap)
 
 
+def test_aperiodicity_on_every_nth_frame(arctic_wav, monkeypatch):
+    """``aperiodicity_step`` n: D4C on about 1/n of the voiced frames, the rest interpolated close to WORLD's values."""
+    import pyworld
+
+    x, fs = sf.read(arctic_wav, dtype="float64")
+    exact = analyze(x, fs, FeatureConfig(f0_method="dio"))
+    voiced = exact.f0 > 0
+    analysed_f0 = []
+    d4c = pyworld.d4c
+
+    def counting_d4c(x, f0, times, fs, **options):
+        analysed_f0.append(f0)
+        return d4c(x, f0, times, fs, **options)
+
+    monkeypatch.setattr(pyworld, "d4c", counting_d4c)
+    for step, mean_difference_db in ((2, 1.5), (4, 2.5)):
+        analysed_f0.clear()
+        fast = analyze(x, fs, FeatureConfig(f0_method="dio", aperiodicity_step=step))
+        # Everything but the aperiodicity is untouched.
+        np.testing.assert_array_equal(fast.f0, exact.f0)
+        np.testing.assert_array_equal(fast.mcep, exact.mcep)
+        assert fast.coded_ap.shape == exact.coded_ap.shape
+        # D4C analysed every n-th frame (one more call: the value of a frame without F0), at an F0 where
+        # a voiced frame is near: each voiced stretch of L frames costs at most L / n + 3 analyses.
+        calls = np.concatenate(analysed_f0)
+        assert len(calls) <= len(exact.f0) // step + 3
+        stretches = np.count_nonzero(np.diff(voiced.astype(int)) == 1) + int(voiced[0])
+        assert (calls > 0).sum() <= voiced.sum() / step + 3 * stretches
+        # Unvoiced frames: exactly D4C's value without F0; voiced ones: close to the per-frame analysis
+        # (measured on this recording: mean 0.5 dB at n = 2, 1.0 dB at n = 4).
+        np.testing.assert_array_equal(fast.coded_ap[~voiced], exact.coded_ap[~voiced])
+        difference = np.abs(fast.coded_ap[voiced] - exact.coded_ap[voiced])
+        assert 0.0 < difference.mean() < mean_difference_db
+        # The analysed voiced frames themselves are D4C's values (up to WORLD's dither, see above).
+        analysed = np.zeros_like(voiced)
+        analysed[::step] = True
+        at_analysed = np.abs(fast.coded_ap[analysed & voiced] - exact.coded_ap[analysed & voiced])
+        assert np.median(at_analysed) < 0.05
+    with pytest.raises(VawganError, match="aperiodicity_step=0 must be at least 1"):
+        analyze(x, fs, FeatureConfig(aperiodicity_step=0))
+
+
 def test_too_short_and_wrong_rate(arctic_wav):
     config = FeatureConfig()
     x, fs = sf.read(arctic_wav, dtype="float64")

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
+import yaml
 
 from vawgan.cli import main
 from vawgan.config import FeatureConfig
@@ -140,5 +141,11 @@ def test_changed_settings_redo_everything(flite_features, tmp_path, caplog):
     (out / "features.yaml").unlink()
     summary = extract_corpus(one, out, FeatureConfig(f0_method="dio", f0_floor=120.0), progress=False)
     assert summary.extracted == 1
+    # A record written before a setting existed stands for that setting's default: nothing is redone.
+    record = yaml.safe_load((out / "features.yaml").read_text())
+    del record["aperiodicity_step"]
+    (out / "features.yaml").write_text(yaml.safe_dump(record))
+    summary = extract_corpus(one, out, FeatureConfig(f0_method="dio", f0_floor=120.0), progress=False)
+    assert summary.extracted == 0 and summary.already_done == 1
     with pytest.raises(VawganError, match="at least 1"):
         extract_corpus(one, out, config, jobs=0, progress=False)

@@ -51,6 +51,9 @@ class FeatureConfig:
     mcep_alpha: float | None = None  # None: pysptk.util.mcepalpha(sample_rate)
     fft_size: int | None = None  # None: pyworld.get_cheaptrick_fft_size(sample_rate)
     silence_threshold_db: float = -35.0  # dB below the utterance's 95th-percentile frame power: silence
+    # D4C (aperiodicity, most of a DIO analysis's time) on every n-th frame only, the coded aperiodicity
+    # interpolated in time between them; 1 analyses every frame as WORLD does. README, Features.
+    aperiodicity_step: int = 1
 
     def f0_range(self, speaker: str | None) -> tuple[float, float]:
         """The F0 search range for ``speaker`` (its own if configured, else the default)."""

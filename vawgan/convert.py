@@ -324,6 +324,11 @@ class Converter:
     f0_method:
         ``harvest`` or ``dio`` to override the model's F0 extractor for the
         input (``dio`` is several times faster); None keeps the model's.
+    aperiodicity_step:
+        Run D4C on every n-th frame of the input only and interpolate its
+        coded aperiodicity in time (:func:`vawgan.features.world.coded_aperiodicity`;
+        4 makes a DIO analysis about twice as fast); None keeps the model's
+        ``features.aperiodicity_step`` (1, every frame, unless configured).
     threads:
         CPU threads for the analysis of one utterance (StoneMask, CheapTrick
         and D4C on blocks of frames in parallel,
@@ -340,7 +345,8 @@ class Converter:
     """
 
     def __init__(self, model_dir: str | os.PathLike | None = None, which: str = "vawgan", device: str = "cpu",
-                 f0_method: str | None = None, threads: int | None = None, gv_postfilter: float = 0.0):
+                 f0_method: str | None = None, threads: int | None = None, gv_postfilter: float = 0.0,
+                 aperiodicity_step: int | None = None):
         if threads is not None and threads < 1:
             raise VawganError(f"threads must be at least 1, got {threads}")
         if not 0.0 <= gv_postfilter <= 2.0:
@@ -367,6 +373,10 @@ class Converter:
             if f0_method not in ("harvest", "dio"):
                 raise VawganError(f"--f0-method {f0_method!r} is not one of harvest, dio")
             features = dataclasses.replace(features, f0_method=f0_method)
+        if aperiodicity_step is not None:
+            if aperiodicity_step < 1:
+                raise VawganError(f"--aperiodicity-step {aperiodicity_step}: must be at least 1 (1: every frame)")
+            features = dataclasses.replace(features, aperiodicity_step=aperiodicity_step)
         self.feature_config = features
         if self.gv_postfilter:
             for speaker in self.speakers:  # stop before any work when the statistics lack the GV

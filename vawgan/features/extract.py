@@ -146,7 +146,8 @@ def record_settings(feature_dir: Path, config: FeatureConfig) -> list[str]:
     old_files = list(feature_dir.glob("*/*.npz"))
     changed = []
     if path.is_file():
-        found = yaml.safe_load(path.read_text()) or {}
+        # A setting the record lacks was added after those files were made, which was then done as its default does.
+        found = {**dataclasses.asdict(FeatureConfig()), **(yaml.safe_load(path.read_text()) or {})}
         changed = [f"{k}: {found.get(k)!r} → {wanted.get(k)!r}"
                    for k in sorted(set(found) | set(wanted)) if found.get(k) != wanted.get(k)]
     elif old_files:

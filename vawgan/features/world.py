@@ -2,9 +2,10 @@
 
 Analysis (SPEC section 2): F0 by Harvest (default) or DIO + StoneMask, the
 spectral envelope by CheapTrick, aperiodicity by D4C, all at
-``FeatureConfig.frame_period`` ms; the envelope becomes the mel-cepstrum
-c0..c``mcep_order`` (:mod:`vawgan.features.mcep`), the aperiodicity a few coded
-bands (``pyworld.code_aperiodicity``).
+``FeatureConfig.frame_period`` ms (D4C optionally on every n-th frame,
+``FeatureConfig.aperiodicity_step``: :func:`coded_aperiodicity`); the envelope
+becomes the mel-cepstrum c0..c``mcep_order`` (:mod:`vawgan.features.mcep`), the
+aperiodicity a few coded bands (``pyworld.code_aperiodicity``).
 
 Speech/silence mask: a frame is speech when its power — the mean of the
 CheapTrick power envelope over frequency, in dB — lies within
@@ -110,6 +111,40 @@ def estimate_f0(x: np.ndarray, fs: int, method: str, floor: float, ceil: float,
     raise VawganError(f"features.f0_method {method!r} is not one of {', '.join(F0_METHODS)}")
 
 
+def coded_aperiodicity(x: np.ndarray, f0: np.ndarray, times: np.ndarray, fs: int, fft_size: int, step: int = 1,
+                       threads: int = 1) -> np.ndarray:
+    """D4C's aperiodicity of every frame in ``pyworld.code_aperiodicity``'s bands, D4C run on every ``step``-th frame.
+
+    ``step == 1`` is WORLD's analysis: D4C on every frame. D4C is the slowest
+    part of a DIO analysis (about two thirds of it at 16 kHz) and what it
+    estimates changes slowly: at 16 kHz it is coded as a single band. With
+    ``step = n > 1`` D4C analyses every n-th frame (and the last) and each
+    band is interpolated linearly in time between them, on the dB scale
+    ``code_aperiodicity`` uses. So that voiced frames are interpolated from
+    voiced analyses only, an analysed frame counts as voiced when a voiced
+    frame lies within n − 1 frames of it, and is analysed at the F0 of its
+    voiced neighbours (interpolated across unvoiced gaps); unvoiced frames get
+    exactly what D4C gives a frame without F0.
+    """
+    if step < 1:
+        raise VawganError(f"features.aperiodicity_step={step} must be at least 1")
+    if step == 1:
+        return pyworld.code_aperiodicity(per_frame_in_blocks(pyworld.d4c, x, f0, times, fs, threads,
+                                                             fft_size=fft_size), fs)
+    frames = np.arange(len(f0))
+    analysed = np.unique(np.append(frames[::step], frames[-1]))
+    voiced = f0 > 0
+    near_voiced = np.convolve(voiced, np.ones(2 * step - 1))[step - 1:step - 1 + len(f0)] > 0
+    filled_f0 = np.interp(frames, frames[voiced], f0[voiced]) if voiced.any() else f0
+    analysed_f0 = np.where(near_voiced[analysed], filled_f0[analysed], 0.0)
+    coded = pyworld.code_aperiodicity(per_frame_in_blocks(pyworld.d4c, x, analysed_f0, times[analysed], fs,
+                                                          threads, fft_size=fft_size), fs)
+    result = np.stack([np.interp(frames, analysed, band) for band in coded.T], axis=1)
+    without_f0 = pyworld.d4c(x, np.zeros(1), times[:1].copy(), fs, fft_size=fft_size)
+    result[~voiced] = pyworld.code_aperiodicity(without_f0, fs)[0]
+    return result
+
+
 def speech_mask(sp: np.ndarray, threshold_db: float) -> np.ndarray:
     """True on frames whose mean envelope power is within ``threshold_db`` (< 0) of the loud frames."""
     power_db = 10.0 * np.log10(np.mean(sp, axis=1))
@@ -141,11 +176,11 @@ def analyze(x: np.ndarray, fs: int, config: FeatureConfig, speaker: str | None =
     floor, ceil = config.f0_range(speaker)
     f0, times = estimate_f0(x, fs, config.f0_method, floor, ceil, config.frame_period, threads)
     sp = per_frame_in_blocks(pyworld.cheaptrick, x, f0, times, fs, threads, f0_floor=floor, fft_size=fft_size)
-    ap = per_frame_in_blocks(pyworld.d4c, x, f0, times, fs, threads, fft_size=fft_size)
+    coded_ap = coded_aperiodicity(x, f0, times, fs, fft_size, config.aperiodicity_step, threads)
     alpha = alpha_of(config)
     return UtteranceFeatures(
         f0=f0, mcep=mcep_lib.sp2mc(sp, config.mcep_order, alpha).astype(np.float32),
-        coded_ap=pyworld.code_aperiodicity(ap, fs), speech=speech_mask(sp, config.silence_threshold_db),
+        coded_ap=coded_ap, speech=speech_mask(sp, config.silence_threshold_db),
         fs=fs, frame_period=float(config.frame_period), alpha=alpha, fft_size=fft_size)
 
 
