@@ -304,6 +304,24 @@ class NumpyModel:
         return _mlp(z, self.decoder_layers, code)
 
 
+def analysis_settings(features, f0_method: str | None = None, aperiodicity_step: int | None = None):
+    """A model's :class:`~vawgan.config.FeatureConfig` with a conversion's overrides of the input's analysis.
+
+    ``f0_method`` and ``aperiodicity_step`` (``--f0-method``,
+    ``--aperiodicity-step``) replace the model's values unless None; they are
+    checked here, so that a bad value stops a conversion before any work.
+    """
+    if f0_method is not None:
+        if f0_method not in ("harvest", "dio"):
+            raise VawganError(f"--f0-method {f0_method!r} is not one of harvest, dio")
+        features = dataclasses.replace(features, f0_method=f0_method)
+    if aperiodicity_step is not None:
+        if aperiodicity_step < 1:
+            raise VawganError(f"--aperiodicity-step {aperiodicity_step}: must be at least 1 (1: every frame)")
+        features = dataclasses.replace(features, aperiodicity_step=aperiodicity_step)
+    return features
+
+
 class Converter:
     """Converts utterances between the speakers of one trained model.
 
@@ -368,16 +386,7 @@ class Converter:
                     export_numpy_weights(self.model_dir, which)
                 except OSError:
                     pass
-        features = self.model.config.features
-        if f0_method is not None:
-            if f0_method not in ("harvest", "dio"):
-                raise VawganError(f"--f0-method {f0_method!r} is not one of harvest, dio")
-            features = dataclasses.replace(features, f0_method=f0_method)
-        if aperiodicity_step is not None:
-            if aperiodicity_step < 1:
-                raise VawganError(f"--aperiodicity-step {aperiodicity_step}: must be at least 1 (1: every frame)")
-            features = dataclasses.replace(features, aperiodicity_step=aperiodicity_step)
-        self.feature_config = features
+        self.feature_config = analysis_settings(self.model.config.features, f0_method, aperiodicity_step)
         if self.gv_postfilter:
             for speaker in self.speakers:  # stop before any work when the statistics lack the GV
                 self.model.stats.gv(speaker)

@@ -172,18 +172,11 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _feature_config(args: argparse.Namespace):
     """The analysis settings of the model directory (or the packaged model), without loading its weights."""
-    import dataclasses
-
     from vawgan.config import load_config
-    from vawgan.convert import resolve_model_dir
+    from vawgan.convert import analysis_settings, resolve_model_dir
 
     model_dir = resolve_model_dir(args.model)
-    features = load_config(model_dir / "config.yaml").features
-    if args.f0_method:
-        features = dataclasses.replace(features, f0_method=args.f0_method)
-    if args.aperiodicity_step is not None:
-        features = dataclasses.replace(features, aperiodicity_step=args.aperiodicity_step)
-    return features
+    return analysis_settings(load_config(model_dir / "config.yaml").features, args.f0_method, args.aperiodicity_step)
 
 
 class _ModelSystem:
