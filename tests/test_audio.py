@@ -97,6 +97,21 @@ def test_silent_file(tmp_path):
     _one_line(err, "silent.wav", "silent")
 
 
+def test_constant_offset_alone_is_silent(tmp_path):
+    # A file holding only a DC offset (a stuck converter) has no sound in it, though its peak is high.
+    path = tmp_path / "offset.wav"
+    sf.write(path, np.full(FS, 0.5), FS, subtype="PCM_16")
+    with pytest.raises(VawganError) as err:
+        load_audio(path, FS)
+    _one_line(err, "offset.wav", "silent", "constant offset")
+
+
+def test_speech_with_an_offset_is_not_silent(tmp_path, speech):
+    path = tmp_path / "offset_speech.wav"
+    sf.write(path, 0.5 * speech + 0.3, FS, subtype="PCM_16")
+    np.testing.assert_allclose(load_audio(path, FS), 0.5 * speech + 0.3, atol=1e-4)
+
+
 def test_stereo_is_averaged_with_a_warning(tmp_path, speech, caplog):
     path = tmp_path / "stereo.wav"
     sf.write(path, np.stack([speech, 0.5 * speech], axis=1), FS, subtype="FLOAT")
@@ -135,6 +150,16 @@ def test_quiet_16_bit_noise_is_not_mistaken_for_clipping(tmp_path, caplog):
     path = tmp_path / "noise.wav"
     steps = np.random.default_rng(0).integers(-3, 4, 16000)
     sf.write(path, steps / 32768.0, FS, subtype="PCM_16")
+    with caplog.at_level(logging.WARNING, logger="vawgan"):
+        load_audio(path, FS)
+    assert not any("clipped" in r.getMessage() for r in caplog.records)
+
+
+def test_a_short_file_with_one_sample_at_its_peak_is_not_clipped(tmp_path, speech, caplog):
+    # 500 samples of real speech: its single peak sample is 0.2 % of the file, but one sample is no plateau.
+    path = tmp_path / "short.wav"
+    start = int(np.argmax(np.abs(speech))) - 250
+    sf.write(path, speech[start:start + 500], FS, subtype="PCM_16")
     with caplog.at_level(logging.WARNING, logger="vawgan"):
         load_audio(path, FS)
     assert not any("clipped" in r.getMessage() for r in caplog.records)

@@ -34,12 +34,17 @@ log = logging.getLogger(__name__)
 # as clipped. (In the 297 Flite recordings and pysptk's example at most
 # 0.005 % of the samples are that close to the peak.)
 CLIP_RATIO = 0.999
-# Clipping warns when more than this share of samples sit at the peak.
+# Clipping warns when more than this share of samples sit at the peak, and at
+# least this many: clipping flattens whole runs of samples, while in a short
+# file a single sample at the peak is already more than 0.1 % of them.
 CLIP_WARN_FRACTION = 0.001
+CLIP_MIN_SAMPLES = 8
 # Below this peak (−40 dBFS) samples at the peak are quantisation steps of a
 # quiet signal (room noise at a few 16-bit steps hits its peak often), not clipping.
 CLIP_MIN_PEAK = 0.01
-# Peak below this (−100 dBFS, under the 16-bit quantisation step) is digital silence.
+# Peak below this (−100 dBFS, under the 16-bit quantisation step), once a
+# constant offset is removed, is digital silence: a file that only holds an
+# offset carries no sound either.
 SILENCE_PEAK = 1e-5
 
 
@@ -77,10 +82,13 @@ def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise VawganError(f"{path}: audio contains NaN or infinite samples; re-export the file")
     peak = float(np.max(np.abs(x)))
-    if peak < SILENCE_PEAK:
-        raise VawganError(f"{path}: the recording is silent (peak {peak:.1e}); re-record or remove it")
-    clipped = float(np.mean(np.abs(x) >= CLIP_RATIO * peak))
-    if clipped > CLIP_WARN_FRACTION and peak >= CLIP_MIN_PEAK:
+    swing = float(np.max(np.abs(x - x.mean())))
+    if swing < SILENCE_PEAK:
+        offset = f" (only a constant offset of {x.mean():.2g})" if peak >= SILENCE_PEAK else ""
+        raise VawganError(f"{path}: the recording is silent{offset}, peak {swing:.1e}; re-record or remove it")
+    at_peak = int(np.count_nonzero(np.abs(x) >= CLIP_RATIO * peak))
+    clipped = at_peak / x.size
+    if clipped > CLIP_WARN_FRACTION and at_peak >= CLIP_MIN_SAMPLES and peak >= CLIP_MIN_PEAK:
         log.warning("%s: clipped: %.1f%% of the samples sit at the peak level (%.2f); features will be distorted",
                     path, 100 * clipped, peak)
     if fs != sample_rate:
