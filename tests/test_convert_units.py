@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from vawgan.convert import check_output_writable, convert_f0, lf0_statistics_of, normalize_unknown_source
+from vawgan.config import FeatureConfig
+from vawgan.convert import (analysis_settings, check_output_writable, convert_f0, lf0_statistics_of,
+                             normalize_unknown_source)
 from vawgan.errors import VawganError
 from vawgan.stats import Statistics
 
@@ -100,3 +103,15 @@ def test_check_output_writable_read_only_folder(tmp_path):
             check_output_writable(ro / "out.wav")
     finally:
         ro.chmod(0o700)
+
+
+def test_analysis_settings_override_the_models_and_reject_bad_values():
+    model = FeatureConfig(f0_method="harvest", aperiodicity_step=1)
+    assert analysis_settings(model) == model
+    changed = analysis_settings(model, "dio", 4)
+    assert (changed.f0_method, changed.aperiodicity_step) == ("dio", 4)
+    assert dataclasses.replace(changed, f0_method="harvest", aperiodicity_step=1) == model  # nothing else moves
+    with pytest.raises(VawganError, match="--f0-method 'crepe' is not one of harvest, dio"):
+        analysis_settings(model, "crepe")
+    with pytest.raises(VawganError, match="--aperiodicity-step 0: must be at least 1"):
+        analysis_settings(model, aperiodicity_step=0)

@@ -311,9 +311,11 @@ def analysis_settings(features, f0_method: str | None = None, aperiodicity_step:
     ``--aperiodicity-step``) replace the model's values unless None; they are
     checked here, so that a bad value stops a conversion before any work.
     """
+    from vawgan.features.world import F0_METHODS
+
     if f0_method is not None:
-        if f0_method not in ("harvest", "dio"):
-            raise VawganError(f"--f0-method {f0_method!r} is not one of harvest, dio")
+        if f0_method not in F0_METHODS:
+            raise VawganError(f"--f0-method {f0_method!r} is not one of {', '.join(F0_METHODS)}")
         features = dataclasses.replace(features, f0_method=f0_method)
     if aperiodicity_step is not None:
         if aperiodicity_step < 1:
