@@ -13,8 +13,8 @@ no vocoder), with the project's evaluation code:
 
 A variant is ``NAME=JSON`` with dotted config overrides, e.g.
 ``reference='{"model.decoder_variance": "unit", "model.decoder_conditioning": "input"}'``;
-``default={}`` is the config as it is. The README's ablation table in the
-Training section was made this way (quick schedule, seeds 0-2). Run the
+``default={}`` is the config as it is. The ablation table in
+docs/training.md was made this way (quick schedule, seeds 0-2). Run the
 recipe's stages 0-2 first (``bash recipes/flite/run.sh --stop-stage 2``). Each
 model takes about a minute on one CPU core with the quick schedule.
 

@@ -11,7 +11,7 @@ aligned frames of the squared difference to the natural target summed over
 the band's coefficients; MCD is 10/ln10 · sqrt(2 · that sum over c1..c39).
 Synthesis and re-analysis add about the same error to every system, so the
 difference of two systems' MCDs shrinks after the vocoder even where the
-difference of their squared errors would not (README, Evaluation).
+difference of their squared errors would not (docs/evaluation.md).
 
     python benchmarks/mcd_by_band.py --exp recipes/flite/exp/parallel
 """

@@ -92,7 +92,7 @@ def test_context_model_trains_and_converts_with_the_windows_of_training(real_fea
     PyTorch, and encodes each frame with its neighbours exactly as in training.
 
     (Whether context converts better is a question for held-out data and a full corpus:
-    ``benchmarks/ablate_model.py`` and the README's Evaluation section.)
+    ``benchmarks/ablate_model.py`` and docs/evaluation.md.)
     """
     frames, pairs = _load(real_features, CONTEXT)
     model_dir = tmp_path / "model"

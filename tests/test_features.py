@@ -182,8 +182,8 @@ def test_too_short_and_wrong_rate(arctic_wav):
 
 # Round-trip MCD (dB, c1..c39, speech frames) measured over all 297 utterances of the
 # shared corpus with recipes/flite/conf/full.yaml: mean 3.24, per speaker awb 2.21,
-# rms 3.69, slt 3.81, largest single utterance 4.16 (README, "Features and
-# statistics"). This test uses the wider default F0 range (60–500 Hz), hence a
+# rms 3.69, slt 3.81, largest single utterance 4.16 (docs/features.md, "Features
+# and statistics"). This test uses the wider default F0 range (60–500 Hz), hence a
 # little margin above that largest value.
 ROUND_TRIP_MCD_MAX = 4.5
 

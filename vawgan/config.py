@@ -52,7 +52,7 @@ class FeatureConfig:
     fft_size: int | None = None  # None: pyworld.get_cheaptrick_fft_size(sample_rate)
     silence_threshold_db: float = -35.0  # dB below the utterance's 95th-percentile frame power: silence
     # D4C (aperiodicity, most of a DIO analysis's time) on every n-th frame only, the coded aperiodicity
-    # interpolated in time between them; 1 analyses every frame as WORLD does. README, Features.
+    # interpolated in time between them; 1 analyses every frame as WORLD does. docs/features.md.
     aperiodicity_step: int = 1
 
     def f0_range(self, speaker: str | None) -> tuple[float, float]:
@@ -72,7 +72,7 @@ class ModelConfig:
     decoder_hidden: list[int] = field(default_factory=lambda: [128, 256])
     critic_hidden: list[int] = field(default_factory=lambda: [64, 32])
     # The VAE's likelihood N(x; x̂, diag σ²): "learned" trains one σ per dimension; "unit" fixes σ = 1 as
-    # in the reference, which on normalized features leaves the latent nearly unused (README, Training).
+    # in the reference, which on normalized features leaves the latent nearly unused (docs/training.md).
     decoder_variance: str = "learned"
     # Where the decoder sees the speaker code: "input" (concatenated to z, Hsu et al.) or "all_layers"
     # (concatenated to the input of every layer, so the code can act at every depth).
@@ -97,7 +97,7 @@ class TrainConfig:
     kl_warmup_epochs: float = 0.0  # ramp the KL weight linearly from 0 over this many VAE epochs (0: off)
     # > 0: semi-supervised training on a parallel corpus. Every VAE and generator step also fits a batch of
     # DTW-aligned frame pairs of the training manifest's parallel sentences (a source frame's posterior mean,
-    # decoded with the target speaker's code, against the target's frame), weighted by this (README, Training).
+    # decoded with the target speaker's code, against the target's frame), weighted by this (docs/training.md).
     parallel_weight: float = 0.0
     # > 0 (with parallel_weight): train a provisional VAE for this many epochs on the first alignment, then
     # re-align every parallel sentence by DTW between its conversion and the target, and train on those pairs
@@ -112,11 +112,11 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 1000  # steps
     device: str = "auto"
-    num_threads: int | None = 1  # intra-op CPU threads; None: one per core. See README "Training" for 1 vs 2
+    num_threads: int | None = 1  # intra-op CPU threads; None: one per core. See docs/training.md for 1 vs 2
     amp: bool = False  # bf16 autocast (for GPUs; on a CPU only worth it with AVX-512 BF16 or AMX)
     compile: bool = False  # torch.compile encoder, decoder and critic (eager steps; compiling is slow on a CPU)
     cuda_graphs: bool = True  # on one GPU, replay each training step as one captured CUDA graph
-    tf32: bool = False  # on a GPU, float32 matrix products in TensorFloat-32: faster (README "On a GPU"); no CPU effect
+    tf32: bool = False  # on a GPU, float32 matrix products in TensorFloat-32: faster (docs/training.md, "On a GPU"); no CPU effect
     tensorboard: bool = True
 
 

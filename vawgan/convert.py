@@ -111,7 +111,7 @@ def gv_postfilter(mcep: np.ndarray, speech: np.ndarray, target_gv: np.ndarray, a
     utterance the target's variance, ``0.5`` goes half-way in the log domain,
     0 changes nothing. Silence frames get the same affine map, c0 is kept.
     Over-smoothed conversions have too little variance; this undoes that
-    without training (Toda et al. 2007), at some MCD cost (README, Evaluation).
+    without training (Toda et al. 2007), at some MCD cost (docs/evaluation.md).
     """
     out = np.array(mcep, dtype=np.float64)
     speech = np.asarray(speech, dtype=bool)
@@ -152,7 +152,7 @@ def normalize_unknown_source(mcep: np.ndarray, speech: np.ndarray, stats) -> np.
     kept. With fewer than :data:`MIN_SPEECH_FRAMES_FOR_MEAN` speech frames the
     global mean is used instead. Feature-level MCD on the Flite eval split with
     the source left unknown: 4.40 → 3.77 dB with the ``parallel`` model, 6.28 →
-    6.19 dB with ``quick`` (README, Conversion).
+    6.19 dB with ``quick`` (docs/conversion.md).
     """
     global_mean, global_std = stats.mean_std(None)
     speech = np.asarray(speech, dtype=bool)

@@ -395,8 +395,8 @@ class Trainer:
         this model's small products as single tensor-core kernels instead of
         split-K float32 ones: captured steps 19-30 % faster. Off by default:
         over five seeds its models converted 0.08 dB (VAE) and 0.11 dB
-        (VAW-GAN) worse on average, within the seeds' spread (README, "On a
-        GPU"). The setting is process-wide, hence only while training runs.
+        (VAW-GAN) worse on average, within the seeds' spread (docs/training.md, "On
+        a GPU"). The setting is process-wide, hence only while training runs.
         """
         before = torch.get_float32_matmul_precision()
         if self.tf32:

@@ -54,7 +54,7 @@ SYSTEM_DESCRIPTIONS = {
     "anasyn": "analysis-synthesis of the target (ceiling)",
 }
 # The VAE with a half-strength GV postfilter: as much variance as the VAW-GAN's, without
-# adversarial training (README, Evaluation); recipe stage 6 writes it, the figures draw it.
+# adversarial training (docs/evaluation.md); recipe stage 6 writes it, the figures draw it.
 POSTFILTER_COMPARISON = "vae_gv0.5"
 _POSTFILTERED = re.compile(r"^(?P<which>vae|vawgan)_gv(?P<alpha>\d+(?:\.\d+)?)$")
 

@@ -61,7 +61,7 @@ class GridTrainConfig(RunSettings):
     epsilon_halve_every: int = 5000  # iterations
     # Lower bound of epsilon (0: none, as in the reference). Without one, epsilon reaches 3e-5 by
     # iteration 90 000 and the potential targets (~1/epsilon) blow up: the reference's 500 epochs
-    # ended collapsed here (README). conf/coulomb_full.yaml sets one.
+    # ended collapsed here (docs/gans.md). conf/coulomb_full.yaml sets one.
     epsilon_min: float = 0.0
     plummer_dim: int = 3
     eval_samples: int = 25000
@@ -102,7 +102,7 @@ class ImageTrainConfig(RunSettings):
     """Adam with BCE, as in the reference DCGAN."""
 
     # 60 epochs of the fallback digits = 660 steps: about 6 CPU minutes for the DCGAN. It draws all ten
-    # digits from about epoch 40 on; at 10 epochs (110 steps) it still drew one grey blob (README).
+    # digits from about epoch 40 on; at 10 epochs (110 steps) it still drew one grey blob (docs/gans.md).
     epochs: int = 60
     batch_size: int = 128
     learning_rate: float = 2e-4
