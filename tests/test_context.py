@@ -51,7 +51,8 @@ def test_windows_repeat_the_edge_frames_and_lay_frames_side_by_side():
     assert stacked.shape == (4, 9)
     np.testing.assert_array_equal(stacked[0], [0, 1, 2, 0, 1, 2, 3, 4, 5])
     np.testing.assert_array_equal(stacked[2], [3, 4, 5, 6, 7, 8, 9, 10, 11])
-    assert stack_context(frames, 0) is frames
+    np.testing.assert_array_equal(stack_context(frames, 1, slice(1, 3)), stacked[1:3])  # some rows only
+    assert np.shares_memory(stack_context(frames, 0), frames)  # no context: the frames themselves, not a copy
     with pytest.raises(ValueError, match="must not be negative"):
         context_windows(4, -1)
 

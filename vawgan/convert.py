@@ -288,13 +288,13 @@ class NumpyModel:
             raise VawganError(f"unknown speaker {name!r}; this model knows: {', '.join(self.speakers)}")
         return self.speakers.index(name)
 
-    def encode(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(μ, log σ²) of every frame of one utterance's normalized frames (T, D).
+    def encode(self, frames: np.ndarray, rows: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+        """(μ, log σ²) of frames ``rows`` (default all) of one utterance's normalized frames (T, D).
 
         With encoder context each frame is encoded with its window of
         neighbouring frames, as in training (:func:`vawgan.data.stack_context`).
         """
-        inputs = stack_context(frames, self.config.model.context_frames)
+        inputs = stack_context(frames, self.config.model.context_frames, rows)
         mu, logvar = np.split(_mlp(inputs, self.encoder_layers), 2, axis=1)
         return mu, logvar
 
@@ -451,21 +451,33 @@ class Converter:
 
         With encoder context each frame is encoded with its window of
         neighbouring frames, as in training (:func:`vawgan.data.stack_context`).
+        Long utterances go through the networks in batches of frames
+        (:func:`vawgan.features.world.in_frame_batches`), so that the hidden
+        layers' activations (up to 8 kB per frame) stay small.
         """
+        from vawgan.features.world import in_frame_batches
+
         if isinstance(self.model, NumpyModel):
-            mu, logvar = self.model.encode(normalized)
-            z = mu + np.random.default_rng().standard_normal(mu.shape) * np.exp(0.5 * logvar) if sample else mu
-            return self.model.decode(z, target_index).astype(np.float64)
+            def numpy_batch(rows: slice) -> np.ndarray:
+                mu, logvar = self.model.encode(normalized, rows)
+                z = mu + np.random.default_rng().standard_normal(mu.shape) * np.exp(0.5 * logvar) if sample else mu
+                return self.model.decode(z, target_index).astype(np.float64)
+
+            return in_frame_batches(numpy_batch, len(normalized))
         import torch
 
         device = self.model.device
-        with torch.inference_mode():
-            inputs = stack_context(normalized, self.model.config.model.context_frames)
+
+        def torch_batch(rows: slice) -> np.ndarray:
+            inputs = stack_context(normalized, self.model.config.model.context_frames, rows)
             x = torch.from_numpy(inputs.astype(np.float32)).to(device)
             mu, logvar = self.model.encoder(x)
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
             speaker_ids = torch.full((x.shape[0],), target_index, dtype=torch.long, device=device)
             return self.model.decoder(z, speaker_ids).cpu().numpy().astype(np.float64)
+
+        with torch.inference_mode():
+            return in_frame_batches(torch_batch, len(normalized))
 
     def analyze_file(self, path: str | os.PathLike, source: str | None = None) -> UtteranceFeatures:
         """Read ``path`` (resampled to the model's rate, with a warning) and analyse it like the training data.

@@ -31,11 +31,11 @@ from vawgan.features.store import UtteranceFeatures, feature_path, load_features
 from vawgan.stats import Statistics
 
 
-def context_windows(num_frames: int, context: int) -> np.ndarray:
-    """Frame indices of every frame's encoder window in an utterance of ``num_frames`` frames.
+def context_windows(num_frames: int, context: int, rows: slice = slice(None)) -> np.ndarray:
+    """Frame indices of the encoder windows of frames ``rows`` (default all) in an utterance of ``num_frames``.
 
     Row t is ``t - context .. t + context`` clipped to ``0 .. num_frames - 1``
-    (the edge frames repeat), shape (num_frames, 2 * context + 1). The
+    (the edge frames repeat), shape (rows, 2 * context + 1). The
     encoder's input for frame t is ``frames[windows[t]].reshape(-1)``: the
     window's frames one after another, earliest first. ``context = 0`` gives
     each frame alone.
@@ -43,14 +43,15 @@ def context_windows(num_frames: int, context: int) -> np.ndarray:
     if context < 0:
         raise ValueError(f"context must not be negative, got {context}")
     offsets = np.arange(-context, context + 1, dtype=np.int64)
-    return np.clip(np.arange(num_frames, dtype=np.int64)[:, None] + offsets, 0, max(num_frames - 1, 0))
+    return np.clip(np.arange(num_frames, dtype=np.int64)[rows, None] + offsets, 0, max(num_frames - 1, 0))
 
 
-def stack_context(frames: np.ndarray, context: int) -> np.ndarray:
-    """The encoder input of every frame of one utterance: (T, D) → (T, (2 · context + 1) · D)."""
+def stack_context(frames: np.ndarray, context: int, rows: slice = slice(None)) -> np.ndarray:
+    """The encoder inputs of frames ``rows`` (default all) of one utterance: (T, D) → (rows, (2 · context + 1) · D)."""
     if context == 0:
-        return frames
-    return frames[context_windows(len(frames), context)].reshape(len(frames), -1)
+        return frames[rows]
+    windows = context_windows(len(frames), context, rows)
+    return frames[windows].reshape(len(windows), -1)
 
 
 @dataclass

@@ -1,0 +1,124 @@
+"""Long recordings: F0 in segments, envelope and aperiodicity in frame batches, synthesis in pieces.
+
+WORLD holds a whole signal's intermediate results in memory (Harvest ~30 MB
+per second of 16 kHz audio), so :mod:`vawgan.features.world` cuts long
+signals. These tests use short real recordings with small segments and
+batches, so that the cuts happen, and check the results against one call on
+the whole signal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import pyworld
+import soundfile as sf
+
+from vawgan.config import FeatureConfig
+from vawgan.features import world
+from vawgan.features.world import (analyze, estimate_f0, f0_in_segments, resynthesis_mcd, synthesis_seams,
+                                   synthesize)
+
+FS = 16000
+
+
+def _rms_recordings(shared_corpus, count: int) -> np.ndarray:
+    return np.concatenate([sf.read(shared_corpus / "rms" / f"fb00{i}.wav", dtype="float64")[0]
+                           for i in range(1, count + 1)])
+
+
+def _disagreement(f0: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """(share of frames whose voicing differs, share of frames voiced in both more than 50 cents apart)."""
+    both = (f0 > 0) & (reference > 0)
+    cents = 1200.0 * np.abs(np.log2(f0[both] / reference[both]))
+    return float(np.mean((f0 > 0) != (reference > 0))), float(np.sum(cents > 50.0) / len(f0))
+
+
+@pytest.mark.slow
+def test_harvest_in_segments_agrees_with_one_call(shared_corpus):
+    # An odd number of samples: Harvest's decimation grid (from the signal's end) then depends on where a
+    # segment ends; without aligning the segments' ends to it, 0.8 % of the frames moved by more than 50 cents.
+    x = _rms_recordings(shared_corpus, 3)
+    x = x[:len(x) // 2 * 2 - 1]
+
+    def harvest(piece):
+        return pyworld.harvest(piece, FS, f0_floor=60.0, f0_ceil=500.0, frame_period=5.0)
+
+    whole, whole_times = harvest(x)
+    lengths = []
+    f0, times = f0_in_segments(x, FS, lambda piece: lengths.append(len(piece)) or harvest(piece), 5.0,
+                               segment_seconds=2.0, margin_seconds=0.5)
+    assert len(lengths) >= 5 and max(lengths) <= 3.0 * FS + world.harvest_decimation(FS)
+    np.testing.assert_array_equal(times, whole_times)
+    voicing, far = _disagreement(f0, whole)
+    assert voicing < 0.01 and far < 0.005, (voicing, far)  # measured 0.5 % and 0.13 %
+
+
+def test_long_signal_f0_is_estimated_in_bounded_segments(shared_corpus, monkeypatch):
+    """``estimate_f0`` (DIO) on a 45 s recording: segments of ~22 s at most, the frames of one call, same F0."""
+    x = np.tile(_rms_recordings(shared_corpus, 3), 4)[:45 * FS]
+    lengths = []
+    dio = pyworld.dio
+    monkeypatch.setattr(pyworld, "dio", lambda piece, *args, **kwargs: lengths.append(len(piece)) or dio(
+        piece, *args, **kwargs))
+    f0, times = estimate_f0(x, FS, "dio", 60.0, 500.0, 5.0)
+    assert len(lengths) == 3 and max(lengths) <= (world.SEGMENT_SECONDS + 2 * world.SEGMENT_MARGIN_SECONDS) * FS
+    whole = pyworld.stonemask(x, *dio(x, FS, f0_floor=60.0, f0_ceil=500.0, frame_period=5.0), FS)
+    assert f0.shape == whole.shape and times[-1] == pytest.approx(45.0)
+    voicing, far = _disagreement(f0, whole)
+    assert voicing < 0.002 and far < 0.001, (voicing, far)
+
+
+def test_analysis_in_frame_batches_matches_one_batch(shared_corpus, monkeypatch):
+    x, fs = sf.read(shared_corpus / "slt" / "fb003.wav", dtype="float64")
+    config = dataclasses.replace(FeatureConfig(), f0_method="dio")
+    whole = analyze(x, fs, config)
+    calls = []
+    cheaptrick = pyworld.cheaptrick
+    monkeypatch.setattr(pyworld, "cheaptrick", lambda x, f0, *args, **kwargs: calls.append(len(f0)) or cheaptrick(
+        x, f0, *args, **kwargs))
+    monkeypatch.setattr(world, "MAX_FRAMES_PER_CALL", 150)
+    batched = analyze(x, fs, config)
+    assert max(calls) == 150 and sum(calls) == whole.num_frames
+    np.testing.assert_array_equal(batched.f0, whole.f0)
+    np.testing.assert_array_equal(batched.speech, whole.speech)
+    # WORLD's analysis dither restarts with every call: tiny changes of the envelope, small ones of the aperiodicity.
+    np.testing.assert_allclose(batched.mcep, whole.mcep, atol=1e-4)
+    assert np.abs(batched.coded_ap - whole.coded_ap).max() < 0.5
+
+
+def test_long_synthesis_in_pieces(shared_corpus):
+    x, fs = sf.read(shared_corpus / "rms" / "fb002.wav", dtype="float64")
+    config = dataclasses.replace(FeatureConfig(), f0_method="dio")
+    feats = analyze(x, fs, config, speaker="rms")
+    one_call = synthesize(feats)
+    seams = synthesis_seams(feats, max_frames=250)  # both near a pause (with 200 one lands in speech: no pause near)
+    pieces = synthesize(feats, max_frames=250)
+    assert len(seams) >= 2 and np.all(feats.f0[seams] == 0)
+    assert len(pieces) == len(one_call)
+    hop = fs * feats.frame_period / 1000.0
+    before_seam = int((seams[0] - world.SYNTHESIS_CONTEXT_FRAMES) * hop)
+    np.testing.assert_allclose(pieces[:before_seam], one_call[:before_seam], atol=1e-6)
+    # No click: the steps from sample to sample around each seam are no larger than the signal's usual ones.
+    steps = np.abs(np.diff(pieces))
+    for seam in seams:
+        around = steps[int((seam - 2) * hop):int((seam + 2) * hop)]
+        assert around.max() < np.percentile(steps, 99.0)
+    # Re-analysed, the pieces are as close to the features as one call's output is.
+    assert resynthesis_mcd(feats, pieces, config, "rms") < resynthesis_mcd(feats, one_call, config, "rms") + 0.1
+
+
+@pytest.mark.parametrize("device", ["cpu", "auto"])  # cpu: the NumPy copy of the weights; auto (no GPU): torch
+def test_networks_run_over_frame_batches_as_over_the_whole(shared_corpus, monkeypatch, device):
+    """The packaged parallel model (encoder context of 8 frames) converts the same with batches of 100 frames."""
+    from vawgan.convert import Converter
+
+    converter = Converter("parallel", device=device)
+    feats = converter.analyze_file(shared_corpus / "rms" / "fb004.wav", source="rms")
+    whole = converter.convert_features(feats, "rms", "slt")
+    monkeypatch.setattr(world, "MAX_FRAMES_PER_CALL", 100)
+    batched = converter.convert_features(feats, "rms", "slt")
+    assert feats.num_frames > 300
+    np.testing.assert_allclose(batched.mcep, whole.mcep, atol=1e-4)
