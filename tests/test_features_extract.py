@@ -67,6 +67,17 @@ def test_corpus_run_warns_and_skips(messy_corpus, tmp_path, capsys):
     assert resampled.fs == FS and resampled.num_frames == load_features(out / "clb" / "good.npz").num_frames
 
 
+def test_progress_bar_stays_out_of_redirected_output(messy_corpus, tmp_path, capsys):
+    """With the bar on (the default) and stderr not a terminal, as in a log file: no carriage-return updates."""
+    data, out = tmp_path / "data", tmp_path / "features"
+    assert main(["prepare", "--corpus", str(messy_corpus), "--out", str(data)]) == 0
+    assert main(["extract", "--manifest", str(data / "all.tsv"), "--out", str(out),
+                 "--set", "features.f0_method=dio"]) == 0
+    captured = capsys.readouterr()
+    assert "\r" not in captured.err and "it/s" not in captured.err and "utt/s" not in captured.err
+    assert any(line.startswith("warning:") for line in captured.err.splitlines())  # the lines that matter stay
+
+
 def read_manifest_of(corpus, tmp_path):
     assert main(["prepare", "--corpus", str(corpus), "--out", str(tmp_path / "m")]) == 0
     return read_manifest(tmp_path / "m" / "all.tsv")

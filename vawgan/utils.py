@@ -91,6 +91,16 @@ def resolve_device(name: str = "auto"):
     raise VawganError(f"--device {name!r} is not one of auto, cpu, cuda, cuda:N")
 
 
+def bar_disabled(progress: bool) -> bool | None:
+    """tqdm's ``disable`` for a progress bar the caller asked for (``progress``) or not.
+
+    None lets tqdm draw the bar only when its stream is a terminal: output
+    redirected to a log file gets the per-epoch and summary lines without a
+    carriage-return update for every step or file.
+    """
+    return None if progress else True
+
+
 def available_cores() -> int:
     """CPU cores this process may run on (its affinity mask, which containers and ``taskset`` narrow)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

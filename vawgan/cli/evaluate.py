@@ -248,6 +248,7 @@ def run_gmm_convert(args: argparse.Namespace) -> int:
     from vawgan.errors import VawganError
     from vawgan.evaluate.report import split_pair_name
     from vawgan.features.store import feature_path, load_features
+    from vawgan.utils import bar_disabled
     from vawgan.features.world import synthesize
     from vawgan.stats import Statistics
 
@@ -265,7 +266,8 @@ def run_gmm_convert(args: argparse.Namespace) -> int:
         for src_utt, _ in parallel_pairs(utterances, source, target, split=None):
             jobs.append((model_path, source, target, src_utt.utt_id))
     loaded = {}
-    for model_path, source, target, utt_id in tqdm(jobs, desc="gmm convert", unit="utt", disable=args.no_progress):
+    for model_path, source, target, utt_id in tqdm(jobs, desc="gmm convert", unit="utt",
+                                                   disable=bar_disabled(not args.no_progress)):
         gmm = loaded.setdefault(model_path, JointGMM.load(model_path))
         feats = load_features(feature_path(args.features, source, utt_id))
         converted = convert_features(gmm, feats, (stats.lf0_mean[source], stats.lf0_std[source]),

@@ -43,7 +43,7 @@ import numpy as np
 from vawgan.corpus import Utterance
 from vawgan.errors import VawganError
 from vawgan.evaluate.metrics import CONVENTION, PairScores, gv_ratio, score_pair
-from vawgan.utils import atomic_path
+from vawgan.utils import atomic_path, bar_disabled
 
 SYSTEMS = ("copy", "gmm", "vae", "vawgan", "anasyn")
 SYSTEM_DESCRIPTIONS = {
@@ -203,7 +203,8 @@ def evaluate_features(utterances: list[Utterance], model_dir: str | os.PathLike,
             for src_utt, tgt_utt in parallel_pairs(utterances, source, target, split=None)]
     gmms = {}
     results = []
-    for source, target, src_id, tgt_id in tqdm(work, desc="score features", unit="utt", disable=not progress):
+    for source, target, src_id, tgt_id in tqdm(work, desc="score features", unit="utt",
+                                               disable=bar_disabled(progress)):
         src_path, tgt_path = feature_path(feature_dir, source, src_id), feature_path(feature_dir, target, tgt_id)
         src, tgt = load_features(src_path), load_features(tgt_path)
         gmm_path = Path(gmm_dir) / f"{source}-{target}.npz" if gmm_dir is not None else None
@@ -266,7 +267,7 @@ def evaluate_converted(items: list[ConvertedUtterance], feature_config, jobs: in
         voice_of[item.path] = item.source if item.system == "copy" else item.target
     paths = sorted(voice_of)
     work = [(p, voice_of[p], feature_config) for p in paths]
-    bar = dict(total=len(work), desc="analyse wavs", unit="wav", disable=not progress)
+    bar = dict(total=len(work), desc="analyse wavs", unit="wav", disable=bar_disabled(progress))
     if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 

@@ -40,7 +40,7 @@ from vawgan.config import FeatureConfig
 from vawgan.corpus import Utterance
 from vawgan.errors import VawganError
 from vawgan.features.store import feature_path, is_complete_feature_file, save_features
-from vawgan.utils import atomic_path
+from vawgan.utils import atomic_path, bar_disabled
 
 SETTINGS_FILE = "features.yaml"
 
@@ -106,7 +106,8 @@ def map_files(fn: Callable[[Any], Any], tasks: Sequence[Any], jobs: int = 1, des
         raise VawganError(f"--jobs {jobs}: must be at least 1")
     if not tasks:
         return
-    bar = tqdm(total=len(tasks), desc=desc, unit="utt", file=sys.stderr, disable=not progress, leave=False)
+    bar = tqdm(total=len(tasks), desc=desc, unit="utt", file=sys.stderr, disable=bar_disabled(progress),
+               leave=False)
     # Workers ignore Ctrl-C: the parent alone stops the run (after the utterances in flight, written whole).
     pool = ProcessPoolExecutor(max_workers=jobs, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN)) \
         if jobs > 1 and len(tasks) > 1 else None
