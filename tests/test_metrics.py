@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vawgan.errors import VawganError
 from vawgan.evaluate.metrics import (MCD_CONSTANT, align, align_speakers, f0_scores, global_variance, gv_ratio, mcd_per_frame,
                                      modulation_spectrum, score_pair)
 
@@ -82,6 +83,13 @@ def test_align_returns_a_monotonic_path_covering_both_sequences():
     assert ri[0] == 0 and ci[0] == 0 and ri[-1] == 29 and ci[-1] == 44
     assert np.all(np.diff(ri) >= 0) and np.all(np.diff(ci) >= 0)
     assert set(ri) == set(range(30)) and set(ci) == set(range(45))
+
+
+def test_align_refuses_sequences_too_long_for_dtw_with_one_line():
+    """Two 5-minute recordings would need ~70 GB of DTW matrices: a clear error before any allocation."""
+    long = np.zeros((60_000, 39))
+    with pytest.raises(VawganError, match=r"60000 x 60000 frames are too long to align by DTW \(about 72 GB\)"):
+        align(long, long)
 
 
 def test_mcd_per_frame_rejects_unaligned_arrays():

@@ -24,7 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vawgan.errors import VawganError
+
 MCD_CONSTANT = 10.0 / np.log(10.0) * np.sqrt(2.0)
+# The most frame pairs align() takes on: librosa's DTW keeps a cost, an accumulated-cost and a step matrix over
+# all of them (~20 bytes each), so 10^8 pairs (two 50 s utterances at 5 ms) need about 2 GB.
+MAX_DTW_CELLS = 100_000_000
 CONVENTION = ("MCD in dB = (10/ln 10)·sqrt(2·Σ_d (c_d − ĉ_d)²) on c1..c39 (c0 excluded; 'MCD incl. c0' adds c0), "
               "mean over the frame pairs of a DTW path (librosa.sequence.dtw, Euclidean on c1..c39) between the "
               "speech frames of converted and natural target; F0 RMSE (cents) and correlation (of log-F0) on aligned "
@@ -61,6 +66,10 @@ def align(reference: np.ndarray, converted: np.ndarray) -> tuple[np.ndarray, np.
         raise ValueError(f"DTW needs two (T, D) arrays with the same D, got {reference.shape} and {converted.shape}")
     if len(reference) == 0 or len(converted) == 0:
         raise ValueError("DTW needs at least one frame on each side")
+    cells = len(reference) * len(converted)
+    if cells > MAX_DTW_CELLS:
+        raise VawganError(f"{len(reference)} x {len(converted)} frames are too long to align by DTW (about "
+                          f"{20 * cells / 1e9:.0f} GB); score sentence-length recordings, or cut long ones at pauses")
     _, path = librosa.sequence.dtw(X=reference.T, Y=converted.T, metric="euclidean")
     path = path[::-1]
     return path[:, 0], path[:, 1]

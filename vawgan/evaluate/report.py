@@ -280,7 +280,7 @@ def evaluate_converted(items: list[ConvertedUtterance], feature_config, jobs: in
     for item in items:
         try:
             scores = score_pair(*features[item.target_path], *features[item.path])
-        except ValueError as exc:
+        except (ValueError, VawganError) as exc:
             raise VawganError(f"{item.path}: cannot be scored against {item.target_path} ({exc})") from None
         results.append(UtteranceResult(item, scores))
     return results
