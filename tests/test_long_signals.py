@@ -122,3 +122,23 @@ def test_networks_run_over_frame_batches_as_over_the_whole(shared_corpus, monkey
     batched = converter.convert_features(feats, "rms", "slt")
     assert feats.num_frames > 300
     np.testing.assert_allclose(batched.mcep, whole.mcep, atol=1e-4)
+
+
+def test_segments_and_pieces_at_a_rate_whose_frames_are_not_whole_samples(shared_corpus):
+    """22.05 kHz: a 5 ms frame is 110.25 samples, so segments and pieces start every 4 frames (441 samples)."""
+    import librosa
+
+    fs = 22050
+    x = librosa.resample(_rms_recordings(shared_corpus, 3), orig_sr=FS, target_sr=fs)
+
+    def dio(piece):
+        return pyworld.dio(piece, fs, f0_floor=60.0, f0_ceil=500.0, frame_period=5.0)
+
+    whole, whole_times = dio(x)
+    f0, times = f0_in_segments(x, fs, dio, 5.0, segment_seconds=2.0, margin_seconds=0.5)
+    np.testing.assert_array_equal(times, whole_times)
+    assert _disagreement(f0, whole) == (0.0, 0.0)
+    feats = analyze(x, fs, dataclasses.replace(FeatureConfig(), f0_method="dio", sample_rate=fs), speaker="rms")
+    seams = synthesis_seams(feats, max_frames=300)
+    assert len(seams) >= 5 and all(seam % 4 == 0 for seam in seams)
+    assert len(synthesize(feats, max_frames=300)) == len(synthesize(feats))
