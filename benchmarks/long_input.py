@@ -24,16 +24,15 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "data" / "speech" / "flite"
-
-
 def long_recording(seconds: float, path: Path) -> Path:
-    """The rms sentences one after another (repeated as needed), cut to ``seconds``, as 16-bit PCM."""
-    sentences = [sf.read(f, dtype="float64")[0] for f in sorted((CORPUS / "rms").glob("*.wav"))]
-    if not sentences:
-        sys.exit(f"no recordings in {CORPUS / 'rms'}; the shared corpus belongs beside the checkout")
-    rate = sf.info(next((CORPUS / "rms").glob("*.wav"))).samplerate
+    """The corpus's rms sentences one after another (repeated as needed), cut to ``seconds``, as 16-bit PCM."""
+    from vawgan.corpus import resolve_corpus_root
+
+    files = sorted((resolve_corpus_root(None) / "rms").glob("*.wav"))
+    if not files:
+        sys.exit("no rms recordings in the corpus; the shared Flite corpus belongs beside the checkout")
+    sentences = [sf.read(f, dtype="float64")[0] for f in files]
+    rate = sf.info(files[0]).samplerate
     needed = int(seconds * rate)
     signal = np.concatenate(sentences * (needed // sum(map(len, sentences)) + 1))[:needed]
     sf.write(path, signal, rate, subtype="PCM_16")
