@@ -10,6 +10,7 @@ the whole signal.
 from __future__ import annotations
 
 import dataclasses
+import io
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from vawgan.config import FeatureConfig
 from vawgan.features import world
 from vawgan.features.world import (analyze, estimate_f0, f0_in_segments, resynthesis_mcd, synthesis_seams,
                                    synthesize)
+from vawgan.utils import StageBars
 
 FS = 16000
 
@@ -142,3 +144,37 @@ def test_segments_and_pieces_at_a_rate_whose_frames_are_not_whole_samples(shared
     seams = synthesis_seams(feats, max_frames=300)
     assert len(seams) >= 5 and all(seam % 4 == 0 for seam in seams)
     assert len(synthesize(feats, max_frames=300)) == len(synthesize(feats))
+
+
+def test_long_analysis_and_synthesis_report_their_progress(shared_corpus, monkeypatch):
+    """A 45 s recording: every stage reports after each segment, batch or piece, rising to the whole duration."""
+    x = np.tile(_rms_recordings(shared_corpus, 3), 4)[:45 * FS]
+    monkeypatch.setattr(world, "MAX_FRAMES_PER_CALL", 3000)
+    config = dataclasses.replace(FeatureConfig(), f0_method="dio", aperiodicity_step=2)
+    reports = []
+    feats = analyze(x, FS, config, progress=lambda *report: reports.append(report))
+    synthesize(feats, max_frames=3000, progress=lambda *report: reports.append(report))
+    stages = list(dict.fromkeys(stage for stage, _, _ in reports))
+    assert stages == ["F0", "envelope", "aperiodicity", "synthesis"]
+    for stage in stages:
+        done = [d for s, d, _ in reports if s == stage]
+        totals = {t for s, _, t in reports if s == stage}
+        # 3 F0 segments of 20 s, 3000-frame batches (half the frames for D4C at step 2) and pieces of ~15 s.
+        assert len(done) >= 2, (stage, done)
+        assert len(totals) == 1 and totals.pop() == pytest.approx(45.0, abs=0.01)
+        assert np.all(np.diff(done) > 0) and done[0] > 0 and done[-1] == pytest.approx(45.0, abs=0.01), (stage, done)
+
+
+def test_stage_bars_draw_long_recordings_only():
+    """The CLI's bars: none for a recording under a minute, one per stage (in seconds of audio) for a longer one."""
+    short, long = io.StringIO(), io.StringIO()
+    with StageBars("short.wav", disable=False, file=short) as bars:
+        bars("F0", 30.0, 59.0)
+    with StageBars("long.wav", disable=False, file=long) as bars:
+        for stage in ("F0", "synthesis"):
+            for done in (100.0, 300.0):
+                bars(stage, done, 300.0)
+    assert short.getvalue() == ""
+    lines = long.getvalue().replace("\r", "\n")
+    assert "long.wav: F0: 100%" in lines and "long.wav: synthesis:  33%" in lines
+    assert "300/300 s of audio" in lines

@@ -42,6 +42,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -50,6 +51,9 @@ from vawgan.errors import VawganError
 from vawgan.features.store import UtteranceFeatures
 from vawgan.pretrained import DEFAULT_PRETRAINED, PRETRAINED_MODELS, PRETRAINED_ROOT
 from vawgan.utils import available_cores
+
+if TYPE_CHECKING:
+    from vawgan.features.world import Progress
 
 # Fewer voiced frames than this (50 ms) give no usable estimate of the input's
 # own log-F0 spread; the F0 transform then only shifts the mean.
@@ -479,47 +483,54 @@ class Converter:
         with torch.inference_mode():
             return in_frame_batches(torch_batch, len(normalized))
 
-    def analyze_file(self, path: str | os.PathLike, source: str | None = None) -> UtteranceFeatures:
+    def analyze_file(self, path: str | os.PathLike, source: str | None = None,
+                     progress: Progress | None = None) -> UtteranceFeatures:
         """Read ``path`` (resampled to the model's rate, with a warning) and analyse it like the training data.
 
         The source speaker's F0 search range is used when the config sets one.
+        ``progress`` hears how the analysis advances (:data:`vawgan.features.world.Progress`).
         """
         from vawgan.features.world import analyze_file
 
-        return analyze_file(path, self.feature_config, speaker=source, threads=self.threads)
+        return analyze_file(path, self.feature_config, speaker=source, threads=self.threads, progress=progress)
 
     def convert_audio(self, x: np.ndarray, target: str, source: str | None = None, sample: bool = False,
-                      name: str = "signal") -> np.ndarray:
+                      name: str = "signal", progress: Progress | None = None) -> np.ndarray:
         """Convert a mono waveform at :attr:`sample_rate`; returns the converted waveform.
 
-        ``name`` is how errors refer to the signal.
+        ``name`` is how errors refer to the signal; ``progress`` hears how the
+        analysis and the synthesis advance (:data:`vawgan.features.world.Progress`).
         """
         from vawgan.features.world import analyze, synthesize
 
-        feats = analyze(x, self.sample_rate, self.feature_config, speaker=source, name=name, threads=self.threads)
-        return synthesize(self.convert_features(feats, source, target, sample=sample))
+        feats = analyze(x, self.sample_rate, self.feature_config, speaker=source, name=name, threads=self.threads,
+                        progress=progress)
+        return synthesize(self.convert_features(feats, source, target, sample=sample), progress=progress)
 
     def write_converted(self, feats: UtteranceFeatures, out_wav: str | os.PathLike, target: str,
-                        source: str | None = None, sample: bool = False) -> Path:
+                        source: str | None = None, sample: bool = False, progress: Progress | None = None) -> Path:
         """Convert analysed features to ``target``, synthesize and write ``out_wav`` atomically (peak-safe)."""
         from vawgan.audio import write_audio
         from vawgan.features.world import synthesize
 
-        y = synthesize(self.convert_features(feats, source, target, sample=sample))
+        y = synthesize(self.convert_features(feats, source, target, sample=sample), progress=progress)
         write_audio(out_wav, y, self.sample_rate)
         return Path(out_wav)
 
     def convert_file(self, in_wav: str | os.PathLike, out_wav: str | os.PathLike, target: str,
-                     source: str | None = None, sample: bool = False) -> Path:
+                     source: str | None = None, sample: bool = False, progress: Progress | None = None) -> Path:
         """Read ``in_wav``, convert it to ``target`` and write ``out_wav`` atomically.
 
         Speaker names and the output path are checked before the audio is
         read, so a mistake costs no analysis time and leaves no file behind.
         An input at another sample rate is resampled to the model's (with a
-        warning); the output is at the model's sample rate.
+        warning); the output is at the model's sample rate. ``progress`` hears
+        how the analysis and the synthesis advance
+        (:data:`vawgan.features.world.Progress`; the CLI draws bars for long inputs).
         """
         out_wav = check_output_writable(out_wav)
         self.check_speaker(target)
         if source is not None:
             self.check_speaker(source)
-        return self.write_converted(self.analyze_file(in_wav, source), out_wav, target, source, sample=sample)
+        feats = self.analyze_file(in_wav, source, progress=progress)
+        return self.write_converted(feats, out_wav, target, source, sample=sample, progress=progress)

@@ -101,6 +101,55 @@ def bar_disabled(progress: bool) -> bool | None:
     return None if progress else True
 
 
+class StageBars:
+    """Progress bars for one long recording: one bar per stage of its analysis and synthesis.
+
+    A :data:`vawgan.features.world.Progress` callback, ``bars(stage,
+    seconds_done, seconds_total)``. A recording shorter than ``min_seconds``
+    gets no bar (a sentence takes a fraction of a second); a longer one gets a
+    tqdm bar per stage, in seconds of audio, left on screen when the stage is
+    done, so a user converting an hour of speech sees where the minutes go.
+    ``disable`` is tqdm's (None: only on a terminal, :func:`bar_disabled`).
+    Use it as a context manager, which closes the last bar.
+    """
+
+    def __init__(self, name: str, min_seconds: float = 60.0, disable: bool | None = None, file=None):
+        self.name = name
+        self.min_seconds = min_seconds
+        self.disable = disable
+        self.file = file
+        self.stage: str | None = None
+        self.bar = None
+
+    def __call__(self, stage: str, seconds_done: float, seconds_total: float) -> None:
+        if seconds_total < self.min_seconds:
+            return
+        if stage != self.stage:
+            import sys
+
+            from tqdm import tqdm
+
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(total=seconds_total, desc=f"{self.name}: {stage}", file=self.file or sys.stderr,
+                            disable=self.disable,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of audio "
+                                       "[{elapsed}<{remaining}]")
+        self.bar.n = min(seconds_done, seconds_total)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> "StageBars":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
 def available_cores() -> int:
     """CPU cores this process may run on (its affinity mask, which containers and ``taskset`` narrow)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

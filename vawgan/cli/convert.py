@@ -160,7 +160,11 @@ def _convert(args: argparse.Namespace) -> int:
         # several and does not fight other processes for the cores.
         configure_cpu(1)
     if single:
-        converter.convert_file(inputs[0], out, args.target, source=args.source, sample=args.sample)
+        from vawgan.utils import StageBars
+
+        with StageBars(inputs[0].name) as bars:  # bars for long recordings, on a terminal
+            converter.convert_file(inputs[0], out, args.target, source=args.source, sample=args.sample,
+                                   progress=bars)
         print(f"wrote {out} ({converter.which}, {args.source or 'unknown speaker'} -> {args.target})")
         return 0
     if is_manifest:

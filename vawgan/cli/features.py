@@ -153,8 +153,10 @@ def run_resynth(args: argparse.Namespace) -> int:
     if not args.input or not args.output:
         raise VawganError("resynth: give INPUT and -o OUT.wav (or --manifest TSV --out-dir DIR)")
     from vawgan.features.world import resynthesize_file
+    from vawgan.utils import StageBars
 
-    mcd = resynthesize_file(args.input, args.output, config.features, speaker=args.speaker)
+    with StageBars(Path(args.input).name) as bars:  # bars for long recordings, on a terminal
+        mcd = resynthesize_file(args.input, args.output, config.features, speaker=args.speaker, progress=bars)
     print(f"{args.output}: round-trip MCD {mcd:.2f} dB (c1..c{config.features.mcep_order}, speech frames)")
     return 0
 

@@ -39,6 +39,7 @@ import functools
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -67,6 +68,21 @@ MAX_FRAMES_PER_CALL = 4000
 # are cross-faded over this many frames around each seam.
 SYNTHESIS_CONTEXT_FRAMES = 20
 SEAM_FADE_FRAMES = 2
+
+# How a long signal's analysis and synthesis report their advance: ``progress(stage, seconds_done,
+# seconds_total)`` after each F0 segment, frame batch or synthesis piece, the stages being "F0", "envelope",
+# "aperiodicity" and "synthesis" (the networks between them take a fraction of a second). A user waits
+# minutes for an hour-long recording.
+Progress = Callable[[str, float, float], None]
+# How the loops below report: ``report(done, total)`` in frames (or rows) after each part.
+PartReport = Callable[[int, int], None]
+
+
+def stage_report(progress: Progress | None, stage: str, seconds: float) -> PartReport | None:
+    """A :data:`PartReport` that passes a loop's advance on to ``progress`` as seconds of a ``seconds`` long signal."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(stage, seconds * done / total if total else seconds, seconds)
 
 
 def fft_size_of(config: FeatureConfig) -> int:
@@ -120,7 +136,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_analysis_threads.cache_clear)
 
 
-def in_frame_batches(analysis, num_frames: int, max_frames: int | None = None):
+def in_frame_batches(analysis, num_frames: int, max_frames: int | None = None, report: PartReport | None = None):
     """``analysis(frames)`` for consecutive slices of at most ``max_frames`` frames, the results joined in order.
 
     ``analysis`` maps a slice of frame indices to an array (or a tuple of
@@ -128,11 +144,17 @@ def in_frame_batches(analysis, num_frames: int, max_frames: int | None = None):
     their 513-bin rows to mel-cepstra or coded bands inside ``analysis`` keeps
     only one batch of full-resolution rows in memory. One slice covers
     everything when ``num_frames <= max_frames`` (default ``MAX_FRAMES_PER_CALL``).
+    ``report(frames_done, num_frames)`` is called after each slice.
     """
     max_frames = max_frames or MAX_FRAMES_PER_CALL
-    if num_frames <= max_frames:
-        return analysis(slice(0, num_frames))
-    parts = [analysis(slice(a, min(a + max_frames, num_frames))) for a in range(0, num_frames, max_frames)]
+    parts = []
+    for start in range(0, max(num_frames, 1), max_frames):  # one (empty) slice when there are no frames
+        end = min(start + max_frames, num_frames)
+        parts.append(analysis(slice(start, end)))
+        if report is not None:
+            report(end, num_frames)
+    if len(parts) == 1:
+        return parts[0]
     if isinstance(parts[0], tuple):
         return tuple(np.concatenate(column) for column in zip(*parts))
     return np.concatenate(parts)
@@ -151,7 +173,8 @@ def harvest_decimation(fs: int) -> int:
 
 def f0_in_segments(x: np.ndarray, fs: int, estimator, frame_period: float,
                    segment_seconds: float = SEGMENT_SECONDS,
-                   margin_seconds: float = SEGMENT_MARGIN_SECONDS) -> tuple[np.ndarray, np.ndarray]:
+                   margin_seconds: float = SEGMENT_MARGIN_SECONDS,
+                   report: PartReport | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(f0, times)`` of ``x`` from ``estimator(piece)`` (Harvest or DIO) run on overlapping segments.
 
     Frames are cut into runs of about ``segment_seconds``; each run is
@@ -164,13 +187,18 @@ def f0_in_segments(x: np.ndarray, fs: int, estimator, frame_period: float,
     grid and changes Harvest's voicing decisions in ~1 % of the frames. So
     segments agree with one call on the whole signal about as well as one
     call agrees with calls on its parts (tested). A signal that fits in one
-    segment with its margins is estimated by one call.
+    segment with its margins is estimated by one call. ``report(frames_done,
+    frames_total)`` is called after each segment.
     """
     samples_per_frame, step = frame_grid(fs, frame_period)
     core = max(1, round(segment_seconds * 1000.0 / frame_period / step)) * step
     margin = math.ceil(margin_seconds * 1000.0 / frame_period / step) * step
+    report = report or (lambda done, total: None)
     if len(x) <= (core + 2 * margin) * samples_per_frame:
-        return estimator(x)
+        f0, times = estimator(x)
+        report(len(f0), len(f0))
+        return f0, times
+    expected_frames = int(len(x) / samples_per_frame) + 1  # WORLD's count, for the report
     decimation = harvest_decimation(fs)
     pieces = []
     first = 0  # the first frame of the current run
@@ -183,30 +211,32 @@ def f0_in_segments(x: np.ndarray, fs: int, estimator, frame_period: float,
         end += (len(x) - end) % decimation
         pieces.append(estimator(x[start:end])[0][first - context:first - context + core])
         first += core
+        report(first, expected_frames)
     f0 = np.concatenate(pieces)
+    report(len(f0), len(f0))
     return f0, np.arange(len(f0)) * frame_period / 1000.0
 
 
 def estimate_f0(x: np.ndarray, fs: int, method: str, floor: float, ceil: float,
-                frame_period: float, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                frame_period: float, threads: int = 1, report: PartReport | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(f0, times)`` by Harvest or by DIO refined with StoneMask; F0 is 0 on unvoiced frames.
 
     Harvest and DIO see the signal in segments when it is long
-    (:func:`f0_in_segments`); ``threads`` applies to StoneMask.
+    (:func:`f0_in_segments`, which calls ``report``); ``threads`` applies to StoneMask.
     """
     if method not in F0_METHODS:
         raise VawganError(f"features.f0_method {method!r} is not one of {', '.join(F0_METHODS)}")
     estimator = pyworld.harvest if method == "harvest" else pyworld.dio
     f0, times = f0_in_segments(
         x, fs, lambda piece: estimator(piece, fs, f0_floor=floor, f0_ceil=ceil, frame_period=frame_period),
-        frame_period)
+        frame_period, report=report)
     if method == "dio":
         f0 = per_frame_in_blocks(pyworld.stonemask, x, f0, times, fs, threads)
     return f0, times
 
 
 def coded_aperiodicity(x: np.ndarray, f0: np.ndarray, times: np.ndarray, fs: int, fft_size: int, step: int = 1,
-                       threads: int = 1) -> np.ndarray:
+                       threads: int = 1, report: PartReport | None = None) -> np.ndarray:
     """D4C's aperiodicity of every frame in ``pyworld.code_aperiodicity``'s bands, D4C run on every ``step``-th frame.
 
     ``step == 1`` is WORLD's analysis: D4C on every frame. D4C is the slowest
@@ -218,14 +248,16 @@ def coded_aperiodicity(x: np.ndarray, f0: np.ndarray, times: np.ndarray, fs: int
     voiced analyses only, an analysed frame counts as voiced when a voiced
     frame lies within n − 1 frames of it, and is analysed at the F0 of its
     voiced neighbours (interpolated across unvoiced gaps); unvoiced frames get
-    exactly what D4C gives a frame without F0.
+    exactly what D4C gives a frame without F0. ``report(done, total)`` counts
+    the analysed frames.
     """
     if step < 1:
         raise VawganError(f"features.aperiodicity_step={step} must be at least 1")
     def coded_d4c(frame_f0: np.ndarray, frame_times: np.ndarray):
         """D4C of the given frames, in batches, coded to bands batch by batch."""
         return in_frame_batches(lambda batch: pyworld.code_aperiodicity(per_frame_in_blocks(
-            pyworld.d4c, x, frame_f0[batch], frame_times[batch], fs, threads, fft_size=fft_size), fs), len(frame_f0))
+            pyworld.d4c, x, frame_f0[batch], frame_times[batch], fs, threads, fft_size=fft_size), fs), len(frame_f0),
+            report=report)
 
     if step == 1:
         return coded_d4c(f0, times)
@@ -253,15 +285,15 @@ def speech_mask(power_db: np.ndarray, threshold_db: float) -> np.ndarray:
 
 
 def analyze(x: np.ndarray, fs: int, config: FeatureConfig, speaker: str | None = None,
-            name: str = "signal", threads: int = 1) -> UtteranceFeatures:
+            name: str = "signal", threads: int = 1, progress: Progress | None = None) -> UtteranceFeatures:
     """WORLD + mel-cepstral features of the mono signal ``x`` sampled at ``fs``.
 
     ``speaker`` selects that speaker's F0 search range from
     ``config.f0_ranges`` (the default range otherwise). ``name`` is how errors
     refer to the signal (usually its file name). ``threads > 1`` runs
     StoneMask, CheapTrick and D4C on blocks of frames in parallel
-    (:func:`per_frame_in_blocks`). Raises :class:`VawganError`
-    when ``fs`` differs from the configured rate or the signal is shorter than
+    (:func:`per_frame_in_blocks`). ``progress`` hears of each F0 segment and
+    frame batch (:data:`Progress`). Raises :class:`VawganError` when ``fs`` differs from the configured rate or the signal is shorter than
     one analysis window.
     """
     if fs != config.sample_rate:
@@ -275,7 +307,9 @@ def analyze(x: np.ndarray, fs: int, config: FeatureConfig, speaker: str | None =
         raise VawganError(f"{name}: only {x.size} samples ({1000 * x.size / fs:.1f} ms), shorter than one analysis "
                           f"window ({fft_size} samples, {1000 * fft_size / fs:.0f} ms); remove it from the corpus")
     floor, ceil = config.f0_range(speaker)
-    f0, times = estimate_f0(x, fs, config.f0_method, floor, ceil, config.frame_period, threads)
+    seconds = x.size / fs
+    f0, times = estimate_f0(x, fs, config.f0_method, floor, ceil, config.frame_period, threads,
+                            report=stage_report(progress, "F0", seconds))
     alpha = alpha_of(config)
 
     def envelope_features(frames: slice) -> tuple[np.ndarray, np.ndarray]:
@@ -284,18 +318,20 @@ def analyze(x: np.ndarray, fs: int, config: FeatureConfig, speaker: str | None =
                                  f0_floor=floor, fft_size=fft_size)
         return mcep_lib.sp2mc(sp, config.mcep_order, alpha).astype(np.float32), frame_power_db(sp)
 
-    mcep, power_db = in_frame_batches(envelope_features, len(f0))
-    coded_ap = coded_aperiodicity(x, f0, times, fs, fft_size, config.aperiodicity_step, threads)
+    mcep, power_db = in_frame_batches(envelope_features, len(f0), report=stage_report(progress, "envelope", seconds))
+    coded_ap = coded_aperiodicity(x, f0, times, fs, fft_size, config.aperiodicity_step, threads,
+                                  report=stage_report(progress, "aperiodicity", seconds))
     return UtteranceFeatures(
         f0=f0, mcep=mcep, coded_ap=coded_ap, speech=speech_mask(power_db, config.silence_threshold_db),
         fs=fs, frame_period=float(config.frame_period), alpha=alpha, fft_size=fft_size)
 
 
 def analyze_file(path: str | os.PathLike, config: FeatureConfig, speaker: str | None = None,
-                 threads: int = 1) -> UtteranceFeatures:
+                 threads: int = 1, progress: Progress | None = None) -> UtteranceFeatures:
     """Load ``path`` with :func:`vawgan.audio.load_audio` and :func:`analyze` it."""
     x = load_audio(path, config.sample_rate)
-    return analyze(x, config.sample_rate, config, speaker=speaker, name=str(Path(path)), threads=threads)
+    return analyze(x, config.sample_rate, config, speaker=speaker, name=str(Path(path)), threads=threads,
+                   progress=progress)
 
 
 def _world_synthesis(feats: UtteranceFeatures, frames: slice) -> np.ndarray:
@@ -327,7 +363,8 @@ def synthesis_seams(feats: UtteranceFeatures, max_frames: int = MAX_FRAMES_PER_C
     return seams
 
 
-def synthesize(feats: UtteranceFeatures, max_frames: int = MAX_FRAMES_PER_CALL) -> np.ndarray:
+def synthesize(feats: UtteranceFeatures, max_frames: int = MAX_FRAMES_PER_CALL,
+               progress: Progress | None = None) -> np.ndarray:
     """Waveform (float64, at ``feats.fs``) from F0, mel-cepstrum and coded aperiodicity.
 
     The mel-cepstrum goes back to a spectral envelope (the inverse of the
@@ -345,10 +382,14 @@ def synthesize(feats: UtteranceFeatures, max_frames: int = MAX_FRAMES_PER_CALL) 
     pulses move by part of a period, from a pause on. (A 60 s recording cut
     every 4000 or 1000 frames: resynthesis MCD 3.99 dB against one call's
     3.97, no jump at a seam above the signal's usual sample-to-sample steps.)
+    ``progress`` hears of each piece (:data:`Progress`, stage "synthesis").
     """
     n = feats.num_frames
+    report = stage_report(progress, "synthesis", n * feats.frame_period / 1000.0) or (lambda done, total: None)
     if n <= max_frames:
-        return _world_synthesis(feats, slice(0, n))
+        output = _world_synthesis(feats, slice(0, n))
+        report(n, n)
+        return output
     samples_per_frame, step = frame_grid(feats.fs, feats.frame_period)
     context = math.ceil(SYNTHESIS_CONTEXT_FRAMES / step) * step
     fade = float(SEAM_FADE_FRAMES * samples_per_frame)
@@ -367,20 +408,24 @@ def synthesize(feats: UtteranceFeatures, max_frames: int = MAX_FRAMES_PER_CALL) 
         if last < n:
             weight *= np.clip(((int(last * samples_per_frame) + fade / 2) - where) / fade, 0.0, 1.0)
         output[offset:offset + len(piece)] += weight * piece
+        report(last, n)
     return output
 
 
 def resynthesis_mcd(original: UtteranceFeatures, resynthesized: np.ndarray, config: FeatureConfig,
-                    speaker: str | None = None) -> float:
+                    speaker: str | None = None, progress: Progress | None = None) -> float:
     """Mean MCD (dB, c1..cD, the original's speech frames) between ``original`` and a re-analysis of ``resynthesized``.
 
     Analysis and synthesis share the frame grid, so frames are compared one to
     one (no DTW); the re-analysis may have a frame more or less at the end,
-    which is dropped.
+    which is dropped. ``progress`` hears of the re-analysis, its stages named
+    "re-analysis: F0" and so on.
     """
     from vawgan.evaluate.metrics import mcd_per_frame
 
-    again = analyze(resynthesized, original.fs, config, speaker=speaker, name="resynthesized signal")
+    again = analyze(resynthesized, original.fs, config, speaker=speaker, name="resynthesized signal",
+                    progress=None if progress is None else (
+                        lambda stage, done, total: progress(f"re-analysis: {stage}", done, total)))
     n = min(original.num_frames, again.num_frames)
     speech = original.speech[:n]
     if not speech.any():
@@ -389,11 +434,14 @@ def resynthesis_mcd(original: UtteranceFeatures, resynthesized: np.ndarray, conf
 
 
 def resynthesize_file(path: str | os.PathLike, out_path: str | os.PathLike, config: FeatureConfig,
-                      speaker: str | None = None) -> float:
-    """Analysis–synthesis round trip of one file: write the result to ``out_path``, return its MCD (dB)."""
+                      speaker: str | None = None, progress: Progress | None = None) -> float:
+    """Analysis–synthesis round trip of one file: write the result to ``out_path``, return its MCD (dB).
+
+    ``progress`` hears of the analysis, the synthesis and the re-analysis (:data:`Progress`).
+    """
     from vawgan.audio import write_audio
 
-    feats = analyze_file(path, config, speaker=speaker)
-    y = synthesize(feats)
+    feats = analyze_file(path, config, speaker=speaker, progress=progress)
+    y = synthesize(feats, progress=progress)
     write_audio(out_path, y, feats.fs)
-    return resynthesis_mcd(feats, y, config, speaker=speaker)
+    return resynthesis_mcd(feats, y, config, speaker=speaker, progress=progress)
