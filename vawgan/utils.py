@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -125,8 +126,6 @@ class StageBars:
         if seconds_total < self.min_seconds:
             return
         if stage != self.stage:
-            import sys
-
             from tqdm import tqdm
 
             self.close()

@@ -83,7 +83,8 @@ def register(subparsers) -> None:
                    help="F0 extractor for the input (default: the model's; dio is several times faster)")
     p.add_argument("--aperiodicity-step", type=int, default=None, metavar="N",
                    help="analyse the input's aperiodicity (D4C) on every N-th frame only, interpolating between "
-                        "them (default: the model's; 4 for the packaged models, about twice as fast as 1 = every frame, WORLD's analysis)")
+                        "them (default: the model's; 4 for the packaged models, about twice as fast as "
+                        "1 = every frame, WORLD's analysis)")
     p.add_argument("--split", choices=("train", "dev", "eval"), default=None,
                    help="with a manifest: convert only this split")
     p.add_argument("--sample", action="store_true",

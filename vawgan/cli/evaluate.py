@@ -248,9 +248,9 @@ def run_gmm_convert(args: argparse.Namespace) -> int:
     from vawgan.errors import VawganError
     from vawgan.evaluate.report import split_pair_name
     from vawgan.features.store import feature_path, load_features
-    from vawgan.utils import bar_disabled
     from vawgan.features.world import synthesize
     from vawgan.stats import Statistics
+    from vawgan.utils import bar_disabled
 
     utterances = read_manifest(args.manifest)
     stats = Statistics.load(args.stats)

@@ -39,9 +39,9 @@ import functools
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pyworld
@@ -78,10 +78,14 @@ Progress = Callable[[str, float, float], None]
 PartReport = Callable[[int, int], None]
 
 
-def stage_report(progress: Progress | None, stage: str, seconds: float) -> PartReport | None:
+def no_report(done: int, total: int) -> None:
+    """The :data:`PartReport` of a caller that does not follow the advance."""
+
+
+def stage_report(progress: Progress | None, stage: str, seconds: float) -> PartReport:
     """A :data:`PartReport` that passes a loop's advance on to ``progress`` as seconds of a ``seconds`` long signal."""
     if progress is None:
-        return None
+        return no_report
     return lambda done, total: progress(stage, seconds * done / total if total else seconds, seconds)
 
 
@@ -136,7 +140,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_analysis_threads.cache_clear)
 
 
-def in_frame_batches(analysis, num_frames: int, max_frames: int | None = None, report: PartReport | None = None):
+def in_frame_batches(analysis, num_frames: int, max_frames: int | None = None, report: PartReport = no_report):
     """``analysis(frames)`` for consecutive slices of at most ``max_frames`` frames, the results joined in order.
 
     ``analysis`` maps a slice of frame indices to an array (or a tuple of
@@ -151,8 +155,7 @@ def in_frame_batches(analysis, num_frames: int, max_frames: int | None = None, r
     for start in range(0, max(num_frames, 1), max_frames):  # one (empty) slice when there are no frames
         end = min(start + max_frames, num_frames)
         parts.append(analysis(slice(start, end)))
-        if report is not None:
-            report(end, num_frames)
+        report(end, num_frames)
     if len(parts) == 1:
         return parts[0]
     if isinstance(parts[0], tuple):
@@ -174,7 +177,7 @@ def harvest_decimation(fs: int) -> int:
 def f0_in_segments(x: np.ndarray, fs: int, estimator, frame_period: float,
                    segment_seconds: float = SEGMENT_SECONDS,
                    margin_seconds: float = SEGMENT_MARGIN_SECONDS,
-                   report: PartReport | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   report: PartReport = no_report) -> tuple[np.ndarray, np.ndarray]:
     """``(f0, times)`` of ``x`` from ``estimator(piece)`` (Harvest or DIO) run on overlapping segments.
 
     Frames are cut into runs of about ``segment_seconds``; each run is
@@ -193,7 +196,6 @@ def f0_in_segments(x: np.ndarray, fs: int, estimator, frame_period: float,
     samples_per_frame, step = frame_grid(fs, frame_period)
     core = max(1, round(segment_seconds * 1000.0 / frame_period / step)) * step
     margin = math.ceil(margin_seconds * 1000.0 / frame_period / step) * step
-    report = report or (lambda done, total: None)
     if len(x) <= (core + 2 * margin) * samples_per_frame:
         f0, times = estimator(x)
         report(len(f0), len(f0))
@@ -218,7 +220,8 @@ def f0_in_segments(x: np.ndarray, fs: int, estimator, frame_period: float,
 
 
 def estimate_f0(x: np.ndarray, fs: int, method: str, floor: float, ceil: float,
-                frame_period: float, threads: int = 1, report: PartReport | None = None) -> tuple[np.ndarray, np.ndarray]:
+                frame_period: float, threads: int = 1,
+                report: PartReport = no_report) -> tuple[np.ndarray, np.ndarray]:
     """``(f0, times)`` by Harvest or by DIO refined with StoneMask; F0 is 0 on unvoiced frames.
 
     Harvest and DIO see the signal in segments when it is long
@@ -236,7 +239,7 @@ def estimate_f0(x: np.ndarray, fs: int, method: str, floor: float, ceil: float,
 
 
 def coded_aperiodicity(x: np.ndarray, f0: np.ndarray, times: np.ndarray, fs: int, fft_size: int, step: int = 1,
-                       threads: int = 1, report: PartReport | None = None) -> np.ndarray:
+                       threads: int = 1, report: PartReport = no_report) -> np.ndarray:
     """D4C's aperiodicity of every frame in ``pyworld.code_aperiodicity``'s bands, D4C run on every ``step``-th frame.
 
     ``step == 1`` is WORLD's analysis: D4C on every frame. D4C is the slowest
@@ -293,8 +296,9 @@ def analyze(x: np.ndarray, fs: int, config: FeatureConfig, speaker: str | None =
     refer to the signal (usually its file name). ``threads > 1`` runs
     StoneMask, CheapTrick and D4C on blocks of frames in parallel
     (:func:`per_frame_in_blocks`). ``progress`` hears of each F0 segment and
-    frame batch (:data:`Progress`). Raises :class:`VawganError` when ``fs`` differs from the configured rate or the signal is shorter than
-    one analysis window.
+    frame batch (:data:`Progress`). Raises :class:`VawganError` when ``fs``
+    differs from the configured rate or the signal is shorter than one
+    analysis window.
     """
     if fs != config.sample_rate:
         raise VawganError(f"{name}: sampled at {fs} Hz but features.sample_rate is {config.sample_rate}; "
@@ -385,7 +389,7 @@ def synthesize(feats: UtteranceFeatures, max_frames: int = MAX_FRAMES_PER_CALL,
     ``progress`` hears of each piece (:data:`Progress`, stage "synthesis").
     """
     n = feats.num_frames
-    report = stage_report(progress, "synthesis", n * feats.frame_period / 1000.0) or (lambda done, total: None)
+    report = stage_report(progress, "synthesis", n * feats.frame_period / 1000.0)
     if n <= max_frames:
         output = _world_synthesis(feats, slice(0, n))
         report(n, n)
