@@ -642,11 +642,19 @@ class Trainer:
                                                                 torch.cat([speakers, pairs[2]])).split(x.shape[0])
         nll, kl = vae_loss(x, reconstruction, self.decoder.log_variance, mu, logvar)
         objective = nll + (self.kl_weight_now if self.graphs else self._kl_weight()) * kl
-        scalars = [nll, kl, objective]
-        loss = objective
-        if pairs is not None:
-            parallel_nll = gaussian_nll(pairs[1], pair_converted, self.decoder.log_variance)
-            loss = objective + self.cfg.parallel_weight * parallel_nll
+        return self._update_encoder_decoder(objective, [nll, kl, objective],
+                                            None if pairs is None else (pairs[1], pair_converted))
+
+    def _update_encoder_decoder(self, loss: torch.Tensor, scalars: list[torch.Tensor],
+                                pair_outputs: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        """One Adam step of encoder and decoder on ``loss``; returns ``scalars`` as one detached tensor.
+
+        With parallel data, ``pair_outputs = (target frames, their conversions)``
+        adds the weighted parallel NLL to the loss and to the scalars (last).
+        """
+        if pair_outputs is not None:
+            parallel_nll = gaussian_nll(*pair_outputs, self.decoder.log_variance)
+            loss = loss + self.cfg.parallel_weight * parallel_nll
             scalars.append(parallel_nll)
         self.opt_encoder.zero_grad(set_to_none=True)
         self.opt_decoder.zero_grad(set_to_none=True)
@@ -708,16 +716,7 @@ class Trainer:
         vae_objective = torch.add(nll, kl, alpha=cfg.kl_weight)  # the KL warm-up belongs to pretraining only
         loss = torch.addcmul(vae_objective, alpha, adversarial)
         scalars = [nll, kl, vae_objective, *critic_scalars, adversarial, alpha, loss]
-        if pairs is not None:
-            parallel_nll = gaussian_nll(pairs[1], decoded[2], self.decoder.log_variance)
-            loss = loss + self.cfg.parallel_weight * parallel_nll
-            scalars.append(parallel_nll)
-        self.opt_encoder.zero_grad(set_to_none=True)
-        self.opt_decoder.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_encoder.step()
-        self.opt_decoder.step()
-        return torch.stack(scalars).detach()
+        return self._update_encoder_decoder(loss, scalars, None if pairs is None else (pairs[1], decoded[2]))
 
 
 ALIGNMENT_DIR = "alignment"  # inside the model directory: the provisional VAE of realign_pairs
