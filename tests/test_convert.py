@@ -287,6 +287,54 @@ def test_cli_inconsistent_model_directory_is_one_line(tiny_model, shared_corpus,
     assert not out.exists()
 
 
+def test_info_summarizes_a_model_directory(tiny_model, capsys):
+    from vawgan.model_dir import load_model
+    from vawgan.stats import Statistics
+
+    assert vawgan_main(["info", "--model", str(tiny_model)]) == 0
+    out = capsys.readouterr().out
+    stats = Statistics.load(tiny_model / "stats.npz")
+    assert "speakers (2):" in out
+    for speaker in SPEAKERS:
+        assert (f"  {speaker}: {stats.frames[speaker]:,} speech frames, "
+                f"F0 mean {np.exp(stats.lf0_mean[speaker]):.1f} Hz") in out
+    assert "F0 by dio" in out and "D4C on every frame" in out
+    assert "encoder: 39 → 256 → 128 → μ, log σ² of 64" in out
+    assert "schedule: 12 VAE + 1 critic + 2 adversarial epochs" in out
+    for which in ("vae", "vawgan"):
+        assert f"{which}.pt: step {load_model(tiny_model, which).step:,}" in out
+    assert "checkpoint.pt: phases finished: vae, critic, adversarial" in out
+
+
+def test_info_reports_unfinished_training_and_damaged_weights(tiny_model, tmp_path, capsys):
+    import torch
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    (model / "vawgan.pt").unlink()
+    state = torch.load(model / "checkpoint.pt", weights_only=False)
+    state.update(completed=["vae", "critic"], phase="adversarial", epoch=0, step=5)
+    torch.save(state, model / "checkpoint.pt")
+    assert vawgan_main(["info", "--model", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "vawgan.pt: not written yet (the adversarial phase has not finished)" in out
+    assert "adversarial phase interrupted in epoch 1 at step 5" in out
+
+    (model / "vae.pt").write_bytes((model / "vae.pt").read_bytes()[:1000])
+    assert vawgan_main(["info", "--model", str(model)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "vae.pt" in err, err
+    assert vawgan_main(["info", "--model", str(tmp_path)]) == 2
+    assert "not a vawgan model directory" in capsys.readouterr().err
+
+
+def test_info_on_the_packaged_model(capsys):
+    assert vawgan_main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "speakers (3):" in out and all(f"  {s}: " in out for s in ("awb", "rms", "slt"))
+    assert "vawgan.pt: step" in out
+
+
 def test_cli_device_errors(tiny_model, shared_corpus, tmp_path, capsys):
     import torch
 

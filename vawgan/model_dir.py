@@ -185,3 +185,64 @@ def save_weights(path: str | os.PathLike, encoder, decoder, speakers: list[str],
     if critic is not None:
         state["critic"] = critic.state_dict()
     save_checkpoint(path, state)
+
+
+def describe_model(model_dir: str | os.PathLike) -> str:
+    """A readable summary of a model directory: speakers, features, networks, schedule and trained weights.
+
+    What ``vawgan info`` prints. Every weights file present is loaded, so a
+    damaged or inconsistent directory raises the same :class:`VawganError`
+    that ``vawgan convert`` would; weights a phase has not written yet are
+    reported as missing, and an unfinished training run by its checkpoint.
+    """
+    from vawgan.checkpoint import load_checkpoint
+    from vawgan.features.world import alpha_of
+
+    model_dir = Path(model_dir)
+    if not (model_dir / CONFIG_FILE).is_file():
+        raise VawganError(f"{model_dir}: not a vawgan model directory (no {CONFIG_FILE}); "
+                          "give the --model-dir of a `vawgan train` run or a packaged model's name")
+    config = load_model_config(model_dir)
+    stats = Statistics.load(model_dir / STATS_FILE)
+    speakers = read_speakers(model_dir / SPEAKERS_FILE)
+    f, m, t = config.features, config.model, config.train
+
+    lines = [f"model directory: {model_dir.resolve()}", f"speakers ({len(speakers)}):"]
+    for name in speakers:
+        floor, ceil = f.f0_ranges.get(name, (f.f0_floor, f.f0_ceil))
+        lf0 = (f"F0 mean {np.exp(stats.lf0_mean[name]):.1f} Hz, log-F0 std {stats.lf0_std[name]:.3f}"
+               if name in stats.lf0_mean else "no F0 statistics")
+        frames = f"{stats.frames[name]:,} speech frames" if name in stats.frames else "frames not counted"
+        lines.append(f"  {name}: {frames}, {lf0}, F0 search range {floor:g}-{ceil:g} Hz")
+    aperiodicity = "every frame" if f.aperiodicity_step == 1 else f"1 frame in {f.aperiodicity_step}"
+    lines.append(f"features: {f.sample_rate} Hz, {f.frame_period:g} ms frames, F0 by {f.f0_method}, "
+                 f"D4C on {aperiodicity}, mel-cepstrum c0..c{f.mcep_order} (alpha {alpha_of(f):.3f}), "
+                 f"silence below {f.silence_threshold_db:g} dB")
+    encoder_input = m.input_dim * (2 * m.context_frames + 1)
+    context = f" (frame ± {m.context_frames})" if m.context_frames else ""
+    lines.append(f"encoder: {' → '.join(map(str, [encoder_input, *m.encoder_hidden]))} → μ, log σ² of "
+                 f"{m.latent_dim}{context}")
+    lines.append(f"decoder: {' → '.join(map(str, [m.latent_dim, *m.decoder_hidden, m.input_dim]))}, "
+                 f"{m.speaker_dim}-dim speaker code ({m.decoder_conditioning.replace('_', ' ')}), "
+                 f"{m.decoder_variance} variance")
+    lines.append(f"critic: {' → '.join(map(str, [m.input_dim, *m.critic_hidden, 1]))}"
+                 + (", conditioned on the speaker" if m.critic_conditional else ""))
+    lines.append(f"schedule: {t.vae_epochs} VAE + {t.critic_epochs} critic + {t.adversarial_epochs} adversarial "
+                 f"epochs, batch {t.batch_size}, KL weight {t.kl_weight:g}, parallel weight {t.parallel_weight:g}, "
+                 f"seed {t.seed}")
+    for which, file_name in WEIGHT_FILES.items():
+        if (model_dir / file_name).is_file():
+            loaded = load_model(model_dir, which)  # checks the file against config and speakers
+            lines.append(f"{file_name}: step {loaded.step:,}")
+        else:
+            phase = "vae" if which == "vae" else "adversarial"
+            lines.append(f"{file_name}: not written yet (the {phase} phase has not finished)")
+    if (model_dir / CHECKPOINT_FILE).is_file():
+        state = load_checkpoint(model_dir / CHECKPOINT_FILE)
+        completed = list(state.get("completed", []))
+        line = f"{CHECKPOINT_FILE}: phases finished: {', '.join(completed) or 'none'}"
+        if state.get("phase") and state["phase"] not in completed:
+            line += (f"; {state['phase']} phase interrupted in epoch {state.get('epoch', 0) + 1} at step "
+                     f"{state.get('step', 0)} (continue with `vawgan train --resume`)")
+        lines.append(line)
+    return "\n".join(lines)

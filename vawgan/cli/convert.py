@@ -51,9 +51,12 @@ class Job:
 
 
 def register(subparsers) -> None:
-    """Add the ``convert`` verb to the `vawgan` command."""
+    """Add the ``convert`` and ``info`` verbs to the `vawgan` command."""
     from vawgan.pretrained import DEFAULT_PRETRAINED, PRETRAINED_MODELS
 
+    model_help = ("model directory from `vawgan train`, or a packaged pretrained model: "
+                  + "; ".join(f"{name}: {what}" for name, what in PRETRAINED_MODELS.items())
+                  + f" (default: {DEFAULT_PRETRAINED})")
     p = subparsers.add_parser(
         "convert", help="convert speech to a target speaker's voice",
         description="Convert speech to a target speaker with a trained model directory "
@@ -61,10 +64,7 @@ def register(subparsers) -> None:
                     "writes one file; folders, list files (.txt/.lst/.scp) or a manifest (.tsv from "
                     "`vawgan prepare`) with -o DIR convert many files, loading the model once.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio file(s), folder(s), list file(s) or a manifest")
-    p.add_argument("--model", default=None, metavar="DIR|NAME",
-                   help="model directory from `vawgan train`, or a packaged pretrained model: "
-                        + "; ".join(f"{name}: {what}" for name, what in PRETRAINED_MODELS.items())
-                        + f" (default: {DEFAULT_PRETRAINED})")
+    p.add_argument("--model", default=None, metavar="DIR|NAME", help=model_help)
     p.add_argument("--target", required=True, metavar="SPK",
                    help="target speaker; with a manifest also SPK1,SPK2 or 'all'")
     p.add_argument("--source", default=None, metavar="SPK",
@@ -103,6 +103,23 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="with many inputs: redo outputs that are already up to date")
     p.set_defaults(handler=run_convert)
+
+    p = subparsers.add_parser(
+        "info", help="what a model knows: speakers, features, networks, schedule, trained weights",
+        description="Summarize a model directory (default: the packaged pretrained model): its speakers with "
+                    "their F0 statistics, the feature settings inputs are analysed with, the network sizes, "
+                    "the training schedule and which weights it holds. Every weights file is loaded, so a "
+                    "damaged directory is reported as `vawgan convert` would report it.")
+    p.add_argument("--model", default=None, metavar="DIR|NAME", help=model_help)
+    p.set_defaults(handler=run_info)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from vawgan.convert import resolve_model_dir
+    from vawgan.model_dir import describe_model
+
+    print(describe_model(resolve_model_dir(args.model)))
+    return 0
 
 
 def run_convert(args: argparse.Namespace) -> int:
