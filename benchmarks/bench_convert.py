@@ -8,7 +8,9 @@ given with --wav, cut to --seconds):
   runs), with each step's share, for Harvest, for DIO + StoneMask, and for
   DIO + StoneMask with D4C on 1 frame in ``--aperiodicity-step`` (default 4;
   ``Converter(aperiodicity_step=...)``), with the analysis on one thread and
-  on ``--threads`` (default: every available core; ``Converter(threads=...)``);
+  on ``--threads`` (default: every available core; ``Converter(threads=...)``),
+  and what ``--vocoder-compensation`` adds to the total (one more synthesis
+  and CheapTrick pass, :func:`vawgan.features.world.compensate_vocoder`);
 * CLI wall time of ``vawgan convert in.wav --target T -o out.wav`` as a user
   runs it, start-up (imports, model loading) included, and of ``vawgan --help``
   and of importing torch alone (the largest part of the start-up).
@@ -57,7 +59,7 @@ def median_time(fn, repeats: int) -> tuple[float, float]:
 
 def core_rows(converter, x: np.ndarray, target: str, source: str | None, repeats: int) -> list[tuple]:
     """Per-step and total seconds for one F0 method and thread count, as table rows."""
-    from vawgan.features.world import analyze, synthesize
+    from vawgan.features.world import analyze, compensate_vocoder, synthesize
 
     fs = converter.sample_rate
     duration = len(x) / fs
@@ -68,6 +70,8 @@ def core_rows(converter, x: np.ndarray, target: str, source: str | None, repeats
         "analysis": lambda: analyze(x, fs, converter.feature_config, speaker=source, threads=threads),
         "network + F0": lambda: converter.convert_features(feats, source, target),
         "synthesis": lambda: synthesize(converted),
+        "vocoder compensation (added by --vocoder-compensation)":
+            lambda: compensate_vocoder(converted, converter.feature_config.f0_range(target)[0], threads=threads),
         "total (convert_audio)": lambda: converter.convert_audio(x, target, source),
     }
     label = f"core, {analysis_label(converter.feature_config)}, {threads} thread{'s' if threads > 1 else ''}"

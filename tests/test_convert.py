@@ -464,6 +464,15 @@ def test_cli_reference_outputs_for_the_evaluation(tiny_model, shared_corpus, tmp
     assert run_cli(tmp_path / "eval.tsv", "--which", "anasyn", "--gv-postfilter", 1, "--target", "all",
                    "-o", tmp_path / "gv") == 2
     assert "--gv-postfilter applies to conversions" in capsys.readouterr().err and not (tmp_path / "gv").exists()
+    # The ceiling with vocoder compensation re-analyses closer to the natural recording than without.
+    assert run_cli(tmp_path / "eval.tsv", "--model", tiny_model, "--which", "anasyn", "--target", "slt",
+                   "--vocoder-compensation", "-o", tmp_path / "anasyn_vc") == 0
+    compensated = scores_against(tmp_path / "anasyn_vc" / "rms-slt" / f"{EVAL_IDS[0]}.wav", natural, config, "slt")
+    assert compensated.mcd < resynthesized.mcd - 0.2, (compensated.mcd, resynthesized.mcd)
+    capsys.readouterr()
+    assert run_cli(tmp_path / "eval.tsv", "--which", "copy", "--vocoder-compensation", "--target", "all",
+                   "-o", tmp_path / "vc") == 2
+    assert "not to --which copy" in capsys.readouterr().err and not (tmp_path / "vc").exists()
 
 
 def test_cli_list_file_and_its_errors(tiny_model, shared_corpus, tmp_path, capsys):

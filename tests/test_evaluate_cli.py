@@ -57,6 +57,10 @@ def test_system_names_of_model_conversions():
     assert model_system("gmm") is None and model_system("vae_gv") is None and model_system("copy") is None
     assert describe("vawgan_gv0.5") == "VAW-GAN (after adversarial training) + GV postfilter α 0.5"
     assert describe("vae") == "VAE (after pretraining)" and describe("mine") == "mine"
+    # Vocoder-compensated systems: the plain system's features, so no model system of their own.
+    assert describe("vawgan_vc") == "VAW-GAN (after adversarial training) + vocoder compensation"
+    assert describe("anasyn_vc") == "analysis-synthesis of the target (ceiling) + vocoder compensation"
+    assert model_system("vawgan_vc") is None and model_system("gmm_vc") is None
 
 
 def test_evaluate_errors_are_one_line(layout, tmp_path, capsys):

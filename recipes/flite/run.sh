@@ -13,10 +13,10 @@
 #   5  vawgan train --phase adversarial  -> exp/model/vawgan.pt   adversarial decoder fine-tuning
 #      (an interrupted training stage continues from exp/model/checkpoint.pt when re-run)
 #   6  vawgan convert   -> exp/converted/<system>/<src>-<tgt>/<utt>.wav  eval split, all ordered
-#      speaker pairs, systems vae, vae_gv0.5 (VAE + GV postfilter) and vawgan, plus the references
-#      copy (source unchanged) and anasyn (analysis-synthesis of the target); outputs newer than
-#      their inputs are kept
-#   7  vawgan gmm-train / gmm-convert / evaluate / plot -> exp/gmm, exp/converted/gmm,
+#      speaker pairs, systems vae, vae_gv0.5 (VAE + GV postfilter), vawgan and vawgan_vc (with vocoder
+#      compensation), plus the references copy (source unchanged), anasyn (analysis-synthesis of the
+#      target) and anasyn_vc; outputs newer than their inputs are kept
+#   7  vawgan gmm-train / gmm-convert / evaluate / plot -> exp/gmm, exp/converted/gmm{,_vc},
 #      exp/eval/results*.{md,csv}, exp/eval/plots/*.png   GMM baseline, comparison table, figures
 #
 # --conf defaults to conf/quick.yaml (a few CPU minutes); conf/full.yaml is the
@@ -93,6 +93,11 @@ if run_stage 6 "convert the eval split: every ordered speaker pair, references c
     # The VAE with a half-strength GV postfilter: as much variance as the VAW-GAN's, without adversarial training.
     vawgan convert data/eval.tsv --split eval --target all --model "$exp/model" --which vae --gv-postfilter 0.5 \
         -o "$exp/converted/vae_gv0.5" --jobs "$jobs"
+    # The VAW-GAN and the ceiling synthesized with vocoder compensation (one more synthesis per file).
+    for system in anasyn vawgan; do
+        vawgan convert data/eval.tsv --split eval --target all --model "$exp/model" --which "$system" \
+            --vocoder-compensation -o "$exp/converted/${system}_vc" --jobs "$jobs"
+    done
 fi
 
 # Stage 7: the GMM baseline (joint-density GMM + MLPG, trained on the parallel train split; GMM_COMPONENTS
@@ -102,8 +107,10 @@ if run_stage 7 "GMM baseline, evaluation table and figures"; then
         --components "${GMM_COMPONENTS:-16}" --jobs "$jobs"
     vawgan gmm-convert --gmm "$exp/gmm" --manifest data/eval.tsv --features dump/features --stats dump/stats.npz \
         --out "$exp/converted/gmm"
+    vawgan gmm-convert --gmm "$exp/gmm" --manifest data/eval.tsv --features dump/features --stats dump/stats.npz \
+        --out "$exp/converted/gmm_vc" --vocoder-compensation --config "$conf"
     vawgan evaluate --config "$conf" --manifest data/eval.tsv --converted "$exp/converted" --out "$exp/eval" --jobs "$jobs" \
-        --model "$exp/model" --features dump/features --gmm "$exp/gmm" --systems copy,gmm,vae,vae_gv0.5,vawgan,anasyn
+        --model "$exp/model" --features dump/features --gmm "$exp/gmm" --systems copy,gmm,gmm_vc,vae,vae_gv0.5,vawgan,vawgan_vc,anasyn,anasyn_vc
     vawgan plot --model "$exp/model" --features dump/features --manifest data/eval.tsv --converted "$exp/converted" \
         --gmm "$exp/gmm" --out-dir "$exp/eval/plots"
     echo "converted wavs: $(pwd)/$exp/converted/<system>/<source>-<target>/<utt>.wav"

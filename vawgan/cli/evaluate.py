@@ -108,6 +108,10 @@ def register(subparsers) -> None:
     p.add_argument("--stats", default="dump/stats.npz", metavar="FILE",
                    help="statistics with the speakers' log-F0 (default: dump/stats.npz)")
     p.add_argument("--out", default="exp/converted/gmm", metavar="DIR", help="output root (default: exp/converted/gmm)")
+    p.add_argument("--vocoder-compensation", action="store_true",
+                   help="compensate WORLD's rendering of the converted envelope, as `vawgan convert "
+                        "--vocoder-compensation` does (the re-analysis uses the target's F0 floor from --config)")
+    add_config_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run_gmm_convert)
 
@@ -248,10 +252,11 @@ def run_gmm_convert(args: argparse.Namespace) -> int:
     from vawgan.errors import VawganError
     from vawgan.evaluate.report import split_pair_name
     from vawgan.features.store import feature_path, load_features
-    from vawgan.features.world import synthesize
+    from vawgan.features.world import compensate_vocoder, synthesize
     from vawgan.stats import Statistics
     from vawgan.utils import bar_disabled
 
+    feature_config = config_from_args(args).features
     utterances = read_manifest(args.manifest)
     stats = Statistics.load(args.stats)
     models = sorted(Path(args.gmm).glob("*.npz"))
@@ -272,6 +277,8 @@ def run_gmm_convert(args: argparse.Namespace) -> int:
         feats = load_features(feature_path(args.features, source, utt_id))
         converted = convert_features(gmm, feats, (stats.lf0_mean[source], stats.lf0_std[source]),
                                      (stats.lf0_mean[target], stats.lf0_std[target]))
+        if args.vocoder_compensation:
+            converted = compensate_vocoder(converted, feature_config.f0_range(target)[0])
         write_audio(Path(args.out) / f"{source}-{target}" / f"{utt_id}.wav", synthesize(converted), feats.fs)
     print(f"wrote {len(jobs)} wavs under {args.out}")
     return 0

@@ -67,6 +67,9 @@ def register(subparsers) -> None:
     p.add_argument("--manifest", metavar="TSV", help="resynthesize every utterance of this manifest instead")
     p.add_argument("--out-dir", metavar="DIR", help="with --manifest: write DIR/<speaker>/<utt_id>.wav")
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="with --manifest: worker processes")
+    p.add_argument("--vocoder-compensation", action="store_true",
+                   help="synthesize from mel-cepstra corrected for WORLD's rendering (as `vawgan convert "
+                        "--vocoder-compensation`): a lower round-trip MCD for one more synthesis")
     add_config_arguments(p)
     p.set_defaults(handler=run_resynth)
 
@@ -149,14 +152,16 @@ def run_resynth(args: argparse.Namespace) -> int:
     if args.manifest:
         if args.input or not args.out_dir:
             raise VawganError("resynth: use either INPUT -o OUT.wav or --manifest TSV --out-dir DIR")
-        return _resynth_manifest(args.manifest, Path(args.out_dir), config.features, args.jobs)
+        return _resynth_manifest(args.manifest, Path(args.out_dir), config.features, args.jobs,
+                                 args.vocoder_compensation)
     if not args.input or not args.output:
         raise VawganError("resynth: give INPUT and -o OUT.wav (or --manifest TSV --out-dir DIR)")
     from vawgan.features.world import resynthesize_file
     from vawgan.utils import StageBars
 
     with StageBars(Path(args.input).name) as bars:  # bars for long recordings, on a terminal
-        mcd = resynthesize_file(args.input, args.output, config.features, speaker=args.speaker, progress=bars)
+        mcd = resynthesize_file(args.input, args.output, config.features, speaker=args.speaker, progress=bars,
+                                vocoder_compensation=args.vocoder_compensation)
     print(f"{args.output}: round-trip MCD {mcd:.2f} dB (c1..c{config.features.mcep_order}, speech frames)")
     return 0
 
@@ -165,11 +170,11 @@ def _resynth_task(task) -> float:
     """One utterance of ``resynth --manifest`` (a picklable worker task)."""
     from vawgan.features.world import resynthesize_file
 
-    wav, out, config, speaker = task
-    return resynthesize_file(wav, out, config, speaker=speaker)
+    wav, out, config, speaker, vocoder_compensation = task
+    return resynthesize_file(wav, out, config, speaker=speaker, vocoder_compensation=vocoder_compensation)
 
 
-def _resynth_manifest(manifest: str, out_dir: Path, features_config, jobs: int) -> int:
+def _resynth_manifest(manifest: str, out_dir: Path, features_config, jobs: int, vocoder_compensation: bool) -> int:
     import numpy as np
 
     from vawgan.corpus import read_manifest
@@ -177,7 +182,8 @@ def _resynth_manifest(manifest: str, out_dir: Path, features_config, jobs: int) 
     from vawgan.features.extract import map_files
 
     utterances = read_manifest(manifest)
-    tasks = [(u.path, out_dir / u.speaker / f"{u.utt_id}.wav", features_config, u.speaker) for u in utterances]
+    tasks = [(u.path, out_dir / u.speaker / f"{u.utt_id}.wav", features_config, u.speaker, vocoder_compensation)
+             for u in utterances]
     mcds: dict[str, list[float]] = {}
     skipped = 0
     for task, mcd, error in map_files(_resynth_task, tasks, jobs, desc="resynth"):
