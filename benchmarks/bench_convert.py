@@ -5,9 +5,10 @@ given with --wav, cut to --seconds):
 
 * core RTF = seconds spent per second of audio by ``Converter.convert_audio``
   (analysis, network, synthesis; one BLAS and one torch thread, as the CLI
-  runs), with each step's share, for Harvest, for DIO + StoneMask, and for
-  DIO + StoneMask with D4C on 1 frame in ``--aperiodicity-step`` (default 4;
-  ``Converter(aperiodicity_step=...)``), with the analysis on one thread and
+  runs; analysis and synthesis on the converter's threads), with each
+  step's share, for Harvest, for DIO + StoneMask, and for DIO + StoneMask
+  with D4C on 1 frame in ``--aperiodicity-step`` (default 4;
+  ``Converter(aperiodicity_step=...)``), on one thread and
   on ``--threads`` (default: every available core; ``Converter(threads=...)``),
   and what ``--vocoder-compensation`` adds to the total (one more synthesis
   and CheapTrick pass, :func:`vawgan.features.world.compensate_vocoder`);
@@ -69,7 +70,7 @@ def core_rows(converter, x: np.ndarray, target: str, source: str | None, repeats
     steps = {
         "analysis": lambda: analyze(x, fs, converter.feature_config, speaker=source, threads=threads),
         "network + F0": lambda: converter.convert_features(feats, source, target),
-        "synthesis": lambda: synthesize(converted),
+        "synthesis": lambda: synthesize(converted, threads=threads),
         "vocoder compensation (added by --vocoder-compensation)":
             lambda: compensate_vocoder(converted, converter.feature_config.f0_range(target)[0], threads=threads),
         "total (convert_audio)": lambda: converter.convert_audio(x, target, source),

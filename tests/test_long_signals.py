@@ -112,6 +112,39 @@ def test_long_synthesis_in_pieces(shared_corpus):
     assert resynthesis_mcd(feats, pieces, config, "rms") < resynthesis_mcd(feats, one_call, config, "rms") + 0.1
 
 
+def test_sentence_synthesis_in_threads(shared_corpus, monkeypatch):
+    """threads=2 renders a sentence in two pieces cut at an unvoiced frame: one call's length, its samples up to
+    the seam, no click, and as close to the features when re-analysed; a sentence too short for two pieces, or
+    one thread, is one call."""
+    x, fs = sf.read(shared_corpus / "rms" / "fb002.wav", dtype="float64")
+    config = dataclasses.replace(FeatureConfig(), f0_method="dio")
+    feats = analyze(x, fs, config, speaker="rms")
+    one_call = synthesize(feats)
+    calls = []
+    real_synthesis = world._world_synthesis
+    monkeypatch.setattr(world, "_world_synthesis", lambda f, frames: calls.append(frames) or real_synthesis(f, frames))
+    threaded = synthesize(feats, threads=2)
+    assert len(calls) == 2 and len(threaded) == len(one_call)
+    seam = calls[1].start + world.SYNTHESIS_CONTEXT_FRAMES
+    assert feats.f0[seam] == 0 and abs(seam - feats.num_frames / 2) <= feats.num_frames / 6
+    hop = fs * feats.frame_period / 1000.0
+    np.testing.assert_allclose(threaded[:int(calls[1].start * hop)], one_call[:int(calls[1].start * hop)], atol=1e-6)
+    steps = np.abs(np.diff(threaded))
+    assert steps[int((seam - 2) * hop):int((seam + 2) * hop)].max() < np.percentile(steps, 99.0)
+    assert resynthesis_mcd(feats, threaded, config, "rms") < resynthesis_mcd(feats, one_call, config, "rms") + 0.1
+    calls.clear()
+    np.testing.assert_array_equal(synthesize(feats, threads=1), one_call)
+    monkeypatch.setattr(world, "MIN_FRAMES_PER_THREAD", feats.num_frames)  # too short for two pieces
+    np.testing.assert_array_equal(synthesize(feats, threads=2), one_call)
+    assert len(calls) == 2  # one call each
+    # No unvoiced frame near the middle: no cut there.
+    monkeypatch.setattr(world, "MIN_FRAMES_PER_THREAD", 100)
+    voiced = dataclasses.replace(feats, f0=np.where(feats.f0 > 0, feats.f0, 100.0))
+    calls.clear()
+    synthesize(voiced, threads=2)
+    assert len(calls) == 1
+
+
 @pytest.mark.parametrize("device", ["cpu", "auto"])  # cpu: the NumPy copy of the weights; auto (no GPU): torch
 def test_networks_run_over_frame_batches_as_over_the_whole(shared_corpus, monkeypatch, device):
     """The packaged parallel model (encoder context of 8 frames) converts the same with batches of 100 frames."""

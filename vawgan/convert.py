@@ -354,12 +354,16 @@ class Converter:
         4 makes a DIO analysis about twice as fast); None keeps the model's
         ``features.aperiodicity_step`` (1, every frame, unless configured).
     threads:
-        CPU threads for the analysis of one utterance (StoneMask, CheapTrick
-        and D4C on blocks of frames in parallel,
-        :func:`vawgan.features.world.per_frame_in_blocks`); None: one per
-        available core. 1 analyses exactly as corpus extraction does; more
-        threads change the coded aperiodicity by WORLD's dither only (at
-        most 0.31 dB, mean 0.004 dB, over 60 Flite recordings).
+        CPU threads for the analysis and synthesis of one utterance
+        (StoneMask, CheapTrick and D4C on blocks of frames in parallel,
+        :func:`vawgan.features.world.per_frame_in_blocks`; the synthesis in
+        pieces cut at unvoiced frames, :func:`vawgan.features.world.synthesize`);
+        None: one per available core. 1 analyses exactly as corpus extraction
+        does and synthesizes in one call; more threads change the coded
+        aperiodicity by WORLD's dither only (at most 0.31 dB, mean 0.004 dB,
+        over 60 Flite recordings) and restart WORLD's pulses and noise at
+        an unvoiced frame near the middle of the synthesis (as close to the
+        features, not the same samples).
         Pass 1 when you run several converters in parallel processes
         yourself, so that they do not fight over the cores.
     gv_postfilter:
@@ -525,7 +529,7 @@ class Converter:
         if self.vocoder_compensation:
             floor, _ = self.feature_config.f0_range(target)
             converted = compensate_vocoder(converted, floor, threads=self.threads, progress=progress)
-        return synthesize(converted, progress=progress)
+        return synthesize(converted, progress=progress, threads=self.threads)
 
     def write_converted(self, feats: UtteranceFeatures, out_wav: str | os.PathLike, target: str,
                         source: str | None = None, sample: bool = False, progress: Progress | None = None) -> Path:

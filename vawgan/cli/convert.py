@@ -99,8 +99,9 @@ def register(subparsers) -> None:
                         "converted one (about 0.2 dB lower MCD to the target) for one more synthesis per file; "
                         "with --which anasyn, the same for the ceiling")
     p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="CPU threads for analysing each input (default: one per available core; 1 analyses "
-                        "exactly as `vawgan extract` does, more change WORLD's aperiodicity dither only)")
+                   help="CPU threads for analysing and synthesizing each input (default: one per available "
+                        "core; 1 analyses exactly as `vawgan extract` does and synthesizes in one call; more change "
+                        "WORLD's aperiodicity dither and cut the synthesis at an unvoiced frame)")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="with many inputs: worker processes, each converting one file at a time with one "
                         "analysis thread unless --threads says otherwise (default 1: one file after another, "
