@@ -407,9 +407,9 @@ def synthesize(feats: UtteranceFeatures, max_frames: int = MAX_FRAMES_PER_CALL,
     its samples the same as one call's up to the first seam. After it the
     pulses and WORLD's noise differ from one call's, so a re-analysis
     differs by 1.3–1.5 dB MCD, as two renderings may; both are as close to
-    the features (analysis–synthesis of the 30 Flite eval recordings:
-    3.363 dB in one call, 3.366 dB in two threads, 28 of them cut). ``progress`` hears of each piece (:data:`Progress`,
-    stage "synthesis").
+    the features (analysis–synthesis of the 30 Flite eval recordings, 28 of
+    them cut: 3.363 dB either way). ``progress`` hears of each piece
+    (:data:`Progress`, stage "synthesis").
     """
     n = feats.num_frames
     report = stage_report(progress, "synthesis", n * feats.frame_period / 1000.0)
