@@ -63,6 +63,27 @@ def test_system_names_of_model_conversions():
     assert model_system("vawgan_vc") is None and model_system("gmm_vc") is None
 
 
+def test_goal_lines_judge_the_measured_rows():
+    """Each goal line says met or NOT met from the rows' numbers; the compensated lines need both rows."""
+    from vawgan.evaluate.report import goal_lines
+
+    def row(system, mcd, gv=1.0):
+        return {"system": system, "mcd": mcd, "gv_ratio": gv}
+
+    plain = [row("gmm", 4.8), row("vae", 6.9, 0.8), row("vawgan", 7.0, 1.0)]
+    lines = goal_lines(plain)
+    assert lines[0] == "- VAW-GAN GV ratio ≥ 0.95: met (1.000)"
+    assert "at most 0.2 dB worse than the VAE's: met (+0.10 dB)" in lines[2]
+    assert "beats the GMM baseline by ≥ 0.3 dB MCD: NOT met (GMM − VAW-GAN = -2.20 dB)" in lines[3]
+    assert not any("vocoder compensation" in line for line in lines)
+    compensated = goal_lines(plain + [row("vawgan_vc", 4.4), row("gmm_vc", 4.6)])[4:]
+    assert compensated == [
+        "- with vocoder compensation, VAW-GAN beats the GMM as peers run it by ≥ 0.3 dB MCD: met "
+        "(gmm − vawgan_vc = +0.40 dB)",
+        "- with vocoder compensation, VAW-GAN beats the GMM compensated too by ≥ 0.3 dB MCD: NOT met "
+        "(gmm_vc − vawgan_vc = +0.20 dB)"]
+
+
 def test_evaluate_errors_are_one_line(layout, tmp_path, capsys):
     assert main(["evaluate", "--manifest", str(layout / "eval.tsv"), "--converted", str(tmp_path / "none"),
                  "--systems", "vae", "--out", str(tmp_path / "eval")]) == 2

@@ -524,12 +524,10 @@ class Converter:
         The compensation's re-analysis uses the target's F0 floor, as the
         analysis of the target's own recordings does.
         """
-        from vawgan.features.world import compensate_vocoder, synthesize
+        from vawgan.features.world import render
 
-        if self.vocoder_compensation:
-            floor, _ = self.feature_config.f0_range(target)
-            converted = compensate_vocoder(converted, floor, threads=self.threads, progress=progress)
-        return synthesize(converted, progress=progress, threads=self.threads)
+        floor, _ = self.feature_config.f0_range(target)
+        return render(converted, self.vocoder_compensation, floor, threads=self.threads, progress=progress)
 
     def write_converted(self, feats: UtteranceFeatures, out_wav: str | os.PathLike, target: str,
                         source: str | None = None, sample: bool = False, progress: Progress | None = None) -> Path:

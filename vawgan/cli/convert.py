@@ -239,12 +239,10 @@ class _ReferenceSystem:
     def prepare(self, path: Path, speaker: str | None):
         if self.name == "copy":
             return path
-        from vawgan.features.world import analyze_file, compensate_vocoder, synthesize
+        from vawgan.features.world import analyze_file, render
 
         feats = analyze_file(path, self.feature_config, speaker=speaker)
-        if self.vocoder_compensation:
-            feats = compensate_vocoder(feats, self.feature_config.f0_range(speaker)[0])
-        return synthesize(feats)
+        return render(feats, self.vocoder_compensation, self.feature_config.f0_range(speaker)[0])
 
     def write(self, prepared, job: Job) -> None:
         import shutil

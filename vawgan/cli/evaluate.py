@@ -252,7 +252,7 @@ def run_gmm_convert(args: argparse.Namespace) -> int:
     from vawgan.errors import VawganError
     from vawgan.evaluate.report import split_pair_name
     from vawgan.features.store import feature_path, load_features
-    from vawgan.features.world import compensate_vocoder, synthesize
+    from vawgan.features.world import render
     from vawgan.stats import Statistics
     from vawgan.utils import bar_disabled
 
@@ -277,8 +277,7 @@ def run_gmm_convert(args: argparse.Namespace) -> int:
         feats = load_features(feature_path(args.features, source, utt_id))
         converted = convert_features(gmm, feats, (stats.lf0_mean[source], stats.lf0_std[source]),
                                      (stats.lf0_mean[target], stats.lf0_std[target]))
-        if args.vocoder_compensation:
-            converted = compensate_vocoder(converted, feature_config.f0_range(target)[0])
-        write_audio(Path(args.out) / f"{source}-{target}" / f"{utt_id}.wav", synthesize(converted), feats.fs)
+        y = render(converted, args.vocoder_compensation, feature_config.f0_range(target)[0])
+        write_audio(Path(args.out) / f"{source}-{target}" / f"{utt_id}.wav", y, feats.fs)
     print(f"wrote {len(jobs)} wavs under {args.out}")
     return 0

@@ -499,6 +499,18 @@ def compensate_vocoder(feats: UtteranceFeatures, f0_floor: float, threads: int =
     return dataclasses.replace(feats, mcep=(mcep + correction).astype(feats.mcep.dtype))
 
 
+def render(feats: UtteranceFeatures, vocoder_compensation: bool, f0_floor: float, threads: int = 1,
+           progress: Progress | None = None) -> np.ndarray:
+    """:func:`synthesize` ``feats``, after :func:`compensate_vocoder` when ``vocoder_compensation``.
+
+    ``f0_floor`` is the F0 floor the voice being rendered is analysed with
+    (its speaker's search range); only the compensation uses it.
+    """
+    if vocoder_compensation:
+        feats = compensate_vocoder(feats, f0_floor, threads=threads, progress=progress)
+    return synthesize(feats, progress=progress, threads=threads)
+
+
 def resynthesis_mcd(original: UtteranceFeatures, resynthesized: np.ndarray, config: FeatureConfig,
                     speaker: str | None = None, progress: Progress | None = None) -> float:
     """Mean MCD (dB, c1..cD, the original's speech frames) between ``original`` and a re-analysis of ``resynthesized``.
@@ -532,8 +544,6 @@ def resynthesize_file(path: str | os.PathLike, out_path: str | os.PathLike, conf
     from vawgan.audio import write_audio
 
     feats = analyze_file(path, config, speaker=speaker, progress=progress)
-    rendered = compensate_vocoder(feats, config.f0_range(speaker)[0], progress=progress) \
-        if vocoder_compensation else feats
-    y = synthesize(rendered, progress=progress)
+    y = render(feats, vocoder_compensation, config.f0_range(speaker)[0], progress=progress)
     write_audio(out_path, y, feats.fs)
     return resynthesis_mcd(feats, y, config, speaker=speaker, progress=progress)
