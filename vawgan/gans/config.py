@@ -54,6 +54,11 @@ class GridTrainConfig(RunSettings):
     # per-epoch frames: the 15-minute budget.
     epochs: int = 300
     batch_size: int = 512
+    # One intra-op thread: a second one makes these 128-unit networks only ~25 % faster on an idle
+    # 2-core machine (5 epochs in 9 s instead of 12 s), but two runs sharing the two cores each
+    # took 174 s instead of 13 s (threads spin-waiting for each other). The *_full.yaml configs,
+    # run one at a time, set null (PyTorch's default: every core).
+    num_threads: int | None = 1
     learning_rate: float = 1e-3
     adam_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     lr_decay: float = 1e-4  # lr_t = lr / (1 + lr_decay * t)
