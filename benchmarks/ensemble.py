@@ -48,7 +48,7 @@ def main() -> None:
     from vawgan.audio import write_audio
     from vawgan.convert import Converter
     from vawgan.corpus import parallel_pairs, read_manifest
-    from vawgan.evaluate.metrics import score_pair
+    from vawgan.evaluate.metrics import gv_ratio, score_pair
     from vawgan.features.store import feature_path, load_features
 
     members = [Converter(model, which="vawgan", vocoder_compensation=args.vocoder_compensation)
@@ -65,8 +65,7 @@ def main() -> None:
     rows = {}
     for split in args.splits:
         utterances = read_manifest(args.recipe / "data" / f"{split}.tsv")
-        mcd = {system: [] for system in systems}
-        gv = {system: [] for system in systems}
+        scored = {system: [] for system in systems}  # PairScores of each conversion
         for source, target in itertools.permutations(members[0].speakers, 2):
             for src_utt, tgt_utt in parallel_pairs(utterances, source, target, split=None):
                 src = load_features(feature_path(args.recipe / "dump" / "features", source, src_utt.utt_id))
@@ -77,15 +76,17 @@ def main() -> None:
                     mean = np.mean([feats.mcep for feats in converted[:k]], axis=0)
                     outputs[f"ensemble of {k}"] = dataclasses.replace(converted[0], mcep=mean)
                 for system, feats in outputs.items():
-                    scores = score_pair(tgt.mcep, tgt.f0, tgt.speech, feats.mcep, feats.f0, src.speech)
-                    mcd[system].append(scores.mcd)
-                    gv[system].append(float(np.mean(scores.gv_converted / scores.gv_natural)))
+                    scored[system].append(score_pair(tgt.mcep, tgt.f0, tgt.speech, feats.mcep, feats.f0, src.speech))
                 if args.wav_out is not None and split == "eval":
                     path = args.wav_out / f"{source}-{target}" / f"{src_utt.utt_id}.wav"
                     path.parent.mkdir(parents=True, exist_ok=True)
                     everyone = outputs[f"ensemble of {len(members)}"]
                     write_audio(path, members[0].render(everyone, target), members[0].sample_rate)
-        rows[split] = {system: (np.mean(mcd[system]), np.mean(gv[system]), len(mcd[system])) for system in systems}
+        rows[split] = {system: (np.mean([scores.mcd for scores in scored[system]]),
+                                np.mean(gv_ratio(np.stack([scores.gv_converted for scores in scored[system]]),
+                                                 np.stack([scores.gv_natural for scores in scored[system]]))),
+                                len(scored[system]))
+                       for system in systems}
 
     header = " | ".join(f"{split} MCD [dB] | {split} GV ratio" for split in args.splits)
     print(f"| system | {header} |")

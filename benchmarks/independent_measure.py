@@ -72,7 +72,6 @@ def main() -> None:
                         help="comma-separated A:B pairs: count the conversions where B is closer than A")
     args = parser.parse_args()
 
-    from vawgan.config import load_config
     from vawgan.corpus import parallel_pairs, read_manifest
     from vawgan.features.store import feature_path, load_features
 
@@ -81,8 +80,6 @@ def main() -> None:
     for pair in comparisons:
         if len(pair) != 2 or not set(pair) <= set(systems):
             raise SystemExit(f"--compare {':'.join(pair)}: give A:B with both in --systems")
-    config = load_config(args.exp / "model" / "config.yaml") if (args.exp / "model").is_dir() else load_config(None)
-    hop = int(round(config.features.sample_rate * config.features.frame_period / 1000))
     utterances = read_manifest(args.recipe / "data" / "eval.tsv")
     speakers = sorted({u.speaker for u in utterances})
     scores = {(system, measure): [] for system in systems for measure in MEASURES}
@@ -90,6 +87,7 @@ def main() -> None:
         for src_utt, tgt_utt in parallel_pairs(utterances, source, target, split=None):
             src = load_features(feature_path(args.recipe / "dump" / "features", source, src_utt.utt_id))
             tgt = load_features(feature_path(args.recipe / "dump" / "features", target, tgt_utt.utt_id))
+            hop = int(round(tgt.fs * tgt.frame_period / 1000))  # the features' frames, for the speech masks
             natural = frame_features(Path(tgt_utt.path), tgt.speech, hop)
             for system in systems:
                 # anasyn renders the target's own features (the target's timeline); conversions keep the source's.
