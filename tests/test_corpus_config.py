@@ -198,11 +198,12 @@ def test_command_line_basics(shared_corpus, tmp_path, capsys, monkeypatch):
 
 def test_the_parallel_recipe_config_is_the_quick_one_plus_parallel_data():
     """conf/parallel.yaml shares stages 0-2 with conf/quick.yaml: only the parallel-data settings, the
-    encoder's context and the decoder's width may differ."""
+    encoder's context, the decoder's width and the ensemble's size may differ."""
     conf = Path(__file__).resolve().parents[1] / "recipes" / "flite" / "conf"
     quick, parallel = load_config(conf / "quick.yaml").to_dict(), load_config(conf / "parallel.yaml").to_dict()
     assert quick["train"].pop("parallel_weight") == 0.0 and parallel["train"].pop("parallel_weight") > 0
     assert quick["model"].pop("context_frames") == 0 and parallel["model"].pop("context_frames") > 0
     assert quick["train"].pop("realign_epochs") == 0 and parallel["train"].pop("realign_epochs") > 0
     assert quick["model"].pop("decoder_hidden") == [128, 256] and parallel["model"].pop("decoder_hidden") == [512, 1024]
+    assert quick["train"].pop("members") == 1 and parallel["train"].pop("members") == 8
     assert parallel == quick

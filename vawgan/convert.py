@@ -19,7 +19,9 @@ The steps (SPEC sections 2 and 4, Hsu et al. 2017):
 7. WORLD synthesis, written peak-safe (rescaled rather than clipped).
 
 :class:`Converter` loads a model directory once and converts any number of
-utterances with it. Two small pretrained models ship inside the package
+utterances with it. An ensemble directory (``members/``, trained with
+``train.members``) converts with each of its models and averages the
+converted c1..cD (step 4), which lowers the MCD (docs/training.md). Two small pretrained models ship inside the package
 (:data:`PRETRAINED_MODELS`, folders of :data:`PRETRAINED_ROOT`); ``quick``, the
 default, is loaded when no directory is given, and either can be named instead
 of a directory (:func:`resolve_model_dir`).
@@ -198,13 +200,20 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def export_numpy_weights(model_dir: str | os.PathLike, which: str = "vawgan") -> Path:
+def export_numpy_weights(model_dir: str | os.PathLike, which: str = "vawgan", inference_only: bool = False) -> Path:
     """Write ``<which>.npz`` next to ``<which>.pt``: encoder and decoder weights as plain arrays.
 
     Keys are ``encoder/<state-dict key>`` and ``decoder/<state-dict key>``, plus
     ``source_sha256``, the hash of the ``.pt`` file, so that a retrained model
-    never runs with stale NumPy weights, and ``speakers``, the speaker order the
-    weights were trained with. Needs PyTorch (to read the ``.pt``).
+    never runs with stale NumPy weights, ``speakers``, the speaker order the
+    weights were trained with, and ``step``, the training step. Needs PyTorch
+    (to read the ``.pt``).
+
+    ``inference_only=True`` marks the copy as the weights themselves and then
+    deletes the ``.pt`` (half the size; how the packaged ensemble's members
+    ship): :meth:`NumpyModel.load` and
+    :func:`vawgan.model_dir.read_numpy_weights` take it without its source.
+    A plain copy whose ``.pt`` has gone is not used.
     """
     from vawgan.checkpoint import load_checkpoint
     from vawgan.model_dir import WEIGHT_FILES
@@ -216,7 +225,10 @@ def export_numpy_weights(model_dir: str | os.PathLike, which: str = "vawgan") ->
               for net in ("encoder", "decoder") for key, value in state[net].items()}
     out = weights.with_suffix(".npz")
     save_npz_atomic(out, source_sha256=np.array(_sha256(weights)), speakers=np.array(state["speakers"], dtype=str),
+                    step=np.array(int(state.get("step", 0))), inference_only=np.array(bool(inference_only)),
                     **arrays)
+    if inference_only:
+        weights.unlink()
     return out
 
 
@@ -251,7 +263,8 @@ class NumpyModel:
     (``config``, ``stats``, ``speakers``, ``speaker_index``, ``device``,
     ``which``) with :meth:`encode` and :meth:`decode` on arrays. Built by
     :meth:`load`, which returns None when ``<which>.npz`` is missing or was
-    exported from another ``<which>.pt``.
+    exported from another ``<which>.pt``. Without any ``<which>.pt`` only
+    an inference-only copy (:func:`export_numpy_weights`) is used.
     """
 
     device = "cpu"
@@ -264,16 +277,19 @@ class NumpyModel:
     def load(cls, model_dir: Path, which: str) -> "NumpyModel | None":
         import zipfile
 
-        from vawgan.model_dir import SPEAKERS_FILE, STATS_FILE, WEIGHT_FILES, load_model_config, read_speakers
+        from vawgan.model_dir import (SPEAKERS_FILE, STATS_FILE, WEIGHT_FILES, is_inference_only, load_model_config,
+                                      read_speakers)
         from vawgan.stats import Statistics
 
         weights = model_dir / WEIGHT_FILES.get(which, f"{which}.pt")
         arrays = weights.with_suffix(".npz")
-        if not (weights.is_file() and arrays.is_file()):
+        if not arrays.is_file():
             return None
         try:
             with np.load(arrays) as data:
-                if str(data["source_sha256"]) != _sha256(weights):
+                if weights.is_file() and str(data["source_sha256"]) != _sha256(weights):
+                    return None
+                if not weights.is_file() and not is_inference_only(data):
                     return None
                 trained_speakers = data["speakers"].tolist()
                 encoder, decoder = _linear_layers(data, "encoder"), _linear_layers(data, "decoder")
@@ -306,6 +322,29 @@ class NumpyModel:
         """Normalized frames decoded from latents ``z`` (N, latent) with one speaker's code."""
         code = self.embedding[speaker_index] if self.embedding is not None else None
         return _mlp(z, self.decoder_layers, code)
+
+
+def load_networks(model_dir: Path, which: str, device: str):
+    """The ``which`` encoder and decoder of one model directory, as :class:`Converter` runs them.
+
+    On the CPU a current NumPy copy (:class:`NumpyModel`), without importing
+    torch; otherwise :func:`vawgan.model_dir.load_model`'s PyTorch modules,
+    and on the CPU a fresh NumPy copy is then left in the directory (when it
+    is writable) for the next conversion's start-up.
+    """
+    network = NumpyModel.load(model_dir, which) if device == "cpu" and model_dir.is_dir() else None
+    if network is None:
+        from vawgan.model_dir import WEIGHT_FILES, load_model
+
+        network = load_model(model_dir, which=which, device=device)
+        if device == "cpu" and os.access(model_dir, os.W_OK) and (model_dir / WEIGHT_FILES[which]).is_file():
+            # torch is loaded now anyway. The copy is only a cache: failing to write it (a full disk)
+            # must not fail the conversion.
+            try:
+                export_numpy_weights(model_dir, which)
+            except OSError:
+                pass
+    return network
 
 
 def analysis_settings(features, f0_method: str | None = None, aperiodicity_step: int | None = None):
@@ -376,11 +415,20 @@ class Converter:
         and CheapTrick pass per utterance, so that the output re-analyses
         closer to the converted mel-cepstra (0.2–0.3 dB lower MCD to the
         target on the Flite eval split, docs/conversion.md). Off by default.
+    members:
+        For an ensemble directory (``members/``, trained with
+        ``train.members``): how many of its models to average, the
+        directory's own first, then its members by seed. None (default):
+        every model that holds the ``which`` weights; 1: the directory's own
+        model alone. Each model converts the utterance and the converted
+        c1..cD are averaged (the same as averaging the decoders' normalized
+        outputs: every model denormalizes with the same target statistics).
     """
 
     def __init__(self, model_dir: str | os.PathLike | None = None, which: str = "vawgan", device: str = "cpu",
                  f0_method: str | None = None, threads: int | None = None, gv_postfilter: float = 0.0,
-                 aperiodicity_step: int | None = None, vocoder_compensation: bool = False):
+                 aperiodicity_step: int | None = None, vocoder_compensation: bool = False,
+                 members: int | None = None):
         if threads is not None and threads < 1:
             raise VawganError(f"threads must be at least 1, got {threads}")
         if not 0.0 <= gv_postfilter <= 2.0:
@@ -391,22 +439,41 @@ class Converter:
         self.threads = threads or available_cores()
         self.model_dir = resolve_model_dir(model_dir)
         self.which = which
-        self.model = NumpyModel.load(self.model_dir, which) if device == "cpu" and self.model_dir.is_dir() else None
-        if self.model is None:
-            from vawgan.model_dir import load_model
-
-            self.model = load_model(self.model_dir, which=which, device=device)
-            if device == "cpu" and os.access(self.model_dir, os.W_OK):
-                # Leave the NumPy copy for the next conversion's start-up (torch is loaded now anyway).
-                # It is only a cache: failing to write it (a full disk) must not fail the conversion.
-                try:
-                    export_numpy_weights(self.model_dir, which)
-                except OSError:
-                    pass
+        self.model = load_networks(self.model_dir, which, device)
+        member_dirs = self._choose_members(members)
+        self.model_dirs = [self.model_dir, *member_dirs]  # the ensemble's models, in averaging order
+        self.networks = [self.model, *(load_networks(member, which, device) for member in member_dirs)]
         self.feature_config = analysis_settings(self.model.config.features, f0_method, aperiodicity_step)
         if self.gv_postfilter:
             for speaker in self.speakers:  # stop before any work when the statistics lack the GV
                 self.model.stats.gv(speaker)
+
+    def _choose_members(self, members: int | None) -> list[Path]:
+        """The first ``members - 1`` ensemble members holding the weights (None: all of them), each checked."""
+        from vawgan.model_dir import check_member, has_weights, member_dirs
+
+        if members is not None and members < 1:
+            raise VawganError(f"--members {members}: must be at least 1 (1: the directory's own model alone)")
+        available = [member for member in member_dirs(self.model_dir) if has_weights(member, self.which)]
+        wanted = len(available) if members is None else members - 1
+        if wanted > len(available):
+            raise VawganError(f"--members {members}: {self.model_dir} holds {len(available) + 1} model(s) with "
+                              f"{self.which} weights (itself and {len(available)} in members/)")
+        for member in available[:wanted]:
+            check_member(self.model_dir, member)
+        return available[:wanted]
+
+    @property
+    def weights_time(self) -> float:
+        """When the newest weights in use were written (each model's ``.pt``, or its NumPy copy without one)."""
+        from vawgan.model_dir import WEIGHT_FILES
+
+        times = []
+        for model_dir in self.model_dirs:
+            weights = model_dir / WEIGHT_FILES[self.which]
+            weights = weights if weights.is_file() else weights.with_suffix(".npz")
+            times.append(weights.stat().st_mtime)
+        return max(times)
 
     @property
     def speakers(self) -> list[str]:
@@ -464,6 +531,15 @@ class Converter:
     def _encode_decode(self, normalized: np.ndarray, target_index: int, sample: bool) -> np.ndarray:
         """Encode one utterance's normalized frames (μ, or a posterior draw), decode with speaker ``target_index``.
 
+        An ensemble's models each encode and decode; their outputs are averaged.
+        """
+        decoded = [self._encode_decode_with(network, normalized, target_index, sample) for network in self.networks]
+        return decoded[0] if len(decoded) == 1 else np.mean(decoded, axis=0)
+
+    @staticmethod
+    def _encode_decode_with(network, normalized: np.ndarray, target_index: int, sample: bool) -> np.ndarray:
+        """:meth:`_encode_decode` with one model's networks (a :class:`NumpyModel` or a ``LoadedModel``).
+
         With encoder context each frame is encoded with its window of
         neighbouring frames, as in training (:func:`vawgan.data.stack_context`).
         Long utterances go through the networks in batches of frames
@@ -472,24 +548,24 @@ class Converter:
         """
         from vawgan.features.world import in_frame_batches
 
-        if isinstance(self.model, NumpyModel):
+        if isinstance(network, NumpyModel):
             def numpy_batch(rows: slice) -> np.ndarray:
-                mu, logvar = self.model.encode(normalized, rows)
+                mu, logvar = network.encode(normalized, rows)
                 z = mu + np.random.default_rng().standard_normal(mu.shape) * np.exp(0.5 * logvar) if sample else mu
-                return self.model.decode(z, target_index).astype(np.float64)
+                return network.decode(z, target_index).astype(np.float64)
 
             return in_frame_batches(numpy_batch, len(normalized))
         import torch
 
-        device = self.model.device
+        device = network.device
 
         def torch_batch(rows: slice) -> np.ndarray:
-            inputs = stack_context(normalized, self.model.config.model.context_frames, rows)
+            inputs = stack_context(normalized, network.config.model.context_frames, rows)
             x = torch.from_numpy(inputs.astype(np.float32)).to(device)
-            mu, logvar = self.model.encoder(x)
+            mu, logvar = network.encoder(x)
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
             speaker_ids = torch.full((x.shape[0],), target_index, dtype=torch.long, device=device)
-            return self.model.decoder(z, speaker_ids).cpu().numpy().astype(np.float64)
+            return network.decoder(z, speaker_ids).cpu().numpy().astype(np.float64)
 
         with torch.inference_mode():
             return in_frame_batches(torch_batch, len(normalized))

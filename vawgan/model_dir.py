@@ -11,6 +11,14 @@ Layout (written by ``vawgan train``, read by :func:`load_model`)::
     metrics.csv     per-epoch training scalars (vawgan.runlog), tensorboard/ likewise
     alignment/      with train.realign_epochs > 0: the provisional VAE that re-aligned the
                     parallel pairs (a model directory of its own; vawgan.train.realign_pairs)
+    members/        with train.members > 1: the ensemble's other models, each a complete
+                    model directory seed-<k>/ trained with seed k (member_dir); conversion
+                    averages what the models convert (vawgan.convert.Converter)
+
+A weights file may also be present as its NumPy copy alone (``vawgan.npz``
+without ``vawgan.pt``, exported with ``inference_only=True`` by
+:func:`vawgan.convert.export_numpy_weights`): a smaller directory that can
+convert but not train on, as the packaged ensemble's members are.
 
 ``vae.pt`` is kept when the adversarial phase runs, so the over-smoothed VAE
 and the VAW-GAN can be compared from the same directory.
@@ -19,6 +27,7 @@ and the VAW-GAN can be compared from the same directory.
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +49,7 @@ STATS_FILE = "stats.npz"
 SPEAKERS_FILE = "speakers.txt"
 CHECKPOINT_FILE = "checkpoint.pt"
 WEIGHT_FILES = {"vae": "vae.pt", "vawgan": "vawgan.pt"}
+MEMBERS_DIR = "members"
 
 # Model settings added after the first model directories were written, with the value those
 # directories were trained with: a config.yaml without the key gets this value, not today's default.
@@ -92,6 +102,79 @@ def prepare_model_dir(model_dir: str | os.PathLike, config: Config, stats: Stati
     stats.save(model_dir / STATS_FILE)
     write_speakers(model_dir / SPEAKERS_FILE, list(speakers))
     return model_dir
+
+
+def member_dir(model_dir: str | os.PathLike, seed: int) -> Path:
+    """Where the ensemble member trained with ``seed`` lives in ``model_dir``: ``members/seed-<seed>``."""
+    return Path(model_dir) / MEMBERS_DIR / f"seed-{seed}"
+
+
+def member_dirs(model_dir: str | os.PathLike) -> list[Path]:
+    """The ensemble members of a model directory (every folder in ``members/``), by seed; [] for a single model."""
+    root = Path(model_dir) / MEMBERS_DIR
+    if not root.is_dir():
+        return []
+
+    def by_seed(path: Path) -> tuple[int, str]:
+        number = path.name.removeprefix("seed-")
+        return (int(number) if number.isdigit() else -1, path.name)
+
+    return sorted((path for path in root.iterdir() if path.is_dir()), key=by_seed)
+
+
+def is_inference_only(data) -> bool:
+    """Whether an opened NumPy weights copy (``np.load``) is marked as the weights themselves, its ``.pt`` deleted."""
+    return "inference_only" in data.files and bool(data["inference_only"])
+
+
+def has_weights(model_dir: str | os.PathLike, which: str) -> bool:
+    """Whether ``model_dir`` holds the ``which`` weights: ``<which>.pt``, or an inference-only NumPy copy.
+
+    An inference-only copy is one :func:`vawgan.convert.export_numpy_weights`
+    marked as such; a plain copy whose ``.pt`` has gone does not count.
+    """
+    weights = Path(model_dir) / WEIGHT_FILES[which]
+    if weights.is_file():
+        return True
+    try:
+        with np.load(weights.with_suffix(".npz")) as data:
+            return is_inference_only(data)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return False
+
+
+def check_member(model_dir: str | os.PathLike, member: str | os.PathLike) -> None:
+    """Raise :class:`VawganError` unless ensemble ``member`` fits ``model_dir``.
+
+    Averaging the outputs of models only makes sense when they read and write
+    the same frames: the same speakers in the same order, the same features
+    and network sizes, and the same normalization statistics (up to float
+    rounding: the same corpus analysed on another CPU). The seed and the
+    schedule may differ.
+    """
+    member = Path(member)
+    if not (member / CONFIG_FILE).is_file():
+        raise VawganError(f"{member}: an ensemble member must be a model directory (no {CONFIG_FILE}); "
+                          f"remove it from {Path(model_dir) / MEMBERS_DIR}")
+    speakers, member_speakers = read_speakers(Path(model_dir) / SPEAKERS_FILE), read_speakers(member / SPEAKERS_FILE)
+    config, member_config = load_model_config(model_dir), load_model_config(member)
+    problem = None
+    if member_speakers != speakers:
+        problem = f"speakers {member_speakers}, not {speakers}"
+    elif member_config.model != config.model:
+        problem = "other network sizes"
+    elif member_config.features != config.features:
+        problem = "other feature settings"
+    else:
+        stats, member_stats = Statistics.load(Path(model_dir) / STATS_FILE), Statistics.load(member / STATS_FILE)
+        for spk in speakers:
+            if not (np.allclose(stats.speaker_mcep_mean[spk], member_stats.speaker_mcep_mean[spk])
+                    and np.allclose(stats.speaker_mcep_std[spk], member_stats.speaker_mcep_std[spk])):
+                problem = f"other statistics for speaker {spk!r}"
+                break
+    if problem:
+        raise VawganError(f"{member}: this ensemble member was trained with {problem} than {model_dir}; "
+                          "retrain it with the same data and config, or remove it")
 
 
 @dataclass
@@ -151,7 +234,7 @@ def load_model(model_dir: str | os.PathLike, which: str = "vawgan", device="cpu"
         raise VawganError(f"{model_dir}: not a vawgan model directory (no {CONFIG_FILE}); "
                           "give the --model-dir of a `vawgan train` run")
     weights_path = model_dir / WEIGHT_FILES[which]
-    if not weights_path.is_file():
+    if not has_weights(model_dir, which):
         phase = "vae" if which == "vae" else "adversarial"
         raise VawganError(f"{weights_path}: not found; the {phase} phase has not finished in this model directory "
                           f"(run `vawgan train --phase {phase}`{'' if which == 'vae' else ' or use the vae weights'})")
@@ -159,7 +242,11 @@ def load_model(model_dir: str | os.PathLike, which: str = "vawgan", device="cpu"
     config = load_model_config(model_dir)
     stats = Statistics.load(model_dir / STATS_FILE)
     speakers = read_speakers(model_dir / SPEAKERS_FILE)
-    state = load_checkpoint(weights_path, map_location="cpu")
+    if weights_path.is_file():
+        state = load_checkpoint(weights_path, map_location="cpu")
+    else:
+        weights_path = weights_path.with_suffix(".npz")
+        state = read_numpy_weights(weights_path)
     if state.get("speakers") != speakers:
         raise VawganError(f"{weights_path}: trained for speakers {state.get('speakers')}, but "
                           f"{model_dir / SPEAKERS_FILE} lists {speakers}; the directory is inconsistent, retrain")
@@ -174,6 +261,25 @@ def load_model(model_dir: str | os.PathLike, which: str = "vawgan", device="cpu"
     decoder.to(device).eval()
     return LoadedModel(config=config, stats=stats, speakers=speakers, encoder=encoder, decoder=decoder,
                        device=device, which=which, step=int(state.get("step", 0)))
+
+
+def read_numpy_weights(path: str | os.PathLike) -> dict:
+    """The weights state (as in ``vawgan.pt``) of a NumPy copy written by :func:`vawgan.convert.export_numpy_weights`.
+
+    For directories that ship the copy alone (ensemble members of a packaged
+    model), so that PyTorch, on a GPU for example, can still load them.
+    """
+    import torch
+
+    from vawgan.utils import read_npz
+
+    with read_npz(path, "NumPy weights file", "export it again with vawgan.convert.export_numpy_weights",
+                  "it is damaged; export it again from the .pt weights or retrain") as data:
+        state = {net: {key.split("/", 1)[1]: torch.from_numpy(np.array(data[key]))
+                       for key in data.files if key.startswith(f"{net}/")} for net in ("encoder", "decoder")}
+        state["speakers"] = data["speakers"].tolist()
+        state["step"] = int(data["step"]) if "step" in data.files else 0
+    return state
 
 
 def save_weights(path: str | os.PathLike, encoder, decoder, speakers: list[str], step: int, critic=None) -> None:
@@ -231,9 +337,10 @@ def describe_model(model_dir: str | os.PathLike) -> str:
                  f"epochs, batch {t.batch_size}, KL weight {t.kl_weight:g}, parallel weight {t.parallel_weight:g}, "
                  f"seed {t.seed}")
     for which, file_name in WEIGHT_FILES.items():
-        if (model_dir / file_name).is_file():
+        if has_weights(model_dir, which):
             loaded = load_model(model_dir, which)  # checks the file against config and speakers
-            lines.append(f"{file_name}: step {loaded.step:,}")
+            numpy_only = "" if (model_dir / file_name).is_file() else " (its NumPy copy only)"
+            lines.append(f"{file_name}: step {loaded.step:,}{numpy_only}")
         else:
             phase = "vae" if which == "vae" else "adversarial"
             lines.append(f"{file_name}: not written yet (the {phase} phase has not finished)")
@@ -245,4 +352,12 @@ def describe_model(model_dir: str | os.PathLike) -> str:
             line += (f"; {state['phase']} phase interrupted in epoch {state.get('epoch', 0) + 1} at step "
                      f"{state.get('step', 0)} (continue with `vawgan train --resume`)")
         lines.append(line)
+    members = member_dirs(model_dir)
+    if members:
+        lines.append(f"ensemble: this model and {len(members)} member(s) in {MEMBERS_DIR}/, averaged by conversion")
+        for member in members:
+            check_member(model_dir, member)
+            seed = load_model_config(member).train.seed
+            weights = [which for which in WEIGHT_FILES if has_weights(member, which)]
+            lines.append(f"  {member.name}: seed {seed}, weights {', '.join(weights) or 'none yet'}")
     return "\n".join(lines)

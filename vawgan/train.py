@@ -61,7 +61,7 @@ from vawgan.config import Config
 from vawgan.data import FrameSet, PairSet
 from vawgan.errors import VawganError
 from vawgan.losses import adversarial_weight, critic_loss, gaussian_nll, reparameterize, vae_loss
-from vawgan.model_dir import CHECKPOINT_FILE, WEIGHT_FILES, save_weights
+from vawgan.model_dir import CHECKPOINT_FILE, WEIGHT_FILES, member_dir, save_weights
 from vawgan.models import build_models, encoder_input_dim
 from vawgan.runlog import RunLogger
 from vawgan.utils import configure_cpu, frozen, seed_everything
@@ -268,6 +268,7 @@ class Trainer:
         self.timings: dict[str, dict[str, float]] = {}
         self.final_scalars: dict[str, dict[str, float]] = {}
         self.warnings: list[str] = []  # what went wrong without stopping the run (a critic gone flat)
+        self.members: list[Trainer] = []  # with train.members > 1: the other models' trainers (train_model)
 
     # ------------------------------------------------------------------ setup
 
@@ -786,6 +787,25 @@ def realign_pairs(config: Config, frames: FrameSet, feature_dir, manifest, stats
     return load_pairs(feature_dir, manifest, stats, frames.speakers, context=context, convert=convert)
 
 
+def ensemble_runs(config: Config, model_dir: str | os.PathLike) -> list[tuple[Config, Path]]:
+    """The (config, model directory) of each model ``train.members`` asks for, the directory's own first.
+
+    Member k (1 .. members - 1) is the same config with seed ``seed + k`` and
+    ``members: 1`` (it is one model), in :func:`vawgan.model_dir.member_dir`.
+    """
+    import dataclasses
+
+    members = config.train.members
+    if members < 1:
+        raise VawganError(f"train.members={members}: must be at least 1 (1: one model, no ensemble)")
+    runs = [(config, Path(model_dir))]
+    for k in range(1, members):
+        seed = config.train.seed + k
+        train = dataclasses.replace(config.train, seed=seed, members=1)
+        runs.append((dataclasses.replace(config, train=train), member_dir(model_dir, seed)))
+    return runs
+
+
 def train_model(config: Config, feature_dir: str | os.PathLike, manifest: str | os.PathLike,
                 stats_path: str | os.PathLike, model_dir: str | os.PathLike, phases=PHASES, resume: bool = False,
                 device: str | None = None, progress: bool = True) -> Trainer:
@@ -794,6 +814,12 @@ def train_model(config: Config, feature_dir: str | os.PathLike, manifest: str | 
     ``device`` (``auto|cpu|cuda[:N]``, default the config's ``train.device``)
     is overridden by ``torchrun``: one process per GPU, or gloo on the CPU.
     Returns the :class:`Trainer` (its ``final_scalars`` and ``timings``).
+
+    With ``train.members`` = n > 1 the same phases then train the ensemble's
+    other models, with seeds ``seed + 1 .. seed + n - 1``, each in its own
+    model directory ``members/seed-<k>`` (its own checkpoint, so an
+    interrupted member resumes like any model; a finished one is skipped).
+    Their trainers are the returned trainer's ``members``.
     """
     import torch.distributed as dist
 
@@ -809,17 +835,28 @@ def train_model(config: Config, feature_dir: str | os.PathLike, manifest: str | 
         context = config.model.context_frames
         frames = load_frames(feature_dir, manifest, stats, exclude_silence=config.train.exclude_silence,
                              context=context)
-        pairs = None
-        if config.train.parallel_weight > 0:
-            if config.train.realign_epochs > 0:
-                pairs = realign_pairs(config, frames, feature_dir, manifest, stats, model_dir, device,
-                                      progress=progress, rank=rank)
-            else:
-                pairs = load_pairs(feature_dir, manifest, stats, frames.speakers, context=context)
-            if rank == 0 and progress:
-                print(f"parallel data: {pairs.num_pairs} aligned frame pairs from {pairs.sentences} sentence pairs "
-                      f"of {manifest}", flush=True)
-        trainer = _train_in(model_dir, config, frames, pairs, stats, device, phases, resume, progress, rank)
+        direct_pairs = None
+        trainers = []
+        for k, (run_config, run_dir) in enumerate(ensemble_runs(config, model_dir)):
+            if k and rank == 0 and progress:
+                print(f"ensemble member {k + 1}/{config.train.members}: seed {run_config.train.seed} in {run_dir}",
+                      flush=True)
+            pairs = None
+            if config.train.parallel_weight > 0:
+                if config.train.realign_epochs > 0:
+                    pairs = realign_pairs(run_config, frames, feature_dir, manifest, stats, run_dir, device,
+                                          progress=progress, rank=rank)
+                else:
+                    if direct_pairs is None:  # the same for every member
+                        direct_pairs = load_pairs(feature_dir, manifest, stats, frames.speakers, context=context)
+                    pairs = direct_pairs
+                if rank == 0 and progress:
+                    print(f"parallel data: {pairs.num_pairs} aligned frame pairs from {pairs.sentences} sentence "
+                          f"pairs of {manifest}", flush=True)
+            trainers.append(_train_in(run_dir, run_config, frames, pairs, stats, device, phases, resume, progress,
+                                      rank))
+        trainer = trainers[0]
+        trainer.members = trainers[1:]
     finally:
         # Leave the process group we joined: a gloo group still alive at interpreter
         # exit can abort the process ("terminate called without an active exception").

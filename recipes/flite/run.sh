@@ -11,7 +11,9 @@
 #   3  vawgan train --phase vae          -> exp/model/vae.pt      VAE pretraining
 #   4  vawgan train --phase critic       -> exp/model/checkpoint.pt  critic pretraining
 #   5  vawgan train --phase adversarial  -> exp/model/vawgan.pt   adversarial decoder fine-tuning
-#      (an interrupted training stage continues from exp/model/checkpoint.pt when re-run)
+#      (an interrupted training stage continues from exp/model/checkpoint.pt when re-run; with
+#      train.members > 1, as in conf/parallel.yaml, each stage also trains the ensemble's other models
+#      in exp/model/members/seed-<k>/, which stages 6-7 then average)
 #   6  vawgan convert   -> exp/converted/<system>/<src>-<tgt>/<utt>.wav  eval split, all ordered
 #      speaker pairs, systems vae, vae_gv0.5 (VAE + GV postfilter), vawgan and vawgan_vc (with vocoder
 #      compensation), plus the references copy (source unchanged), anasyn (analysis-synthesis of the

@@ -85,6 +85,9 @@ def register(subparsers) -> None:
                    help="analyse the input's aperiodicity (D4C) on every N-th frame only, interpolating between "
                         "them (default: the model's; 4 for the packaged models, about twice as fast as "
                         "1 = every frame, WORLD's analysis)")
+    p.add_argument("--members", type=int, default=None, metavar="N",
+                   help="with an ensemble model (members/ folder, `train.members`): average the first N of its "
+                        "models (default: all; 1: the directory's own model alone)")
     p.add_argument("--split", choices=("train", "dev", "eval"), default=None,
                    help="with a manifest: convert only this split")
     p.add_argument("--sample", action="store_true",
@@ -178,8 +181,9 @@ def _convert(args: argparse.Namespace) -> int:
                           "(the default; the networks are small) or --jobs 1")
     converter = Converter(args.model, which=args.which, device=args.device, f0_method=args.f0_method,
                           threads=threads, gv_postfilter=args.gv_postfilter,
-                          aperiodicity_step=args.aperiodicity_step, vocoder_compensation=args.vocoder_compensation)
-    if not isinstance(converter.model, NumpyModel):
+                          aperiodicity_step=args.aperiodicity_step, vocoder_compensation=args.vocoder_compensation,
+                          members=args.members)
+    if not all(isinstance(network, NumpyModel) for network in converter.networks):
         from vawgan.utils import configure_cpu
 
         # Small MLPs on one utterance at a time: one CPU thread is as fast as
@@ -191,7 +195,8 @@ def _convert(args: argparse.Namespace) -> int:
         with StageBars(inputs[0].name) as bars:  # bars for long recordings, on a terminal
             converter.convert_file(inputs[0], out, args.target, source=args.source, sample=args.sample,
                                    progress=bars)
-        print(f"wrote {out} ({converter.which}, {args.source or 'unknown speaker'} -> {args.target})")
+        models = f", {len(converter.networks)} models averaged" if len(converter.networks) > 1 else ""
+        print(f"wrote {out} ({converter.which}{models}, {args.source or 'unknown speaker'} -> {args.target})")
         return 0
     if is_manifest:
         jobs = _manifest_jobs(inputs[0], args, known=converter.speakers)
@@ -216,8 +221,7 @@ class _ModelSystem:
         self.converter = converter
         self.sample = sample
         self.name = converter.which
-        weights = converter.model_dir / f"{converter.which}.pt"
-        self.stamp = weights.stat().st_mtime if weights.is_file() else float("inf")
+        self.stamp = converter.weights_time
 
     def prepare(self, path: Path, speaker: str | None):
         return self.converter.analyze_file(path, speaker)

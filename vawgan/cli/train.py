@@ -12,7 +12,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="train the VAE, the critic and the adversarial decoder (recipe stages 3-5)",
         description="Train VAW-GAN into a model directory (config.yaml, stats.npz, speakers.txt, checkpoint.pt, "
-                    "vae.pt, vawgan.pt, metrics.csv, tensorboard/). Phases run in the order vae -> critic -> "
+                    "vae.pt, vawgan.pt, metrics.csv, tensorboard/; with train.members > 1 also members/seed-<k>/, the "
+                    "ensemble's other models). Phases run in the order vae -> critic -> "
                     "adversarial; a phase already finished in the directory is skipped, an interrupted one "
                     "continues with --resume. Under torchrun every process trains on its share of each batch "
                     "(DistributedDataParallel; gloo on the CPU, NCCL on GPUs).")
@@ -46,7 +47,9 @@ def run_train(args: argparse.Namespace) -> int:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
     if trainer.is_main:
-        for phase, timing in trainer.timings.items():
-            print(f"{phase}: {timing['steps']} steps in {timing['seconds']:.1f} s "
-                  f"({timing['steps_per_second']:.0f} steps/s, {timing['frames_per_second']:,.0f} frames/s)")
+        for k, model in enumerate([trainer, *trainer.members]):
+            which = f"member {k + 1} ({model.model_dir}) " if trainer.members else ""
+            for phase, timing in model.timings.items():
+                print(f"{which}{phase}: {timing['steps']} steps in {timing['seconds']:.1f} s "
+                      f"({timing['steps_per_second']:.0f} steps/s, {timing['frames_per_second']:,.0f} frames/s)")
     return 0
