@@ -72,6 +72,19 @@ def write_speakers(path: str | os.PathLike, speakers: list[str]) -> None:
         Path(tmp).write_text("".join(f"{s}\n" for s in speakers))
 
 
+def speaker_with_other_statistics(a: Statistics, b: Statistics, speakers: list[str]) -> str | None:
+    """The first of ``speakers`` whose mel-cepstral mean or std differs between ``a`` and ``b``; None if none does.
+
+    Compared within float rounding: the same corpus analysed on another CPU
+    gives statistics that differ in the last bits only.
+    """
+    for spk in speakers:
+        if not (np.allclose(a.speaker_mcep_mean[spk], b.speaker_mcep_mean[spk])
+                and np.allclose(a.speaker_mcep_std[spk], b.speaker_mcep_std[spk])):
+            return spk
+    return None
+
+
 def prepare_model_dir(model_dir: str | os.PathLike, config: Config, stats: Statistics, speakers: list[str]) -> Path:
     """Create ``model_dir`` with its config, statistics and speaker list.
 
@@ -91,12 +104,10 @@ def prepare_model_dir(model_dir: str | os.PathLike, config: Config, stats: Stati
         if old_config.model != config.model:
             raise VawganError(f"{model_dir}: holds a model with other network sizes ({old_config.model}); "
                               "use another --model-dir or delete this one to start over")
-        old_stats = Statistics.load(model_dir / STATS_FILE)
-        for spk in speakers:
-            if not (np.allclose(old_stats.speaker_mcep_mean[spk], stats.speaker_mcep_mean[spk])
-                    and np.allclose(old_stats.speaker_mcep_std[spk], stats.speaker_mcep_std[spk])):
-                raise VawganError(f"{model_dir}: the model was trained with other statistics for speaker {spk!r} "
-                                  f"than the --stats file; pass the same statistics or start a new --model-dir")
+        spk = speaker_with_other_statistics(Statistics.load(model_dir / STATS_FILE), stats, speakers)
+        if spk is not None:
+            raise VawganError(f"{model_dir}: the model was trained with other statistics for speaker {spk!r} "
+                              f"than the --stats file; pass the same statistics or start a new --model-dir")
     model_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, model_dir / CONFIG_FILE)
     stats.save(model_dir / STATS_FILE)
@@ -166,12 +177,10 @@ def check_member(model_dir: str | os.PathLike, member: str | os.PathLike) -> Non
     elif member_config.features != config.features:
         problem = "other feature settings"
     else:
-        stats, member_stats = Statistics.load(Path(model_dir) / STATS_FILE), Statistics.load(member / STATS_FILE)
-        for spk in speakers:
-            if not (np.allclose(stats.speaker_mcep_mean[spk], member_stats.speaker_mcep_mean[spk])
-                    and np.allclose(stats.speaker_mcep_std[spk], member_stats.speaker_mcep_std[spk])):
-                problem = f"other statistics for speaker {spk!r}"
-                break
+        spk = speaker_with_other_statistics(Statistics.load(Path(model_dir) / STATS_FILE),
+                                            Statistics.load(member / STATS_FILE), speakers)
+        if spk is not None:
+            problem = f"other statistics for speaker {spk!r}"
     if problem:
         raise VawganError(f"{member}: this ensemble member was trained with {problem} than {model_dir}; "
                           "retrain it with the same data and config, or remove it")
