@@ -3,6 +3,11 @@
 * ``shared_corpus`` — the parallel Flite corpus in ``../shared/data/speech/flite``
   (3 speakers × 99 sentences, 16 kHz). Tests that need it are skipped, with the
   reason, where it is absent.
+* ``shared_arctic`` — the natural CMU ARCTIC recordings in
+  ``../shared/data/speech/arctic`` (bdl, slt: 593 sentences; clb: 30), skipped
+  with the reason where absent.
+* ``embedded_arctic`` — the small natural corpus inside the repository
+  (``data/arctic``, FLAC), always there.
 * ``arctic_wav`` — the real CMU ARCTIC recording that pysptk ships.
 """
 
@@ -13,6 +18,9 @@ from pathlib import Path
 import pytest
 
 SHARED_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech" / "flite"
+SHARED_ARCTIC = SHARED_CORPUS.parent / "arctic"
+EMBEDDED_ARCTIC = Path(__file__).resolve().parents[1] / "data" / "arctic"
+ARCTIC_RECIPE_CONF = Path(__file__).resolve().parents[1] / "recipes" / "arctic" / "conf"
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +28,19 @@ def shared_corpus() -> Path:
     if not SHARED_CORPUS.is_dir():
         pytest.skip(f"shared corpus absent at {SHARED_CORPUS} (expected ../shared/data/speech/flite beside the checkout)")
     return SHARED_CORPUS
+
+
+@pytest.fixture(scope="session")
+def shared_arctic() -> Path:
+    if not SHARED_ARCTIC.is_dir():
+        pytest.skip(f"natural corpus absent at {SHARED_ARCTIC} (expected ../shared/data/speech/arctic beside the checkout)")
+    return SHARED_ARCTIC
+
+
+@pytest.fixture(scope="session")
+def embedded_arctic() -> Path:
+    assert EMBEDDED_ARCTIC.is_dir(), f"the repository's natural corpus is missing at {EMBEDDED_ARCTIC}"
+    return EMBEDDED_ARCTIC
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,16 @@ class CorpusConfig:
     speakers: list[str] | None = None  # None: every speaker found
     dev_fraction: float = 0.1
     eval_fraction: float = 0.1
+    # Fixed splits instead of the hash: split -> list of [first, last] utterance-id ranges, inclusive, compared
+    # as strings (zero-padded ids such as arctic_a0001 sort correctly). Ranges are tried in the order eval,
+    # dev, train; an id in none of them is left out of the manifests. A speaker listed in
+    # speaker_split_ranges uses its own ranges instead (e.g. a speaker who recorded only a few sentences).
+    split_ranges: dict[str, list[list[str]]] | None = None
+    speaker_split_ranges: dict[str, dict[str, list[list[str]]]] = field(default_factory=dict)
+    # parallel: every speaker trains on all of its train sentences. non_parallel: each train sentence is kept
+    # by one speaker only (vawgan.corpus.non_parallel_train) and training uses no alignment; the parallel
+    # pairs are then written to train_parallel.tsv for the GMM baseline alone.
+    protocol: str = "parallel"
 
 
 @dataclass

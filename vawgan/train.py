@@ -58,6 +58,7 @@ import torch
 
 from vawgan.checkpoint import load_checkpoint, save_checkpoint
 from vawgan.config import Config
+from vawgan.corpus import read_manifest, shared_train_sentences
 from vawgan.data import FrameSet, PairSet
 from vawgan.errors import VawganError
 from vawgan.losses import adversarial_weight, critic_loss, gaussian_nll, reparameterize, vae_loss
@@ -806,6 +807,25 @@ def ensemble_runs(config: Config, model_dir: str | os.PathLike) -> list[tuple[Co
     return runs
 
 
+def check_protocol(config: Config, manifest: str | os.PathLike) -> None:
+    """Refuse a non-parallel run that would see parallel data: a shared sentence or the parallel term.
+
+    With ``corpus.protocol: non_parallel`` the training manifest must give each
+    sentence id to one speaker only (``vawgan prepare`` writes it so) and
+    ``train.parallel_weight`` must be 0: no alignment anywhere.
+    """
+    if config.corpus.protocol != "non_parallel":
+        return
+    if config.train.parallel_weight > 0:
+        raise VawganError(f"train.parallel_weight={config.train.parallel_weight} uses parallel pairs, which the "
+                          "non_parallel protocol forbids; set it to 0 or use corpus.protocol: parallel")
+    shared = shared_train_sentences(read_manifest(manifest))
+    if shared:
+        raise VawganError(f"{manifest}: {len(shared)} sentence(s) (e.g. {shared[0]}) are read by more than one "
+                          "speaker, but corpus.protocol is non_parallel; write the manifests with `vawgan prepare` "
+                          "and this config")
+
+
 def train_model(config: Config, feature_dir: str | os.PathLike, manifest: str | os.PathLike,
                 stats_path: str | os.PathLike, model_dir: str | os.PathLike, phases=PHASES, resume: bool = False,
                 device: str | None = None, progress: bool = True) -> Trainer:
@@ -827,6 +847,7 @@ def train_model(config: Config, feature_dir: str | os.PathLike, manifest: str | 
     from vawgan.stats import Statistics
     from vawgan.utils import resolve_device
 
+    check_protocol(config, manifest)
     joins_group_here = not dist.is_initialized()
     rank, _, device_name = init_distributed(device or config.train.device)
     try:

@@ -280,7 +280,9 @@ def _read_list(path: Path) -> list[Path]:
 def _manifest_jobs(manifest: Path, args: argparse.Namespace, known: list[str] | None) -> list[Job]:
     """Jobs ``<out>/<source>-<target>/<utt_id>.wav`` for every manifest utterance and target.
 
-    ``known`` are the model's speakers (None for the reference systems, which
+    A target speaker who is in the manifest gets only the sentences it recorded
+    there, so that every output has a natural reference to be scored against
+    (CMU ARCTIC's clb read 30 of the 593 sentences bdl and slt read). ``known`` are the model's speakers (None for the reference systems, which
     need no model: the manifest's speakers are the pool of targets).
     """
     from vawgan.corpus import read_manifest
@@ -304,11 +306,14 @@ def _manifest_jobs(manifest: Path, args: argparse.Namespace, known: list[str] | 
             raise VawganError(f"unknown target speaker {t!r}; known: {', '.join(pool)}")
     out_dir = Path(args.output)
     recording = {(u.speaker, u.utt_id): u.path for u in utterances}
+    in_manifest = set(speakers)
     jobs = []
     for u in utterances:
         for t in targets:
             if args.target == "all" and t == u.speaker:
                 continue
+            if t in in_manifest and (t, u.utt_id) not in recording:
+                continue  # the target is in the manifest but never read this sentence: nothing to compare with
             out = out_dir / f"{u.speaker}-{t}" / f"{u.utt_id}.wav"
             if args.which == "anasyn":  # the target's own recording of the sentence, if it has one
                 if (t, u.utt_id) in recording:

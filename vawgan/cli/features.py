@@ -23,7 +23,10 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "prepare", help="list a corpus's utterances and splits (recipe stage 0)",
         description="Find the speakers and utterances of a corpus (one folder per speaker, CMU ARCTIC or VCC "
-                    "layout) and write manifests OUT/{all,train,dev,eval}.tsv with speaker, utt_id, split, path.")
+                    "layout; WAV or FLAC) and write manifests OUT/{all,train,dev,eval}.tsv with speaker, utt_id, "
+                    "split, path. Splits come from the config's corpus.split_ranges when set, else from a hash "
+                    "of the utterance id. With corpus.protocol: non_parallel, train.tsv keeps each sentence for "
+                    "one speaker only and OUT/train_parallel.tsv lists all train sentences for the GMM baseline.")
     p.add_argument("--corpus", default=None, metavar="DIR",
                    help="corpus root (default: the config's corpus.root, else the shared Flite corpus)")
     p.add_argument("--out", default="data", metavar="DIR", help="where the manifests go (default: data)")
@@ -92,19 +95,18 @@ def _print_warnings(messages: list[str]) -> None:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    from vawgan.corpus import SPLITS, discover, write_manifest
+    from vawgan.corpus import SPLITS, discover, write_manifests
 
     config = config_from_args(args)
     c = config.corpus
-    utterances = discover(args.corpus or c.root, c.layout, c.speakers, c.dev_fraction, c.eval_fraction)
+    utterances = discover(args.corpus or c.root, c.layout, c.speakers, c.dev_fraction, c.eval_fraction,
+                          c.split_ranges, c.speaker_split_ranges)
     out = Path(args.out)
-    write_manifest(utterances, out / "all.tsv")
-    for split in SPLITS:
-        write_manifest([u for u in utterances if u.split == split], out / f"{split}.tsv")
+    manifests = write_manifests(utterances, out, c.protocol)
     speakers = sorted({u.speaker for u in utterances})
-    counts = ", ".join(f"{s} {sum(u.split == s for u in utterances)}" for s in SPLITS)
+    counts = ", ".join(f"{s} {len(manifests[s])}" for s in SPLITS)
     print(f"{len(utterances)} utterances of {len(speakers)} speakers ({', '.join(speakers)}); "
-          f"split: {counts}; manifests in {out}/")
+          f"split: {counts}; {c.protocol.replace('_', '-')} protocol; manifests in {out}/")
     return 0
 
 
