@@ -128,3 +128,21 @@ def test_modulation_spectrum_loses_high_frequencies_when_smoothed(real_features)
     assert freqs[-1] == pytest.approx(100.0)  # Nyquist of a 5 ms frame rate
     high = freqs > 20
     assert np.mean(natural[high] - smooth[high]) > 10.0  # dB lost by a 45 ms moving average
+
+
+def test_modulation_spectrum_distance_known_answers(flite_features):
+    from vawgan.evaluate.metrics import modulation_spectrum_distance
+    from vawgan.features.store import load_features
+
+    feature_dir, utterances, _ = flite_features
+    u = utterances[0]
+    feats = load_features(feature_dir / u.speaker / f"{u.utt_id}.npz")
+    natural = feats.mcep[feats.speech, 1:].astype(np.float64)
+    assert modulation_spectrum_distance(natural, natural) == 0.0
+    # a trajectory scaled by a has every modulation power scaled by a², i.e. shifted by 20·log10(a) dB
+    assert modulation_spectrum_distance(natural, 0.5 * natural) == pytest.approx(20 * np.log10(2), abs=1e-6)
+    # smoothing in time (what an over-smoothed conversion does) moves it away from the natural spectrum
+    kernel = np.ones(9) / 9
+    smoothed = np.stack([np.convolve(natural[:, d], kernel, mode="same") for d in range(natural.shape[1])], axis=1)
+    assert modulation_spectrum_distance(natural, smoothed) > 3.0
+    assert np.isnan(modulation_spectrum_distance(natural[:40], natural))

@@ -14,6 +14,9 @@ Layout (written by ``vawgan train``, read by :func:`load_model`)::
     members/        with train.members > 1: the ensemble's other models, each a complete
                     model directory seed-<k>/ trained with seed k (member_dir); conversion
                     averages what the models convert (vawgan.convert.Converter)
+    card.yaml       optional, written by write_model_card for a model one hands on (the packaged
+                    ones): what it was trained on and its scores on held-out sentences;
+                    `vawgan info` prints it
 
 A weights file may also be present as its NumPy copy alone (``vawgan.npz``
 without ``vawgan.pt``, exported with ``inference_only=True`` by
@@ -33,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import yaml
 
 from vawgan.config import Config, read_config_file, save_config
 from vawgan.errors import VawganError
@@ -50,6 +54,10 @@ SPEAKERS_FILE = "speakers.txt"
 CHECKPOINT_FILE = "checkpoint.pt"
 WEIGHT_FILES = {"vae": "vae.pt", "vawgan": "vawgan.pt"}
 MEMBERS_DIR = "members"
+CARD_FILE = "card.yaml"
+# The measures a model card keeps per system, from `vawgan evaluate`'s results.csv, and how `vawgan info` shows them.
+CARD_MEASURES = (("mcd", "MCD {:.2f} dB"), ("f0_rmse_cents", "F0 RMSE {:.0f} cent"), ("vuv_error", "V/UV {:.1f} %"),
+                 ("gv_ratio", "GV ratio {:.2f}"), ("ms_distance", "MS distance {:.2f} dB"))
 
 # Model settings added after the first model directories were written, with the value those
 # directories were trained with: a config.yaml without the key gets this value, not today's default.
@@ -302,6 +310,47 @@ def save_weights(path: str | os.PathLike, encoder, decoder, speakers: list[str],
     save_checkpoint(path, state)
 
 
+def write_model_card(model_dir: str | os.PathLike, trained_on: str, results_csv: str | os.PathLike,
+                     evaluated_on: str) -> Path:
+    """Write ``card.yaml``: what the model was trained on and its scores from ``vawgan evaluate``.
+
+    ``trained_on`` and ``evaluated_on`` are one-line descriptions of the data
+    (corpus, speakers, split); ``results_csv`` is the ``results.csv`` that
+    ``vawgan evaluate`` wrote for this model's conversions (wav level). The
+    training protocol is the model's own ``corpus.protocol``.
+    """
+    import csv
+
+    model_dir = Path(model_dir)
+    with open(results_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    scores = {row["system"]: {key: round(float(row[key]), 4) for key, _ in CARD_MEASURES if row.get(key, "") != ""}
+              for row in rows}
+    card = {"trained_on": trained_on, "protocol": load_model_config(model_dir).corpus.protocol,
+            "evaluated_on": evaluated_on, "scores": scores}
+    with atomic_path(model_dir / CARD_FILE) as tmp:
+        Path(tmp).write_text(yaml.safe_dump(card, sort_keys=False, allow_unicode=True))
+    return model_dir / CARD_FILE
+
+
+def card_lines(model_dir: str | os.PathLike) -> list[str]:
+    """``vawgan info``'s lines for a model card (none when the directory has no ``card.yaml``)."""
+    path = Path(model_dir) / CARD_FILE
+    if not path.is_file():
+        return []
+    try:
+        card = yaml.safe_load(path.read_text())
+        lines = [f"trained on: {card['trained_on']} ({card['protocol'].replace('_', '-')} protocol)",
+                 f"scores on {card['evaluated_on']}:"]
+        for system, measures in card["scores"].items():
+            shown = [fmt.format(measures[key]) for key, fmt in CARD_MEASURES if key in measures]
+            lines.append(f"  {system}: {', '.join(shown)}")
+    except (yaml.YAMLError, KeyError, TypeError, AttributeError, ValueError):
+        raise VawganError(f"{path}: not a readable model card; delete it or write it again "
+                          "(vawgan.model_dir.write_model_card)") from None
+    return lines
+
+
 def describe_model(model_dir: str | os.PathLike) -> str:
     """A readable summary of a model directory: speakers, features, networks, schedule and trained weights.
 
@@ -322,7 +371,7 @@ def describe_model(model_dir: str | os.PathLike) -> str:
     speakers = read_speakers(model_dir / SPEAKERS_FILE)
     f, m, t = config.features, config.model, config.train
 
-    lines = [f"model directory: {model_dir.resolve()}", f"speakers ({len(speakers)}):"]
+    lines = [f"model directory: {model_dir.resolve()}", *card_lines(model_dir), f"speakers ({len(speakers)}):"]
     for name in speakers:
         floor, ceil = f.f0_ranges.get(name, (f.f0_floor, f.f0_ceil))
         lf0 = (f"F0 mean {np.exp(stats.lf0_mean[name]):.1f} Hz, log-F0 std {stats.lf0_std[name]:.3f}"
@@ -344,7 +393,7 @@ def describe_model(model_dir: str | os.PathLike) -> str:
                  + (", conditioned on the speaker" if m.critic_conditional else ""))
     lines.append(f"schedule: {t.vae_epochs} VAE + {t.critic_epochs} critic + {t.adversarial_epochs} adversarial "
                  f"epochs, batch {t.batch_size}, KL weight {t.kl_weight:g}, parallel weight {t.parallel_weight:g}, "
-                 f"seed {t.seed}")
+                 f"seed {t.seed}, {config.corpus.protocol.replace('_', '-')} protocol")
     for which, file_name in WEIGHT_FILES.items():
         if has_weights(model_dir, which):
             loaded = load_model(model_dir, which)  # checks the file against config and speakers

@@ -11,7 +11,9 @@ distance). The same alignment then serves every measure of that pair:
 * F0 RMSE in cents and F0 correlation on aligned frames voiced in both;
 * voiced/unvoiced error rate on all aligned frames;
 * global variance (GV): per-dimension variance over an utterance's speech
-  frames, and its ratio converted / natural (1.0 = no over-smoothing).
+  frames, and its ratio converted / natural (1.0 = no over-smoothing);
+* modulation-spectrum distance (:func:`modulation_spectrum_distance`): how far
+  the temporal fluctuation of each coefficient is from the natural target's.
 
 Convention (state it next to every number, toolkits differ): speech frames
 only (each side's own ``speech`` mask), DTW on c1..cD with librosa's default
@@ -34,7 +36,11 @@ CONVENTION = ("MCD in dB = (10/ln 10)·sqrt(2·Σ_d (c_d − ĉ_d)²) on c1..c39
               "mean over the frame pairs of a DTW path (librosa.sequence.dtw, Euclidean on c1..c39) between the "
               "speech frames of converted and natural target; F0 RMSE (cents) and correlation (of log-F0) on aligned "
               "frames voiced in both; V/UV error on all aligned frames; GV ratio = mean over c1..c39 of "
-              "(utterance-averaged variance of converted) / (same for natural target)")
+              "(utterance-averaged variance of converted) / (same for natural target); MS distance = RMS over "
+              "c1..c39 and modulation frequencies of the difference of the modulation spectra (dB, Welch, "
+              "64-frame segments of each side's speech frames)")
+# Welch segment of the modulation-spectrum distance: 64 frames (0.32 s at 5 ms), 33 modulation frequencies.
+MS_SEGMENT = 64
 
 
 def mcd_per_frame(reference: np.ndarray, converted: np.ndarray) -> np.ndarray:
@@ -161,6 +167,23 @@ def modulation_spectrum(trajectory: np.ndarray, frame_period_ms: float, nperseg:
     return freqs, 10.0 * np.log10(np.maximum(power, 1e-20))
 
 
+def modulation_spectrum_distance(reference: np.ndarray, converted: np.ndarray, frame_period_ms: float = 5.0,
+                                 nperseg: int = MS_SEGMENT) -> float:
+    """RMS difference in dB between the modulation spectra of two (T, D) trajectories, NaN when either is short.
+
+    Each side's spectrum is taken over its own frames (no alignment is
+    needed: the spectrum does not depend on timing); an utterance shorter than
+    ``nperseg`` frames has too few frames to estimate it. Lower is closer to
+    the natural fluctuation; an over-smoothed conversion lies below the
+    natural spectrum at high modulation frequencies and scores worse.
+    """
+    if min(len(reference), len(converted)) < nperseg:
+        return float("nan")
+    _, natural_db = modulation_spectrum(reference, frame_period_ms, nperseg)
+    _, converted_db = modulation_spectrum(converted, frame_period_ms, nperseg)
+    return float(np.sqrt(np.mean((converted_db - natural_db) ** 2)))
+
+
 @dataclass
 class PairScores:
     """The measures of one converted utterance against its natural target (see :data:`CONVENTION`)."""
@@ -174,6 +197,7 @@ class PairScores:
     gv_natural: np.ndarray  # (D,) same for the natural target
     aligned_frames: int
     voiced_frames: int
+    ms_distance: float = float("nan")  # dB, modulation-spectrum distance on c1..cD (NaN: too short)
 
 
 def score_pair(reference_mcep: np.ndarray, reference_f0: np.ndarray, reference_speech: np.ndarray,
@@ -198,4 +222,5 @@ def score_pair(reference_mcep: np.ndarray, reference_f0: np.ndarray, reference_s
     rmse, corr, vuv, voiced = f0_scores(ref_f0[ri], conv_f0[ci])
     return PairScores(mcd=mcd, mcd_with_c0=mcd_c0, f0_rmse_cents=rmse, f0_corr=corr, vuv_error=vuv,
                       gv_converted=global_variance(conv_mcep[:, 1:]), gv_natural=global_variance(ref_mcep[:, 1:]),
-                      aligned_frames=int(len(ri)), voiced_frames=voiced)
+                      aligned_frames=int(len(ri)), voiced_frames=voiced,
+                      ms_distance=modulation_spectrum_distance(ref_mcep[:, 1:], conv_mcep[:, 1:]))

@@ -93,6 +93,7 @@ COLUMNS = (
     ("f0_corr", "F0 corr", "{:.3f}"),
     ("vuv_error", "V/UV error [%]", "{:.1f}"),
     ("gv_ratio", "GV ratio", "{:.3f}"),
+    ("ms_distance", "MS distance [dB]", "{:.2f}"),
 )
 
 
@@ -319,6 +320,7 @@ def summarize(results: list[UtteranceResult], systems: tuple[str, ...] = SYSTEMS
             "f0_corr": _nanmean([s.f0_corr for s in mine]),
             "vuv_error": 100.0 * float(np.mean([s.vuv_error for s in mine])),
             "gv_ratio": float(np.mean(ratio)),
+            "ms_distance": _nanmean([s.ms_distance for s in mine]),
         })
     return rows
 
@@ -413,7 +415,7 @@ def write_results(rows: list[dict], results: list[UtteranceResult], out_dir: str
     with atomic_path(paths["md"]) as tmp:
         Path(tmp).write_text(format_markdown(rows, results, note))
     fields = ["system", "description", "utterances", "mcd", "mcd_std", "mcd_with_c0", "f0_rmse_cents", "f0_corr",
-              "vuv_error", "gv_ratio"]
+              "vuv_error", "gv_ratio", "ms_distance"]
     with atomic_path(paths["csv"]) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=[*fields, "convention"], lineterminator="\n")
         writer.writeheader()
@@ -423,11 +425,11 @@ def write_results(rows: list[dict], results: list[UtteranceResult], out_dir: str
     with atomic_path(paths["per_utterance"]) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["system", "source", "target", "utt_id", "mcd", "mcd_with_c0", "f0_rmse_cents", "f0_corr",
-                         "vuv_error", "gv_ratio_mean", "aligned_frames", "voiced_frames", "path"])
+                         "vuv_error", "gv_ratio_mean", "ms_distance", "aligned_frames", "voiced_frames", "path"])
         for r in results:
             s = r.scores
             writer.writerow([r.item.system, r.item.source, r.item.target, r.item.utt_id, f"{s.mcd:.4f}",
                              f"{s.mcd_with_c0:.4f}", f"{s.f0_rmse_cents:.2f}", f"{s.f0_corr:.4f}",
                              f"{s.vuv_error:.4f}", f"{np.mean(s.gv_converted / s.gv_natural):.4f}",
-                             s.aligned_frames, s.voiced_frames, str(r.item.path)])
+                             f"{s.ms_distance:.4f}", s.aligned_frames, s.voiced_frames, str(r.item.path)])
     return paths
