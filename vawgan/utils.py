@@ -182,11 +182,18 @@ def global_rng_state() -> dict:
 
     Python's ``random``, NumPy's legacy generator, PyTorch's CPU generator and
     the default generator of each visible CUDA device (an empty list without
-    CUDA). :func:`set_global_rng_state` puts it back.
+    CUDA), as tensors, lists and numbers only, so that the checkpoint loads as
+    data (:func:`vawgan.checkpoint.load_checkpoint`).
+    :func:`set_global_rng_state` puts it back.
     """
     import torch
 
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+    version, internal, gauss_next = random.getstate()
+    name, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    return {"python": [version, list(internal), gauss_next],
+            "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
+            "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
@@ -198,8 +205,11 @@ def set_global_rng_state(state: dict) -> None:
     """
     import torch
 
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    numpy_state = state["numpy"]
+    np.random.set_state((numpy_state["name"], numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
+                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
     torch.set_rng_state(state["torch"].cpu())
     if torch.cuda.is_available():
         for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):

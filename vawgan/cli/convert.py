@@ -56,7 +56,8 @@ def register(subparsers) -> None:
 
     model_help = ("model directory from `vawgan train`, or a packaged pretrained model: "
                   + "; ".join(f"{name}: {what}" for name, what in PRETRAINED_MODELS.items())
-                  + f" (default: {DEFAULT_PRETRAINED})")
+                  + f" (default: {DEFAULT_PRETRAINED}). A packaged name always means the packaged model; "
+                  "name a folder of the same name as a path, e.g. ./quick")
     p = subparsers.add_parser(
         "convert", help="convert speech to a target speaker's voice",
         description="Convert speech to a target speaker with a trained model directory "
