@@ -144,3 +144,94 @@ def test_train_resume_refuses_a_checkpoint_that_would_run_code(real_features, tm
     one_line_error(done, "checkpoint.pt: refused")
     assert not marker.exists()
     assert not (model / "vae.pt").exists()
+
+
+# ---------------------------------------------------------------- never write over an input
+
+
+def cli(capsys, *args) -> tuple[int, str]:
+    """Run ``vawgan ARGS`` in this process: (exit status, stderr)."""
+    from vawgan.cli import main
+
+    status = main([str(a) for a in args])
+    return status, capsys.readouterr().err.strip()
+
+
+def assert_one_line(status: int, err: str, *fragments: str) -> None:
+    assert status == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, (status, err)
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+@pytest.fixture
+def recording(shared_corpus, tmp_path) -> tuple[Path, bytes]:
+    """A copy of a real recording in a folder of its own, and its bytes."""
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    path = folder / "fb010.wav"
+    shutil.copy(shared_corpus / "rms" / "fb010.wav", path)
+    return path, path.read_bytes()
+
+
+@pytest.mark.parametrize("verb", ["convert", "resynth"])
+@pytest.mark.parametrize("link", ["same path", "hard link", "symbolic link"])
+def test_an_output_that_is_the_input_is_refused(recording, tmp_path, capsys, verb, link):
+    path, original = recording
+    out = {"same path": path, "hard link": tmp_path / "hard.wav", "symbolic link": tmp_path / "soft.wav"}[link]
+    if link == "hard link":
+        os.link(path, out)
+    elif link == "symbolic link":
+        out.symlink_to(path)
+    args = ["--target", "slt"] if verb == "convert" else []
+    status, err = cli(capsys, verb, path, *args, "-o", out)
+    assert_one_line(status, err, f"{out}: this output is the input {path}", "would destroy the recording")
+    assert path.read_bytes() == original
+    assert sorted(p.name for p in path.parent.iterdir()) == ["fb010.wav"]
+
+
+def test_a_symbolic_link_input_is_not_written_through_its_target(recording, tmp_path, capsys):
+    path, original = recording
+    (tmp_path / "link.wav").symlink_to(path)
+    status, err = cli(capsys, "convert", tmp_path / "link.wav", "--target", "slt", "-o", path)
+    assert_one_line(status, err, "this output is the input")
+    assert path.read_bytes() == original
+
+
+@pytest.mark.parametrize("where", ["the input folder", "a folder holding it"])
+def test_a_batch_output_folder_overlapping_an_input_folder_is_refused(recording, capsys, where):
+    path, original = recording
+    shutil.copy(path, path.parent / "second.wav")
+    out = path.parent if where == "the input folder" else path.parent.parent
+    status, err = cli(capsys, "convert", path.parent, "--target", "slt", "-o", out, "--overwrite")
+    assert_one_line(status, err, f"{out}: the output folder overlaps the input folder {path.parent}")
+    assert path.read_bytes() == original
+    assert sorted(p.name for p in path.parent.iterdir()) == ["fb010.wav", "second.wav"]
+
+
+def test_a_listed_input_in_the_output_folder_is_refused(recording, tmp_path, capsys):
+    path, original = recording
+    listing = tmp_path / "inputs.txt"
+    listing.write_text(f"{path}\n")
+    status, err = cli(capsys, "convert", listing, "--target", "slt", "-o", path.parent, "--overwrite")
+    assert_one_line(status, err, f"{path}: this output is the input {path}")
+    assert path.read_bytes() == original
+
+
+def test_resynth_of_a_manifest_into_its_own_corpus_is_refused(recording, tmp_path, capsys):
+    from vawgan.corpus import Utterance, write_manifest
+
+    path, original = recording
+    write_manifest([Utterance("recordings", "fb010", path)], tmp_path / "all.tsv")
+    status, err = cli(capsys, "resynth", "--manifest", tmp_path / "all.tsv", "--out-dir", tmp_path)
+    assert_one_line(status, err, "this output is the input")
+    assert path.read_bytes() == original
+
+
+@pytest.mark.parametrize("out, message", [("folder.wav", "output is a folder"), ("/proc/out.wav", "cannot write into /proc")])
+def test_resynth_to_a_folder_or_an_unwritable_place_is_one_line(recording, tmp_path, capsys, out, message):
+    path, _ = recording
+    target = tmp_path / out if out == "folder.wav" else Path(out)
+    if out == "folder.wav":
+        target.mkdir()
+    status, err = cli(capsys, "resynth", path, "-o", target)
+    assert_one_line(status, err, message)

@@ -9,7 +9,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -39,6 +39,44 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def check_not_an_input(outputs: Iterable[str | os.PathLike], inputs: Iterable[str | os.PathLike]) -> None:
+    """Raise :class:`VawganError` when an output path is one of the input files.
+
+    The same file is found however it is reached: the same path, a symbolic
+    link to it or a hard link of it (the same device and inode), so that no
+    spelling of ``-o`` replaces a recording. Paths that do not exist yet are
+    no input.
+    """
+    identities = {}
+    for path in inputs:
+        with contextlib.suppress(OSError):
+            info = os.stat(path)
+            identities[info.st_dev, info.st_ino] = path
+    for out in outputs:
+        try:
+            info = os.stat(out)
+        except OSError:
+            continue
+        source = identities.get((info.st_dev, info.st_ino))
+        if source is not None:
+            raise VawganError(f"{out}: this output is the input {source} (the same file, or a link to it); "
+                              "writing it would destroy the recording; choose another output path")
+
+
+def check_output_folder(out_dir: str | os.PathLike, input_dirs: Iterable[str | os.PathLike]) -> None:
+    """Raise :class:`VawganError` when the output folder is an input folder, holds one or lies inside one.
+
+    Outputs written there would replace recordings, or be taken as inputs by
+    the next run; ``--overwrite`` does not change that.
+    """
+    out = Path(out_dir).resolve()
+    for folder in input_dirs:
+        resolved = Path(folder).resolve()
+        if out == resolved or out in resolved.parents or resolved in out.parents:
+            raise VawganError(f"{out_dir}: the output folder overlaps the input folder {folder}; outputs would "
+                              "replace or mix with the recordings; choose an output folder outside it")
 
 
 def _current_umask() -> int:
