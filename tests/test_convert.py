@@ -315,14 +315,14 @@ def test_info_summarizes_a_model_directory(tiny_model, capsys):
 
 
 def test_info_reports_unfinished_training_and_damaged_weights(tiny_model, tmp_path, capsys):
-    import torch
+    from vawgan.checkpoint import load_checkpoint, save_checkpoint
 
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model)
     (model / "vawgan.pt").unlink()
-    state = torch.load(model / "checkpoint.pt", weights_only=False)
+    state = load_checkpoint(model / "checkpoint.pt")
     state.update(completed=["vae", "critic"], phase="adversarial", epoch=0, step=5)
-    torch.save(state, model / "checkpoint.pt")
+    save_checkpoint(model / "checkpoint.pt", state)
     assert vawgan_main(["info", "--model", str(model)]) == 0
     out = capsys.readouterr().out
     assert "vawgan.pt: not written yet (the adversarial phase has not finished)" in out
@@ -600,8 +600,11 @@ def test_model_names_and_directories(tmp_path, monkeypatch):
     assert resolve_model_dir(None) == pretrained_model_dir("quick")
     assert resolve_model_dir("parallel") == pretrained_model_dir("parallel") != pretrained_model_dir("quick")
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "parallel").mkdir()  # a folder of that name is what the user means
-    assert resolve_model_dir("parallel") == Path("parallel")
+    (tmp_path / "parallel").mkdir()  # a folder of that name does not stand in for the packaged model ...
+    assert resolve_model_dir("parallel") == pretrained_model_dir("parallel")
+    assert resolve_model_dir("./parallel") == Path("parallel")  # ... unless given as a path
+    (tmp_path / "mine").mkdir()
+    assert resolve_model_dir("mine") == Path("mine")  # a folder that is no packaged name needs no ./
     with pytest.raises(VawganError, match="model directory not found .*quick, parallel"):
         resolve_model_dir("paralel")
     with pytest.raises(VawganError, match="no packaged model named 'big'; packaged models: quick, parallel"):
@@ -642,6 +645,8 @@ def test_installed_command_uses_the_pretrained_model_without_importing_torch(sha
 
 
 def test_numpy_weights_match_torch_and_are_ignored_when_stale(tiny_model, shared_corpus, tmp_path):
+    from vawgan.checkpoint import load_checkpoint, save_checkpoint
+
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model, ignore=shutil.ignore_patterns("vae.npz", "vawgan.npz"))
     reference = Converter(model, device="auto")  # PyTorch; leaves the directory alone
@@ -655,7 +660,7 @@ def test_numpy_weights_match_torch_and_are_ignored_when_stale(tiny_model, shared
         np.testing.assert_allclose(fast.convert_features(feats, source, "slt").mcep,
                                    reference.convert_features(feats, source, "slt").mcep, atol=1e-4)
     # Retrained weights (here: the VAE's in place of the VAW-GAN's) make the NumPy copy stale.
-    shutil.copy(model / "vae.pt", model / "vawgan.pt")
+    save_checkpoint(model / "vawgan.pt", load_checkpoint(model / "vae.pt"))
     stale = Converter(model, device="cpu")
     assert not isinstance(stale.model, NumpyModel)
     np.testing.assert_allclose(stale.convert_features(feats, "rms", "slt").mcep,

@@ -164,7 +164,7 @@ def test_nan_guard_catches_a_weight_that_goes_bad_under_graph_replays(frames, tm
     trainer._save_checkpoint = save_then_poison
     with pytest.raises(TrainingDiverged, match=r"non-finite loss or weights at step 11 .*\(step 10\)"):
         trainer.run()
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["global_step"] == 10
     assert all(torch.isfinite(v).all() for v in state["decoder"].values())
 

@@ -72,7 +72,7 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     single.run()
     out_file = tmp_path / "ddp.pt"
     mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "ddp"), str(out_file)), nprocs=2, join=True)
-    ddp = torch.load(out_file, weights_only=False)
+    ddp = torch.load(out_file, weights_only=True)
     assert ddp["local_batch"] == 32  # each process really saw half of every batch
     expected = _weights(single)
     assert expected.keys() == ddp["weights"].keys()

@@ -83,7 +83,7 @@ def test_mnist_and_began_on_fallback_digits(tmp_path, capsys):
 
 
 def _generator_weights(run) -> dict:
-    return torch.load(run / "checkpoint.pt", weights_only=False)["generator"]
+    return torch.load(run / "checkpoint.pt", weights_only=True)["generator"]
 
 
 @pytest.mark.parametrize("verb, settings", [

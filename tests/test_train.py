@@ -316,7 +316,7 @@ def test_nan_guard_names_the_step_and_keeps_the_last_good_checkpoint(real_featur
     message = str(info.value)
     assert "step 8 " in message and f"{tmp_path / 'checkpoint.pt'} (step 5)" in message
     assert "\n" not in message
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["global_step"] == 5
     assert all(torch.isfinite(v).all() for v in state["decoder"].values())
     assert not (tmp_path / "vae.pt").exists()

@@ -40,7 +40,6 @@ a fresh copy into the model directory (when it is writable) for next time.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -48,6 +47,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vawgan.checkpoint import sha256_of
 from vawgan.data import stack_context
 from vawgan.errors import VawganError
 from vawgan.features.store import UtteranceFeatures
@@ -79,16 +79,19 @@ def pretrained_model_dir(name: str = DEFAULT_PRETRAINED) -> Path:
 def resolve_model_dir(model: str | os.PathLike | None) -> Path:
     """A model directory from what a user gave: None (the default packaged model), a directory, or a packaged name.
 
-    An existing directory wins over a packaged model of the same name, so
-    ``--model parallel`` means the packaged model only where no folder
-    ``parallel`` is in the way.
+    A packaged name means the packaged model whenever the argument does not
+    look like a path (no path separator, no leading ``.``): a folder ``quick``
+    in the working directory, perhaps downloaded, does not stand in for the
+    packaged ``quick``; ``./quick`` names the folder.
     """
     if model is None:
         return pretrained_model_dir()
+    name = str(model)
+    looks_like_path = "/" in name or os.sep in name or name.startswith(".")
+    if name in PRETRAINED_MODELS and not looks_like_path:
+        return pretrained_model_dir(name)
     if Path(model).exists():
         return Path(model)
-    if str(model) in PRETRAINED_MODELS:
-        return pretrained_model_dir(str(model))
     raise VawganError(f"{model}: model directory not found (nor a packaged model: {', '.join(PRETRAINED_MODELS)}); "
                       "train one with `vawgan train`")
 
@@ -196,10 +199,6 @@ def check_output_writable(path: str | os.PathLike) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def export_numpy_weights(model_dir: str | os.PathLike, which: str = "vawgan", inference_only: bool = False) -> Path:
     """Write ``<which>.npz`` next to ``<which>.pt``: encoder and decoder weights as plain arrays.
 
@@ -215,20 +214,20 @@ def export_numpy_weights(model_dir: str | os.PathLike, which: str = "vawgan", in
     :func:`vawgan.model_dir.read_numpy_weights` take it without its source.
     A plain copy whose ``.pt`` has gone is not used.
     """
-    from vawgan.checkpoint import load_checkpoint
+    from vawgan.checkpoint import forget_hash, hashed_write, load_checkpoint
     from vawgan.model_dir import WEIGHT_FILES
-    from vawgan.utils import save_npz_atomic
 
     weights = Path(model_dir) / WEIGHT_FILES[which]
     state = load_checkpoint(weights)
     arrays = {f"{net}/{key}": value.detach().cpu().numpy()
               for net in ("encoder", "decoder") for key, value in state[net].items()}
     out = weights.with_suffix(".npz")
-    save_npz_atomic(out, source_sha256=np.array(_sha256(weights)), speakers=np.array(state["speakers"], dtype=str),
-                    step=np.array(int(state.get("step", 0))), inference_only=np.array(bool(inference_only)),
-                    **arrays)
+    with hashed_write(out) as tmp:
+        np.savez(tmp, source_sha256=np.array(sha256_of(weights)), speakers=np.array(state["speakers"], dtype=str),
+                 step=np.array(int(state.get("step", 0))), inference_only=np.array(bool(inference_only)), **arrays)
     if inference_only:
         weights.unlink()
+        forget_hash(weights)
     return out
 
 
@@ -277,6 +276,7 @@ class NumpyModel:
     def load(cls, model_dir: Path, which: str) -> "NumpyModel | None":
         import zipfile
 
+        from vawgan.checkpoint import check_hash
         from vawgan.model_dir import (SPEAKERS_FILE, STATS_FILE, WEIGHT_FILES, is_inference_only, load_model_config,
                                       read_speakers)
         from vawgan.stats import Statistics
@@ -285,9 +285,10 @@ class NumpyModel:
         arrays = weights.with_suffix(".npz")
         if not arrays.is_file():
             return None
+        check_hash(weights if weights.is_file() else arrays)
         try:
             with np.load(arrays) as data:
-                if weights.is_file() and str(data["source_sha256"]) != _sha256(weights):
+                if weights.is_file() and str(data["source_sha256"]) != sha256_of(weights):
                     return None
                 if not weights.is_file() and not is_inference_only(data):
                     return None

@@ -6,6 +6,7 @@ Layout (written by ``vawgan train``, read by :func:`load_model`)::
     stats.npz       normalization statistics (vawgan.stats.Statistics)
     speakers.txt    training speakers, one per line; line k is speaker id k
     checkpoint.pt   latest full training state (all nets, optimizers, RNG, phase, step)
+    weights.sha256  the SHA-256 of each weights file above (vawgan.checkpoint), checked on loading
     vae.pt          encoder + decoder at the end of VAE pretraining
     vawgan.pt       encoder + decoder + critic at the end of adversarial training
     metrics.csv     per-epoch training scalars (vawgan.runlog), tensorboard/ likewise
@@ -288,8 +289,11 @@ def read_numpy_weights(path: str | os.PathLike) -> dict:
     """
     import torch
 
+    from vawgan.checkpoint import check_hash
     from vawgan.utils import read_npz
 
+    if Path(path).is_file():
+        check_hash(path)
     with read_npz(path, "NumPy weights file", "export it again with vawgan.convert.export_numpy_weights",
                   "it is damaged; export it again from the .pt weights or retrain") as data:
         state = {net: {key.split("/", 1)[1]: torch.from_numpy(np.array(data[key]))

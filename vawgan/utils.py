@@ -9,7 +9,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -39,6 +39,44 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def check_not_an_input(outputs: Iterable[str | os.PathLike], inputs: Iterable[str | os.PathLike]) -> None:
+    """Raise :class:`VawganError` when an output path is one of the input files.
+
+    The same file is found however it is reached: the same path, a symbolic
+    link to it or a hard link of it (the same device and inode), so that no
+    spelling of ``-o`` replaces a recording. Paths that do not exist yet are
+    no input.
+    """
+    identities = {}
+    for path in inputs:
+        with contextlib.suppress(OSError):
+            info = os.stat(path)
+            identities[info.st_dev, info.st_ino] = path
+    for out in outputs:
+        try:
+            info = os.stat(out)
+        except OSError:
+            continue
+        source = identities.get((info.st_dev, info.st_ino))
+        if source is not None:
+            raise VawganError(f"{out}: this output is the input {source} (the same file, or a link to it); "
+                              "writing it would destroy the recording; choose another output path")
+
+
+def check_output_folder(out_dir: str | os.PathLike, input_dirs: Iterable[str | os.PathLike]) -> None:
+    """Raise :class:`VawganError` when the output folder is an input folder, holds one or lies inside one.
+
+    Outputs written there would replace recordings, or be taken as inputs by
+    the next run; ``--overwrite`` does not change that.
+    """
+    out = Path(out_dir).resolve()
+    for folder in input_dirs:
+        resolved = Path(folder).resolve()
+        if out == resolved or out in resolved.parents or resolved in out.parents:
+            raise VawganError(f"{out_dir}: the output folder overlaps the input folder {folder}; outputs would "
+                              "replace or mix with the recordings; choose an output folder outside it")
 
 
 def _current_umask() -> int:
@@ -182,11 +220,18 @@ def global_rng_state() -> dict:
 
     Python's ``random``, NumPy's legacy generator, PyTorch's CPU generator and
     the default generator of each visible CUDA device (an empty list without
-    CUDA). :func:`set_global_rng_state` puts it back.
+    CUDA), as tensors, lists and numbers only, so that the checkpoint loads as
+    data (:func:`vawgan.checkpoint.load_checkpoint`).
+    :func:`set_global_rng_state` puts it back.
     """
     import torch
 
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+    version, internal, gauss_next = random.getstate()
+    name, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    return {"python": [version, list(internal), gauss_next],
+            "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
+            "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
@@ -198,8 +243,11 @@ def set_global_rng_state(state: dict) -> None:
     """
     import torch
 
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    numpy_state = state["numpy"]
+    np.random.set_state((numpy_state["name"], numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
+                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
     torch.set_rng_state(state["torch"].cpu())
     if torch.cuda.is_available():
         for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):

@@ -56,7 +56,8 @@ def register(subparsers) -> None:
 
     model_help = ("model directory from `vawgan train`, or a packaged pretrained model: "
                   + "; ".join(f"{name}: {what}" for name, what in PRETRAINED_MODELS.items())
-                  + f" (default: {DEFAULT_PRETRAINED})")
+                  + f" (default: {DEFAULT_PRETRAINED}). A packaged name always means the packaged model; "
+                  "name a folder of the same name as a path, e.g. ./quick")
     p = subparsers.add_parser(
         "convert", help="convert speech to a target speaker's voice",
         description="Convert speech to a target speaker with a trained model directory "
@@ -143,6 +144,7 @@ def run_convert(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from vawgan.convert import check_output_writable
     from vawgan.errors import VawganError
+    from vawgan.utils import check_not_an_input, check_output_folder
 
     if args.jobs < 1:
         raise VawganError(f"--jobs {args.jobs}: must be at least 1")
@@ -161,12 +163,14 @@ def _convert(args: argparse.Namespace) -> int:
     if single:
         if out.is_dir():
             out = out / f"{inputs[0].stem}.wav"
+        check_not_an_input([out], inputs)
         check_output_writable(out)
         if not inputs[0].is_file():
             raise VawganError(f"{inputs[0]}: input file not found")
     else:
         if out.suffix.lower() in AUDIO_SUFFIXES or out.is_file():
             raise VawganError(f"-o {out}: with several inputs, a folder or a list, -o must be an output folder")
+        check_output_folder(out, [item for item in inputs if item.is_dir()])
         check_output_writable(out / "x.wav")
 
     if args.which in REFERENCE_SYSTEMS:
@@ -361,14 +365,16 @@ def _run_batch(jobs: list[Job], args: argparse.Namespace, system) -> int:
     which prepares the input once; ``args.jobs`` worker processes take tasks
     (:func:`vawgan.features.extract.map_files`, which also prints the
     warnings the workers log). An output is up to date when it is newer than
-    its input and the model's weights.
+    its input and the model's weights. No output may be one of the inputs.
     """
     from itertools import groupby
 
     from tqdm import tqdm
 
     from vawgan.features.extract import map_files
+    from vawgan.utils import check_not_an_input
 
+    check_not_an_input([j.out_path for j in jobs], {j.src_path for j in jobs})
     todo = sorted((j for j in jobs if args.overwrite or not _up_to_date(j, system.stamp)),
                   key=lambda j: (str(j.src_path), j.source or ""))
     tasks = [list(group) for _, group in groupby(todo, key=lambda j: (j.src_path, j.source))]

@@ -158,8 +158,12 @@ def run_resynth(args: argparse.Namespace) -> int:
                                  args.vocoder_compensation)
     if not args.input or not args.output:
         raise VawganError("resynth: give INPUT and -o OUT.wav (or --manifest TSV --out-dir DIR)")
+    from vawgan.convert import check_output_writable
     from vawgan.features.world import resynthesize_file
-    from vawgan.utils import StageBars
+    from vawgan.utils import StageBars, check_not_an_input
+
+    check_not_an_input([args.output], [args.input])
+    check_output_writable(args.output)
 
     with StageBars(Path(args.input).name) as bars:  # bars for long recordings, on a terminal
         mcd = resynthesize_file(args.input, args.output, config.features, speaker=args.speaker, progress=bars,
@@ -182,10 +186,12 @@ def _resynth_manifest(manifest: str, out_dir: Path, features_config, jobs: int, 
     from vawgan.corpus import read_manifest
     from vawgan.errors import VawganError
     from vawgan.features.extract import map_files
+    from vawgan.utils import check_not_an_input
 
     utterances = read_manifest(manifest)
     tasks = [(u.path, out_dir / u.speaker / f"{u.utt_id}.wav", features_config, u.speaker, vocoder_compensation)
              for u in utterances]
+    check_not_an_input([task[1] for task in tasks], [u.path for u in utterances])
     mcds: dict[str, list[float]] = {}
     skipped = 0
     for task, mcd, error in map_files(_resynth_task, tasks, jobs, desc="resynth"):

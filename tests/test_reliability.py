@@ -1,0 +1,237 @@
+"""What vawgan does with hostile or broken input: one line, a non-zero exit, nothing written, nothing run.
+
+Model directories come from strangers, recordings are irreplaceable and
+settings are typed by hand; each test here plays one such case through the
+command line, on the real recordings of the shared corpus and the packaged
+models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vawgan.pretrained import PRETRAINED_ROOT
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def vawgan(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the ``vawgan`` command in a fresh interpreter (the way a user runs it)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "vawgan", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=cwd)
+
+
+def one_line_error(done: subprocess.CompletedProcess, *fragments: str) -> str:
+    """The single stderr line of a failed command, checked to hold ``fragments`` and no traceback."""
+    err = done.stderr.strip()
+    assert done.returncode == 2, (done.returncode, done.stdout, err)
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err
+
+
+class RunsCode:
+    """An object whose unpickling writes ``marker``: what a malicious ``.pt`` would hold."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').write('code ran')",)
+
+
+def write_malicious_weights(path: Path, marker: Path) -> None:
+    """A ``.pt`` holding :class:`RunsCode`, with the folder's ``weights.sha256`` updated to match it.
+
+    An attacker who hands out a model directory controls its hash file too:
+    the hash guards against damage, the loader itself has to refuse code.
+    """
+    import torch
+
+    torch.save({"encoder": RunsCode(marker), "decoder": {}, "speakers": ["rms", "slt"], "step": 0}, path)
+    hashes = path.parent / "weights.sha256"
+    lines = [line for line in hashes.read_text().splitlines() if not line.endswith(f"  {path.name}")]
+    lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}")
+    hashes.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def malicious_model(tmp_path) -> tuple[Path, Path]:
+    """``(model_dir, marker)``: a copy of the packaged quick model whose ``vawgan.pt`` runs code when unpickled."""
+    model = tmp_path / "downloaded"
+    shutil.copytree(PRETRAINED_ROOT / "quick", model)
+    marker = tmp_path / "marker"
+    write_malicious_weights(model / "vawgan.pt", marker)
+    # The payload is live: unpickled the ordinary way, it runs.
+    probe = tmp_path / "probe"
+    pickle.loads(pickle.dumps(RunsCode(probe)))
+    assert probe.read_text() == "code ran"
+    return model, marker
+
+
+def test_convert_refuses_a_model_file_that_would_run_code(malicious_model, shared_corpus, tmp_path):
+    model, marker = malicious_model
+    out = tmp_path / "out.wav"
+    done = vawgan("convert", shared_corpus / "rms" / "fb010.wav", "--model", model, "--target", "slt", "-o", out)
+    one_line_error(done, "vawgan.pt: refused", "could run code")
+    assert not marker.exists() and not out.exists()
+
+
+def test_info_refuses_a_model_file_that_would_run_code(malicious_model):
+    model, marker = malicious_model
+    one_line_error(vawgan("info", "--model", model), "vawgan.pt: refused")
+    assert not marker.exists()
+
+
+def test_a_packaged_name_is_not_shadowed_by_a_folder_of_that_name(malicious_model, tmp_path):
+    model, marker = malicious_model
+    model.rename(tmp_path / "quick")
+    done = vawgan("info", "--model", "quick", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"model directory: {PRETRAINED_ROOT / 'quick'}" in done.stdout
+    one_line_error(vawgan("info", "--model", "./quick", cwd=tmp_path), "vawgan.pt: refused")
+    assert not marker.exists()
+
+
+def test_weights_that_differ_from_their_recorded_hash_are_refused(tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(PRETRAINED_ROOT / "quick", model)
+    with open(model / "vae.pt", "ab") as weights:
+        weights.write(b"\0")
+    one_line_error(vawgan("info", "--model", model), "vae.pt: its SHA-256 differs from the one",
+                   "weights.sha256 records")
+
+
+def test_packaged_models_load_as_data_and_match_their_hashes():
+    import torch
+
+    from vawgan.checkpoint import check_hash
+
+    files = sorted(PRETRAINED_ROOT.rglob("*.pt")) + sorted(PRETRAINED_ROOT.rglob("v*.npz"))
+    assert len(files) == 4 + 4 + 7
+    for path in files:
+        check_hash(path)
+        if path.suffix == ".pt":
+            assert {"encoder", "decoder", "speakers", "step"} <= set(torch.load(path, weights_only=True))
+
+
+def test_train_resume_refuses_a_checkpoint_that_would_run_code(real_features, tmp_path):
+    from vawgan.config import Config, save_config
+    from vawgan.corpus import read_manifest
+    from vawgan.model_dir import write_speakers
+
+    model = tmp_path / "model"
+    model.mkdir()
+    save_config(Config(), model / "config.yaml")
+    shutil.copy(real_features / "stats.npz", model / "stats.npz")
+    write_speakers(model / "speakers.txt", sorted({u.speaker for u in read_manifest(real_features / "train.tsv")}))
+    (model / "weights.sha256").write_text("")
+    marker = tmp_path / "marker"
+    write_malicious_weights(model / "checkpoint.pt", marker)
+    done = vawgan("train", "--resume", "--no-progress", "--features", real_features / "features",
+                  "--manifest", real_features / "train.tsv", "--stats", real_features / "stats.npz",
+                  "--model-dir", model, "--set", "train.tensorboard=false")
+    one_line_error(done, "checkpoint.pt: refused")
+    assert not marker.exists()
+    assert not (model / "vae.pt").exists()
+
+
+# ---------------------------------------------------------------- never write over an input
+
+
+def cli(capsys, *args) -> tuple[int, str]:
+    """Run ``vawgan ARGS`` in this process: (exit status, stderr)."""
+    from vawgan.cli import main
+
+    status = main([str(a) for a in args])
+    return status, capsys.readouterr().err.strip()
+
+
+def assert_one_line(status: int, err: str, *fragments: str) -> None:
+    assert status == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, (status, err)
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+@pytest.fixture
+def recording(shared_corpus, tmp_path) -> tuple[Path, bytes]:
+    """A copy of a real recording in a folder of its own, and its bytes."""
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    path = folder / "fb010.wav"
+    shutil.copy(shared_corpus / "rms" / "fb010.wav", path)
+    return path, path.read_bytes()
+
+
+@pytest.mark.parametrize("verb", ["convert", "resynth"])
+@pytest.mark.parametrize("link", ["same path", "hard link", "symbolic link"])
+def test_an_output_that_is_the_input_is_refused(recording, tmp_path, capsys, verb, link):
+    path, original = recording
+    out = {"same path": path, "hard link": tmp_path / "hard.wav", "symbolic link": tmp_path / "soft.wav"}[link]
+    if link == "hard link":
+        os.link(path, out)
+    elif link == "symbolic link":
+        out.symlink_to(path)
+    args = ["--target", "slt"] if verb == "convert" else []
+    status, err = cli(capsys, verb, path, *args, "-o", out)
+    assert_one_line(status, err, f"{out}: this output is the input {path}", "would destroy the recording")
+    assert path.read_bytes() == original
+    assert sorted(p.name for p in path.parent.iterdir()) == ["fb010.wav"]
+
+
+def test_a_symbolic_link_input_is_not_written_through_its_target(recording, tmp_path, capsys):
+    path, original = recording
+    (tmp_path / "link.wav").symlink_to(path)
+    status, err = cli(capsys, "convert", tmp_path / "link.wav", "--target", "slt", "-o", path)
+    assert_one_line(status, err, "this output is the input")
+    assert path.read_bytes() == original
+
+
+@pytest.mark.parametrize("where", ["the input folder", "a folder holding it"])
+def test_a_batch_output_folder_overlapping_an_input_folder_is_refused(recording, capsys, where):
+    path, original = recording
+    shutil.copy(path, path.parent / "second.wav")
+    out = path.parent if where == "the input folder" else path.parent.parent
+    status, err = cli(capsys, "convert", path.parent, "--target", "slt", "-o", out, "--overwrite")
+    assert_one_line(status, err, f"{out}: the output folder overlaps the input folder {path.parent}")
+    assert path.read_bytes() == original
+    assert sorted(p.name for p in path.parent.iterdir()) == ["fb010.wav", "second.wav"]
+
+
+def test_a_listed_input_in_the_output_folder_is_refused(recording, tmp_path, capsys):
+    path, original = recording
+    listing = tmp_path / "inputs.txt"
+    listing.write_text(f"{path}\n")
+    status, err = cli(capsys, "convert", listing, "--target", "slt", "-o", path.parent, "--overwrite")
+    assert_one_line(status, err, f"{path}: this output is the input {path}")
+    assert path.read_bytes() == original
+
+
+def test_resynth_of_a_manifest_into_its_own_corpus_is_refused(recording, tmp_path, capsys):
+    from vawgan.corpus import Utterance, write_manifest
+
+    path, original = recording
+    write_manifest([Utterance("recordings", "fb010", path)], tmp_path / "all.tsv")
+    status, err = cli(capsys, "resynth", "--manifest", tmp_path / "all.tsv", "--out-dir", tmp_path)
+    assert_one_line(status, err, "this output is the input")
+    assert path.read_bytes() == original
+
+
+@pytest.mark.parametrize("out, message", [("folder.wav", "output is a folder"), ("/proc/out.wav", "cannot write into /proc")])
+def test_resynth_to_a_folder_or_an_unwritable_place_is_one_line(recording, tmp_path, capsys, out, message):
+    path, _ = recording
+    target = tmp_path / out if out == "folder.wav" else Path(out)
+    if out == "folder.wav":
+        target.mkdir()
+    status, err = cli(capsys, "resynth", path, "-o", target)
+    assert_one_line(status, err, message)
