@@ -95,17 +95,16 @@ def hashed_write(path: str | os.PathLike) -> Iterator[Path]:
 def check_hash(path: str | os.PathLike) -> None:
     """Raise :class:`VawganError` unless ``path``'s hash is the one its folder's ``weights.sha256`` records.
 
-    A folder without ``weights.sha256`` (written before vawgan recorded
-    hashes) is not checked; loading is safe without it, the hash only catches
-    damaged or swapped files.
+    A file the folder's ``weights.sha256`` does not list (or a folder without
+    one) is not checked: weights written before vawgan recorded hashes, whose
+    folder gains a ``weights.sha256`` when a NumPy copy is first exported next
+    to them. Loading is safe without a hash (it reads data only); the hash
+    catches damaged or swapped files.
     """
     path = Path(path)
     hashes = read_hashes(path.parent)
-    if hashes is None:
+    if hashes is None or path.name not in hashes:
         return
-    if path.name not in hashes:
-        raise VawganError(f"{path}: not listed in {path.parent / HASHES_FILE}; the model directory is damaged "
-                          "or was changed by hand, restore it or retrain")
     if sha256_of(path) not in hashes[path.name]:
         raise VawganError(f"{path}: its SHA-256 differs from the one {path.parent / HASHES_FILE} records "
                           "(damaged or replaced); restore the file or retrain")

@@ -1,0 +1,18 @@
+"""A model directory written before vawgan recorded weight hashes keeps working after a NumPy export adds some."""
+
+import shutil
+
+from vawgan.checkpoint import HASHES_FILE, read_hashes
+from vawgan.convert import Converter, export_numpy_weights, pretrained_model_dir
+
+
+def test_a_legacy_directory_converts_after_an_export_records_one_hash(tmp_path):
+    model = tmp_path / "legacy"
+    shutil.copytree(pretrained_model_dir("quick"), model)
+    (model / HASHES_FILE).unlink()
+    for name in ("vae.npz", "vawgan.npz"):
+        (model / name).unlink()
+    export_numpy_weights(model, "vae")  # what converting with --which vae does in a writable folder
+    assert set(read_hashes(model)) == {"vae.npz"}
+    converter = Converter(model, which="vawgan")  # vawgan.pt is not listed: loaded unchecked, not refused
+    assert converter.speakers == ["awb", "rms", "slt"]
