@@ -235,3 +235,53 @@ def test_resynth_to_a_folder_or_an_unwritable_place_is_one_line(recording, tmp_p
         target.mkdir()
     status, err = cli(capsys, "resynth", path, "-o", target)
     assert_one_line(status, err, message)
+
+
+# ---------------------------------------------------------------- typed settings
+
+
+def test_a_number_in_exponent_notation_is_a_number():
+    import argparse
+
+    from vawgan.cli.common import config_from_args
+
+    args = argparse.Namespace(config=None, overrides=["train.learning_rate=1e-4", "features.f0_floor=70"])
+    config = config_from_args(args)
+    assert config.train.learning_rate == 1e-4 and isinstance(config.train.learning_rate, float)
+    assert config.features.f0_floor == 70.0 and isinstance(config.features.f0_floor, float)
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("train.vae_epochs=abc", "--set train.vae_epochs='abc' must be an integer"),
+    ("train.vae_epochs=2.5", "--set train.vae_epochs=2.5 must be an integer"),
+    ("train.batch_size=0", "--set train.batch_size=0 must be at least 1"),
+    ("train.adversarial_epochs=-1", "--set train.adversarial_epochs=-1 must not be negative"),
+    ("train.learning_rate=0", "--set train.learning_rate=0 must be greater than 0"),
+    ("train.learning_rate=.nan", "--set train.learning_rate=nan must be a finite number"),
+    ("train.adam_betas=[0.9]", "--set train.adam_betas=[0.9] must be two numbers"),
+    ("train.tensorboard=maybe", "--set train.tensorboard='maybe' must be true or false"),
+    ("model.encoder_hidden=[256,0]", "--set model.encoder_hidden=[256, 0] must be layer sizes of at least 1"),
+    ("features.f0_method=crepe", "--set features.f0_method='crepe' is not one of harvest, dio"),
+])
+def test_a_bad_setting_is_one_line_before_anything_is_written(tmp_path, capsys, setting, message):
+    model = tmp_path / "model"
+    status, err = cli(capsys, "train", "--model-dir", model, "--features", tmp_path / "features",
+                      "--set", setting)
+    assert_one_line(status, err, message)
+    assert not model.exists()
+
+
+def test_a_bad_value_in_a_config_file_names_the_file(tmp_path, capsys):
+    (tmp_path / "conf.yaml").write_text("corpus:\n  dev_fraction: 1.5\n")
+    status, err = cli(capsys, "prepare", "--config", tmp_path / "conf.yaml", "--out", tmp_path / "data")
+    assert_one_line(status, err, f"{tmp_path / 'conf.yaml'}: corpus.dev_fraction=1.5 must be at least 0 and below 1")
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_bad_value_in_a_model_directory_config_is_one_line(tmp_path, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(PRETRAINED_ROOT / "quick", model)
+    config = model / "config.yaml"
+    config.write_text(config.read_text().replace("latent_dim: 64", "latent_dim: sixty-four"))
+    status, err = cli(capsys, "info", "--model", model)
+    assert_one_line(status, err, f"{config}: model.latent_dim='sixty-four' must be an integer")
