@@ -285,3 +285,80 @@ def test_a_bad_value_in_a_model_directory_config_is_one_line(tmp_path, capsys):
     config.write_text(config.read_text().replace("latent_dim: 64", "latent_dim: sixty-four"))
     status, err = cli(capsys, "info", "--model", model)
     assert_one_line(status, err, f"{config}: model.latent_dim='sixty-four' must be an integer")
+
+
+# ---------------------------------------------------------------- NaN and infinity
+
+
+def put_nan(npz: Path, key: str) -> None:
+    """Damage one array of an ``.npz`` file on disk: its first value becomes NaN."""
+    import numpy as np
+
+    with np.load(npz) as data:
+        arrays = dict(data)
+    arrays[key] = arrays[key].astype(np.float64)
+    arrays[key].flat[0] = np.nan
+    np.savez(npz, **arrays)
+
+
+@pytest.fixture
+def one_feature_folder(shared_corpus, tmp_path, capsys) -> tuple[Path, Path]:
+    """``(manifest, feature folder)``: DIO features of two real recordings, extracted by the command line."""
+    from vawgan.corpus import Utterance, write_manifest
+
+    manifest = tmp_path / "train.tsv"
+    write_manifest([Utterance(spk, "fb010", shared_corpus / spk / "fb010.wav") for spk in ("rms", "slt")], manifest)
+    features = tmp_path / "features"
+    assert cli(capsys, "extract", "--manifest", manifest, "--out", features, "--no-progress",
+               "--set", "features.f0_method=dio") == (0, "")
+    return manifest, features
+
+
+def test_extract_redoes_a_feature_file_holding_nan(one_feature_folder, capsys):
+    import numpy as np
+
+    from vawgan.features.store import load_features
+
+    manifest, features = one_feature_folder
+    put_nan(features / "rms" / "fb010.npz", "mcep")
+    from vawgan.cli import main
+
+    assert main(["extract", "--manifest", str(manifest), "--out", str(features), "--no-progress",
+                 "--set", "features.f0_method=dio"]) == 0
+    assert "extracted 1, already done 1" in capsys.readouterr().out
+    assert np.isfinite(load_features(features / "rms" / "fb010.npz").mcep).all()
+
+
+def test_stats_names_a_feature_file_holding_nan(one_feature_folder, tmp_path, capsys):
+    manifest, features = one_feature_folder
+    put_nan(features / "slt" / "fb010.npz", "f0")
+    status, err = cli(capsys, "stats", "--manifest", manifest, "--features", features, "--out", tmp_path / "s.npz")
+    assert_one_line(status, err, f"{features / 'slt' / 'fb010.npz'}: non-finite values (NaN or infinity) in f0")
+    assert not (tmp_path / "s.npz").exists()
+
+
+def test_info_and_convert_name_non_finite_statistics(shared_corpus, tmp_path, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(PRETRAINED_ROOT / "quick", model)
+    put_nan(model / "stats.npz", "spk/slt/mcep_std")
+    message = f"{model / 'stats.npz'}: the statistics spk/slt/mcep_std are not finite"
+    assert_one_line(*cli(capsys, "info", "--model", model), message)
+    out = tmp_path / "out.wav"
+    assert_one_line(*cli(capsys, "convert", shared_corpus / "rms" / "fb010.wav", "--model", model, "--target", "slt",
+                         "-o", out), message)
+    assert not out.exists()
+
+
+def test_convert_names_non_finite_weights(shared_corpus, tmp_path, capsys):
+    from vawgan.checkpoint import load_checkpoint, save_checkpoint
+
+    model = tmp_path / "model"
+    shutil.copytree(PRETRAINED_ROOT / "quick", model)
+    state = load_checkpoint(model / "vawgan.pt")
+    state["decoder"]["net.0.bias"][0] = float("inf")
+    save_checkpoint(model / "vawgan.pt", state)
+    out = tmp_path / "out.wav"
+    status, err = cli(capsys, "convert", shared_corpus / "rms" / "fb010.wav", "--model", model, "--target", "slt",
+                      "-o", out)
+    assert_one_line(status, err, f"{model / 'vawgan.pt'}: the weights decoder/net.0.bias are not finite")
+    assert not out.exists()
