@@ -235,3 +235,130 @@ def test_resynth_to_a_folder_or_an_unwritable_place_is_one_line(recording, tmp_p
         target.mkdir()
     status, err = cli(capsys, "resynth", path, "-o", target)
     assert_one_line(status, err, message)
+
+
+# ---------------------------------------------------------------- typed settings
+
+
+def test_a_number_in_exponent_notation_is_a_number():
+    import argparse
+
+    from vawgan.cli.common import config_from_args
+
+    args = argparse.Namespace(config=None, overrides=["train.learning_rate=1e-4", "features.f0_floor=70"])
+    config = config_from_args(args)
+    assert config.train.learning_rate == 1e-4 and isinstance(config.train.learning_rate, float)
+    assert config.features.f0_floor == 70.0 and isinstance(config.features.f0_floor, float)
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("train.vae_epochs=abc", "--set train.vae_epochs='abc' must be an integer"),
+    ("train.vae_epochs=2.5", "--set train.vae_epochs=2.5 must be an integer"),
+    ("train.batch_size=0", "--set train.batch_size=0 must be at least 1"),
+    ("train.adversarial_epochs=-1", "--set train.adversarial_epochs=-1 must not be negative"),
+    ("train.learning_rate=0", "--set train.learning_rate=0 must be greater than 0"),
+    ("train.learning_rate=.nan", "--set train.learning_rate=nan must be a finite number"),
+    ("train.adam_betas=[0.9]", "--set train.adam_betas=[0.9] must be two numbers"),
+    ("train.tensorboard=maybe", "--set train.tensorboard='maybe' must be true or false"),
+    ("model.encoder_hidden=[256,0]", "--set model.encoder_hidden=[256, 0] must be layer sizes of at least 1"),
+    ("features.f0_method=crepe", "--set features.f0_method='crepe' is not one of harvest, dio"),
+])
+def test_a_bad_setting_is_one_line_before_anything_is_written(tmp_path, capsys, setting, message):
+    model = tmp_path / "model"
+    status, err = cli(capsys, "train", "--model-dir", model, "--features", tmp_path / "features",
+                      "--set", setting)
+    assert_one_line(status, err, message)
+    assert not model.exists()
+
+
+def test_a_bad_value_in_a_config_file_names_the_file(tmp_path, capsys):
+    (tmp_path / "conf.yaml").write_text("corpus:\n  dev_fraction: 1.5\n")
+    status, err = cli(capsys, "prepare", "--config", tmp_path / "conf.yaml", "--out", tmp_path / "data")
+    assert_one_line(status, err, f"{tmp_path / 'conf.yaml'}: corpus.dev_fraction=1.5 must be at least 0 and below 1")
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_bad_value_in_a_model_directory_config_is_one_line(tmp_path, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(PRETRAINED_ROOT / "quick", model)
+    config = model / "config.yaml"
+    config.write_text(config.read_text().replace("latent_dim: 64", "latent_dim: sixty-four"))
+    status, err = cli(capsys, "info", "--model", model)
+    assert_one_line(status, err, f"{config}: model.latent_dim='sixty-four' must be an integer")
+
+
+# ---------------------------------------------------------------- NaN and infinity
+
+
+def put_nan(npz: Path, key: str) -> None:
+    """Damage one array of an ``.npz`` file on disk: its first value becomes NaN."""
+    import numpy as np
+
+    with np.load(npz) as data:
+        arrays = dict(data)
+    arrays[key] = arrays[key].astype(np.float64)
+    arrays[key].flat[0] = np.nan
+    np.savez(npz, **arrays)
+
+
+@pytest.fixture
+def one_feature_folder(shared_corpus, tmp_path, capsys) -> tuple[Path, Path]:
+    """``(manifest, feature folder)``: DIO features of two real recordings, extracted by the command line."""
+    from vawgan.corpus import Utterance, write_manifest
+
+    manifest = tmp_path / "train.tsv"
+    write_manifest([Utterance(spk, "fb010", shared_corpus / spk / "fb010.wav") for spk in ("rms", "slt")], manifest)
+    features = tmp_path / "features"
+    assert cli(capsys, "extract", "--manifest", manifest, "--out", features, "--no-progress",
+               "--set", "features.f0_method=dio") == (0, "")
+    return manifest, features
+
+
+def test_extract_redoes_a_feature_file_holding_nan(one_feature_folder, capsys):
+    import numpy as np
+
+    from vawgan.features.store import load_features
+
+    manifest, features = one_feature_folder
+    put_nan(features / "rms" / "fb010.npz", "mcep")
+    from vawgan.cli import main
+
+    assert main(["extract", "--manifest", str(manifest), "--out", str(features), "--no-progress",
+                 "--set", "features.f0_method=dio"]) == 0
+    assert "extracted 1, already done 1" in capsys.readouterr().out
+    assert np.isfinite(load_features(features / "rms" / "fb010.npz").mcep).all()
+
+
+def test_stats_names_a_feature_file_holding_nan(one_feature_folder, tmp_path, capsys):
+    manifest, features = one_feature_folder
+    put_nan(features / "slt" / "fb010.npz", "f0")
+    status, err = cli(capsys, "stats", "--manifest", manifest, "--features", features, "--out", tmp_path / "s.npz")
+    assert_one_line(status, err, f"{features / 'slt' / 'fb010.npz'}: non-finite values (NaN or infinity) in f0")
+    assert not (tmp_path / "s.npz").exists()
+
+
+def test_info_and_convert_name_non_finite_statistics(shared_corpus, tmp_path, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(PRETRAINED_ROOT / "quick", model)
+    put_nan(model / "stats.npz", "spk/slt/mcep_std")
+    message = f"{model / 'stats.npz'}: the statistics spk/slt/mcep_std are not finite"
+    assert_one_line(*cli(capsys, "info", "--model", model), message)
+    out = tmp_path / "out.wav"
+    assert_one_line(*cli(capsys, "convert", shared_corpus / "rms" / "fb010.wav", "--model", model, "--target", "slt",
+                         "-o", out), message)
+    assert not out.exists()
+
+
+def test_convert_names_non_finite_weights(shared_corpus, tmp_path, capsys):
+    from vawgan.checkpoint import load_checkpoint, save_checkpoint
+
+    model = tmp_path / "model"
+    shutil.copytree(PRETRAINED_ROOT / "quick", model)
+    state = load_checkpoint(model / "vawgan.pt")
+    state["decoder"]["net.0.bias"][0] = float("inf")
+    save_checkpoint(model / "vawgan.pt", state)
+    out = tmp_path / "out.wav"
+    status, err = cli(capsys, "convert", shared_corpus / "rms" / "fb010.wav", "--model", model, "--target", "slt",
+                      "-o", out)
+    assert_one_line(status, err, f"{model / 'vawgan.pt'}: the weights decoder/net.0.bias are not finite")
+    assert not out.exists()

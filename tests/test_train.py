@@ -474,8 +474,8 @@ def test_training_frames_errors_name_the_file_and_the_fix(real_features, tmp_pat
         load_frames(features, real_features / "train.tsv", stats)
     broken = feats.mcep.copy()
     broken[feats.speech.nonzero()[0][0], 3] = np.nan
-    save_features(first, dataclasses.replace(feats, mcep=broken))
-    with pytest.raises(VawganError, match=f"{first.name}: non-finite mel-cepstra; delete the file"):
+    np.savez(first, **{**vars(feats), "mcep": broken})  # a file damaged on disk: save_features refuses NaN
+    with pytest.raises(VawganError, match=f"{first.name}: non-finite values .* in mcep; delete the file"):
         load_frames(features, real_features / "train.tsv", stats)
 
 

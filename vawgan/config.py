@@ -15,10 +15,13 @@ Sections:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -135,6 +138,71 @@ class TrainConfig:
     tensorboard: bool = True
 
 
+# A limit on a setting: a test of the (already typed) value and what it says when the test fails.
+Limit = tuple[Callable[[Any], bool], str]
+
+
+def at_least(low: int) -> Limit:
+    return (lambda value: value >= low, f"must be at least {low}")
+
+
+POSITIVE: Limit = (lambda value: value > 0, "must be greater than 0")
+NOT_NEGATIVE: Limit = (lambda value: value >= 0, "must not be negative")
+FRACTION: Limit = (lambda value: 0 <= value < 1, "must be at least 0 and below 1")
+SIZES: Limit = (lambda value: all(size >= 1 for size in value), "must be layer sizes of at least 1")
+BETAS: Limit = (lambda value: len(value) == 2 and all(0 <= beta < 1 for beta in value),
+                "must be two numbers, each at least 0 and below 1")
+
+
+def one_of(*choices: str) -> Limit:
+    return (lambda value: value in choices, f"is not one of {', '.join(choices)}")
+
+
+def _describe(kind) -> str:
+    """What a value of type ``kind`` looks like, for messages ("an integer", "a list of numbers")."""
+    args = typing.get_args(kind)
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        return " or ".join("null" if arg is type(None) else _describe(arg) for arg in args)
+    if typing.get_origin(kind) is list:
+        return f"a list of {_describe(args[0]).removeprefix('an ').removeprefix('a ')}s"
+    if typing.get_origin(kind) is dict:
+        return f"a mapping of {_describe(args[0])} to {_describe(args[1])}"
+    return {bool: "true or false", int: "an integer", float: "a finite number", str: "text"}.get(kind, str(kind))
+
+
+def typed_value(value: Any, kind) -> Any:
+    """``value`` as a value of type ``kind`` (a config field's type); ValueError when it is not one.
+
+    YAML reads ``1e-4`` as text (it wants ``1.0e-4``), so text that is a
+    number is taken for a number field; an integer is taken for a number
+    field too. Nothing else is converted: ``abc`` is no integer, ``2.5`` no
+    integer, ``1`` no true/false. Numbers must be finite.
+    """
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        return typed_value(value, next(arg for arg in args if arg is not type(None)))  # every union is X | None
+    if origin is list and isinstance(value, list):
+        return [typed_value(item, args[0]) for item in value]
+    if origin is dict and isinstance(value, dict):
+        return {typed_value(k, args[0]): typed_value(v, args[1]) for k, v in value.items()}
+    if kind is bool and isinstance(value, bool):
+        return value
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind is float and not isinstance(value, bool) and isinstance(value, (int, float, str)):
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(kind) from None
+        if math.isfinite(number):
+            return number
+    if kind is str and isinstance(value, str):
+        return value
+    raise ValueError(kind)
+
+
 class SectionedConfig:
     """Base of every configuration made of dataclass sections.
 
@@ -142,14 +210,25 @@ class SectionedConfig:
     with defaults (``field(default_factory=SectionClass)``). :class:`Config`
     is the speech pipeline's; the secondary GAN models define their own in
     :mod:`vawgan.gans.config` and load them with the same :func:`load_config`.
+
+    Every value read is checked against its field's type (:func:`typed_value`)
+    and against the subclass's :attr:`limits` (``"section.key"`` -> a
+    :data:`Limit`), so that a bad setting is one line before anything runs or
+    is written, not a crash in the middle of training.
     """
+
+    limits: dict[str, Limit] = {}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None, source: str = "config"):
-        """Build a config from nested dicts, rejecting unknown sections and keys."""
+    def from_dict(cls, data: dict[str, Any] | None, source: str = "config", origins: dict[str, str] | None = None):
+        """Build a config from nested dicts, rejecting unknown sections and keys, ill-typed and out-of-range values.
+
+        A message about a value names ``source`` (the file), or the origin
+        ``origins`` gives its dotted key (``--set`` for an override).
+        """
         data = data or {}
         if not isinstance(data, dict):
             raise VawganError(f"{source}: expected a mapping of sections at the top level")
@@ -161,12 +240,27 @@ class SectionedConfig:
         for section_field in dataclasses.fields(cls):
             section_cls = section_field.default_factory
             values = data.get(section_field.name) or {}
+            if not isinstance(values, dict):
+                raise VawganError(f"{source}: section '{section_field.name}' must be a mapping of keys to values, "
+                                  f"not {values!r}")
             known = {f.name for f in dataclasses.fields(section_cls)}
             bad = set(values) - known
             if bad:
                 raise VawganError(f"{source}: unknown key(s) {sorted(bad)} in section '{section_field.name}'; "
                                   f"known: {sorted(known)}")
-            kwargs[section_field.name] = section_cls(**values)
+            kinds = typing.get_type_hints(section_cls)
+            typed = {}
+            for key, value in values.items():
+                dotted = f"{section_field.name}.{key}"
+                where = (origins or {}).get(dotted, f"{source}:")
+                try:
+                    typed[key] = typed_value(value, kinds[key])
+                except ValueError:
+                    raise VawganError(f"{where} {dotted}={value!r} must be {_describe(kinds[key])}") from None
+                check, allowed = cls.limits.get(dotted, (lambda _: True, ""))
+                if typed[key] is not None and not check(typed[key]):
+                    raise VawganError(f"{where} {dotted}={value!r} {allowed}")
+            kwargs[section_field.name] = section_cls(**typed)
         return cls(**kwargs)
 
 
@@ -178,6 +272,51 @@ class Config(SectionedConfig):
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    limits = {
+        "corpus.layout": one_of("auto", "speaker_dirs", "arctic", "vcc"),
+        "corpus.dev_fraction": FRACTION,
+        "corpus.eval_fraction": FRACTION,
+        "features.sample_rate": at_least(1000),
+        "features.frame_period": POSITIVE,
+        "features.f0_method": one_of("harvest", "dio"),
+        "features.f0_floor": POSITIVE,
+        "features.f0_ceil": POSITIVE,
+        "features.f0_ranges": (lambda ranges: all(len(r) == 2 and 0 < r[0] < r[1] for r in ranges.values()),
+                               "must give each speaker [floor, ceil] with 0 < floor < ceil"),
+        "features.mcep_order": at_least(1),
+        "features.mcep_alpha": (lambda alpha: -1 < alpha < 1, "must be above -1 and below 1"),
+        "features.fft_size": at_least(16),
+        "features.aperiodicity_step": at_least(1),
+        "model.input_dim": at_least(1),
+        "model.latent_dim": at_least(1),
+        "model.speaker_dim": at_least(1),
+        "model.encoder_hidden": SIZES,
+        "model.decoder_hidden": SIZES,
+        "model.critic_hidden": SIZES,
+        "model.decoder_variance": one_of("learned", "unit"),
+        "model.decoder_conditioning": one_of("input", "all_layers"),
+        "model.context_frames": NOT_NEGATIVE,
+        "train.batch_size": at_least(1),
+        "train.vae_epochs": NOT_NEGATIVE,
+        "train.critic_epochs": NOT_NEGATIVE,
+        "train.adversarial_epochs": NOT_NEGATIVE,
+        "train.learning_rate": POSITIVE,
+        "train.adam_betas": BETAS,
+        "train.kl_weight": NOT_NEGATIVE,
+        "train.kl_warmup_epochs": NOT_NEGATIVE,
+        "train.parallel_weight": NOT_NEGATIVE,
+        "train.realign_epochs": NOT_NEGATIVE,
+        "train.n_critic": at_least(1),
+        "train.gp_lambda": NOT_NEGATIVE,
+        "train.alpha_mode": one_of("scale", "fixed"),
+        "train.alpha_value": POSITIVE,
+        "train.adversarial_target": one_of("conversion", "reconstruction"),
+        "train.seed": NOT_NEGATIVE,
+        "train.members": at_least(1),
+        "train.checkpoint_every": at_least(1),
+        "train.num_threads": at_least(1),
+    }
 
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -205,8 +344,12 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any]
         section, _, key = dotted.partition(".")
         if not key:
             raise VawganError(f"override {dotted!r}: expected section.key")
-        data.setdefault(section, {})[key] = value
-    return config_cls.from_dict(data, source)
+        if data.get(section) is None:
+            data[section] = {}
+        if not isinstance(data[section], dict):
+            raise VawganError(f"{source}: section '{section}' must be a mapping of keys to values")
+        data[section][key] = value
+    return config_cls.from_dict(data, source, origins={dotted: "--set" for dotted in overrides or {}})
 
 
 def save_config(config: SectionedConfig, path: str | os.PathLike) -> None:

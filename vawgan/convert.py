@@ -277,8 +277,8 @@ class NumpyModel:
         import zipfile
 
         from vawgan.checkpoint import check_hash
-        from vawgan.model_dir import (SPEAKERS_FILE, STATS_FILE, WEIGHT_FILES, is_inference_only, load_model_config,
-                                      read_speakers)
+        from vawgan.model_dir import (SPEAKERS_FILE, STATS_FILE, WEIGHT_FILES, check_finite_weights,
+                                      is_inference_only, load_model_config, read_speakers)
         from vawgan.stats import Statistics
 
         weights = model_dir / WEIGHT_FILES.get(which, f"{which}.pt")
@@ -293,6 +293,8 @@ class NumpyModel:
                 if not weights.is_file() and not is_inference_only(data):
                     return None
                 trained_speakers = data["speakers"].tolist()
+                check_finite_weights(arrays, {key: data[key] for key in data.files
+                                              if key.startswith(("encoder/", "decoder/"))})
                 encoder, decoder = _linear_layers(data, "encoder"), _linear_layers(data, "decoder")
                 embedding = data["decoder/embedding.weight"] if "decoder/embedding.weight" in data.files else None
         except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile):

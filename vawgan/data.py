@@ -173,9 +173,6 @@ def load_frames(feature_dir: str | os.PathLike, manifest: str | os.PathLike, sta
             raise VawganError(f"{path}: {feats.mcep.shape[-1]} mel-cepstral coefficients per frame, but the "
                               f"statistics are for c1..c{dim}; re-run `vawgan stats` with these features")
         rows = np.flatnonzero(feats.speech) if exclude_silence else np.arange(len(feats.mcep))
-        used = slice(None) if context else rows  # windows reach into silence frames too
-        if not np.isfinite(feats.mcep[used, 1:]).all():
-            raise VawganError(f"{path}: non-finite mel-cepstra; delete the file and re-run `vawgan extract`")
         normalized = stats.normalize(feats.mcep[:, 1:].astype(np.float64), utt.speaker).astype(np.float32)
         parts.append(normalized[rows])
         ids.append(np.full(len(rows), index[utt.speaker], dtype=np.int64))

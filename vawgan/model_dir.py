@@ -195,6 +195,18 @@ def check_member(model_dir: str | os.PathLike, member: str | os.PathLike) -> Non
                           "retrain it with the same data and config, or remove it")
 
 
+def check_finite_weights(path: str | os.PathLike, weights: dict) -> None:
+    """Raise :class:`VawganError` naming the first of ``weights`` (name -> array or CPU tensor) with NaN or infinity.
+
+    Such weights convert every input into NaN samples; better said when the
+    model is loaded than as a crash when the output is written.
+    """
+    for name, values in weights.items():
+        if not np.isfinite(np.asarray(values)).all():
+            raise VawganError(f"{path}: the weights {name} are not finite (NaN or infinity); the model is damaged, "
+                              "retrain it or use another model")
+
+
 @dataclass
 class LoadedModel:
     """A trained encoder and decoder with everything needed to use them.
@@ -268,6 +280,8 @@ def load_model(model_dir: str | os.PathLike, which: str = "vawgan", device="cpu"
     if state.get("speakers") != speakers:
         raise VawganError(f"{weights_path}: trained for speakers {state.get('speakers')}, but "
                           f"{model_dir / SPEAKERS_FILE} lists {speakers}; the directory is inconsistent, retrain")
+    check_finite_weights(weights_path, {f"{net}/{key}": value for net in ("encoder", "decoder")
+                                        for key, value in state.get(net, {}).items()})
     encoder, decoder, _ = build_models(config.model, len(speakers))
     try:
         encoder.load_state_dict(state["encoder"])

@@ -72,8 +72,8 @@ class Statistics:
         mean, std = self.mean_std(speaker)
         return mcep * std + mean
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write all statistics to one ``.npz`` file, atomically."""
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """Every statistic by its key in the ``.npz`` file."""
         arrays = {"mcep_mean": self.mcep_mean, "mcep_std": self.mcep_std,
                   "speakers": np.array(self.speakers, dtype=str)}
         for spk in self.speakers:
@@ -83,7 +83,22 @@ class Statistics:
             arrays[f"spk/{spk}/frames"] = np.int64(self.frames.get(spk, 0))
             if spk in self.speaker_gv:
                 arrays[f"spk/{spk}/gv"] = self.speaker_gv[spk]
-        save_npz_atomic(path, **arrays)
+        return arrays
+
+    def nonfinite_key(self) -> str | None:
+        """The key of the first statistic holding NaN or infinity (``spk/awb/mcep_std``); None when all are finite."""
+        for key, values in self._arrays().items():
+            if key != "speakers" and not np.isfinite(values).all():
+                return key
+        return None
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write all statistics to one ``.npz`` file, atomically; non-finite statistics are refused, not written."""
+        bad = self.nonfinite_key()
+        if bad is not None:
+            raise VawganError(f"{path}: the statistics {bad} are not finite (NaN or infinity); nothing was written; "
+                              "check the feature files with `vawgan extract`")
+        save_npz_atomic(path, **self._arrays())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Statistics":
@@ -97,6 +112,10 @@ class Statistics:
                 stats.frames[spk] = int(data[f"spk/{spk}/frames"])
                 if f"spk/{spk}/gv" in data.files:
                     stats.speaker_gv[spk] = data[f"spk/{spk}/gv"]
+        bad = stats.nonfinite_key()
+        if bad is not None:
+            raise VawganError(f"{path}: the statistics {bad} are not finite (NaN or infinity); re-run `vawgan stats` "
+                              "on finite features (or retrain the model)")
         return stats
 
 

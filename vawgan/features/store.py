@@ -51,8 +51,24 @@ def feature_path(feature_dir: str | os.PathLike, speaker: str, utt_id: str) -> P
     return Path(feature_dir) / speaker / f"{utt_id}.npz"
 
 
+def nonfinite_array(feats: UtteranceFeatures) -> str | None:
+    """The name of the first of ``f0``, ``mcep``, ``coded_ap`` that holds NaN or infinity; None when all are finite."""
+    for name in ("f0", "mcep", "coded_ap"):
+        if not np.isfinite(getattr(feats, name)).all():
+            return name
+    return None
+
+
 def save_features(path: str | os.PathLike, feats: UtteranceFeatures) -> None:
-    """Write ``feats`` to ``path`` atomically (never a half-written file)."""
+    """Write ``feats`` to ``path`` atomically (never a half-written file).
+
+    Features with NaN or infinite values are refused, not written: every later
+    stage (statistics, training, conversion) would carry them on silently.
+    """
+    bad = nonfinite_array(feats)
+    if bad is not None:
+        raise VawganError(f"{path}: the analysis gave non-finite values (NaN or infinity) in {bad}; nothing was "
+                          "written; check the recording")
     save_npz_atomic(path, f0=feats.f0, mcep=feats.mcep.astype(np.float32), coded_ap=feats.coded_ap,
                     speech=feats.speech.astype(bool), fs=np.int64(feats.fs),
                     frame_period=np.float64(feats.frame_period), alpha=np.float64(feats.alpha),
@@ -60,17 +76,22 @@ def save_features(path: str | os.PathLike, feats: UtteranceFeatures) -> None:
 
 
 def load_features(path: str | os.PathLike) -> UtteranceFeatures:
-    """Read a feature file; a missing or damaged file is a :class:`VawganError`."""
+    """Read a feature file; a missing or damaged file, NaN or infinity inside included, is a :class:`VawganError`."""
     with read_npz(path, "feature file", "run `vawgan extract` first",
                   "delete it and re-run `vawgan extract`") as data:
-        return UtteranceFeatures(
+        feats = UtteranceFeatures(
             f0=data["f0"], mcep=data["mcep"], coded_ap=data["coded_ap"], speech=data["speech"],
             fs=int(data["fs"]), frame_period=float(data["frame_period"]), alpha=float(data["alpha"]),
             fft_size=int(data["fft_size"]))
+    bad = nonfinite_array(feats)
+    if bad is not None:
+        raise VawganError(f"{path}: non-finite values (NaN or infinity) in {bad}; delete the file and re-run "
+                          "`vawgan extract`")
+    return feats
 
 
 def is_complete_feature_file(path: str | os.PathLike) -> bool:
-    """True when ``path`` exists and loads; used by extraction to resume."""
+    """True when ``path`` exists and loads, with finite values only; used by extraction to resume."""
     try:
         load_features(path)
     except VawganError:

@@ -13,7 +13,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vawgan.config import SectionedConfig
+from vawgan.config import BETAS, NOT_NEGATIVE, POSITIVE, SectionedConfig, at_least
+
+# The settings every GAN run shares, with what they may be (vawgan.config.SectionedConfig.limits).
+RUN_LIMITS = {
+    "train.epochs": NOT_NEGATIVE,
+    "train.batch_size": at_least(1),
+    "train.learning_rate": POSITIVE,
+    "train.adam_betas": BETAS,
+    "train.seed": NOT_NEGATIVE,
+    "train.num_threads": at_least(1),
+    "model.noise_dim": at_least(1),
+}
 
 
 @dataclass
@@ -82,6 +93,8 @@ class Grid2DConfig(SectionedConfig):
     model: GridModelConfig = field(default_factory=GridModelConfig)
     train: GridTrainConfig = field(default_factory=GridTrainConfig)
 
+    limits = RUN_LIMITS
+
 
 @dataclass
 class DigitsDataConfig:
@@ -128,6 +141,8 @@ class ImageGanConfig(SectionedConfig):
     model: ImageModelConfig = field(default_factory=ImageModelConfig)
     train: ImageTrainConfig = field(default_factory=ImageTrainConfig)
 
+    limits = RUN_LIMITS
+
 
 @dataclass
 class BeganModelConfig:
@@ -157,3 +172,5 @@ class BeganConfig(SectionedConfig):
     data: DigitsDataConfig = field(default_factory=DigitsDataConfig)
     model: BeganModelConfig = field(default_factory=BeganModelConfig)
     train: BeganTrainConfig = field(default_factory=BeganTrainConfig)
+
+    limits = RUN_LIMITS
