@@ -494,11 +494,15 @@ class Converter:
         return render(converted, self.vocoder_compensation, floor, threads=self.threads, progress=progress)
 
     def write_converted(self, feats: UtteranceFeatures, out_wav: str | os.PathLike, target: str,
-                        source: str | None = None, sample: bool = False, progress: Progress | None = None) -> Path:
-        """Convert analysed features to ``target``, synthesize and write ``out_wav`` atomically (peak-safe)."""
+                        source: str | None = None, sample: bool = False, progress: Progress | None = None,
+                        warn: bool = True) -> float:
+        """Convert analysed features to ``target``, synthesize and write ``out_wav`` atomically (peak-safe).
+
+        Returns how many dB the output was scaled down to avoid clipping
+        (:func:`vawgan.audio.write_audio`, which warns unless ``warn`` is False).
+        """
         y = self.render(self.convert_features(feats, source, target, sample=sample), target, progress=progress)
-        write_audio(out_wav, y, self.sample_rate)
-        return Path(out_wav)
+        return write_audio(out_wav, y, self.sample_rate, warn=warn)
 
     def convert_file(self, in_wav: str | os.PathLike, out_wav: str | os.PathLike, target: str,
                      source: str | None = None, sample: bool = False, progress: Progress | None = None) -> Path:
@@ -516,4 +520,5 @@ class Converter:
         if source is not None:
             self.check_speaker(source)
         feats = self.analyze_file(in_wav, source, progress=progress)
-        return self.write_converted(feats, out_wav, target, source, sample=sample, progress=progress)
+        self.write_converted(feats, out_wav, target, source, sample=sample, progress=progress)
+        return out_wav

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -54,7 +55,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from vawgan.alignment import align, align_speakers
-from vawgan.audio import write_audio
+from vawgan.audio import scaling_summary, write_audio
 from vawgan.corpus import parallel_pairs
 from vawgan.errors import VawganError
 from vawgan.features.store import UtteranceFeatures, feature_path, load_features, parallel_speech_frames
@@ -62,6 +63,8 @@ from vawgan.features.world import render
 from vawgan.stats import Statistics
 from vawgan.transforms import convert_f0
 from vawgan.utils import bar_disabled, read_npz, save_npz_atomic
+
+log = logging.getLogger(__name__)
 
 DELTA_WINDOW = (-0.5, 0.0, 0.5)
 
@@ -301,6 +304,7 @@ def write_conversions(gmm_dir: str | os.PathLike, utterances: list, feature_dir:
     converted by :class:`PairModels` and rendered by WORLD (after vocoder
     compensation when asked, with the target's F0 floor from
     ``feature_config``) into ``<out_dir>/<source>-<target>/<utt_id>.wav``.
+    Outputs scaled down to avoid clipping are reported in one warning.
     Returns the number of wavs written.
     """
     speakers = sorted({u.speaker for u in utterances})
@@ -315,9 +319,14 @@ def write_conversions(gmm_dir: str | os.PathLike, utterances: list, feature_dir:
             stats.mean_std(name)  # a clear error when the statistics lack a speaker
         jobs += [(source, target, src_utt.utt_id)
                  for src_utt, _ in parallel_pairs(utterances, source, target, split=None)]
+    reductions = []
     for source, target, utt_id in tqdm(jobs, desc="gmm convert", unit="utt", disable=bar_disabled(progress)):
         feats = load_features(feature_path(feature_dir, source, utt_id))
         converted = models.convert_features(feats, source, target)
         y = render(converted, vocoder_compensation, feature_config.f0_range(target)[0])
-        write_audio(Path(out_dir) / f"{source}-{target}" / f"{utt_id}.wav", y, feats.fs)
+        reductions.append(write_audio(Path(out_dir) / f"{source}-{target}" / f"{utt_id}.wav", y, feats.fs,
+                                      warn=False))
+    summary = scaling_summary(reductions)
+    if summary:
+        log.warning(summary)
     return len(jobs)

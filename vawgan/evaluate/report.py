@@ -37,6 +37,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import logging
 import os
 import re
 from concurrent.futures import ProcessPoolExecutor
@@ -46,7 +47,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from vawgan.audio import write_audio
+from vawgan.audio import scaling_summary, write_audio
 from vawgan.baselines.gmm import PairModels
 from vawgan.convert import Converter
 from vawgan.corpus import Utterance, parallel_pairs
@@ -57,6 +58,8 @@ from vawgan.features.world import analyze_file, synthesize
 from vawgan.model_dir import STATS_FILE
 from vawgan.stats import Statistics
 from vawgan.utils import atomic_path, bar_disabled
+
+log = logging.getLogger(__name__)
 
 SYSTEMS = ("copy", "gmm", "vae", "vawgan", "anasyn")
 SYSTEM_DESCRIPTIONS = {
@@ -168,17 +171,21 @@ def anasyn_items(utterances: list[Utterance], targets: list[str], out_dir: str |
                  feature_config) -> list[ConvertedUtterance]:
     """The ``anasyn`` row: analysis–synthesis of each target recording, written once to ``<out_dir>/<spk>/<utt>.wav``.
 
-    Files already there are reused (the stage is cheap to re-run).
+    Files already there are reused (the stage is cheap to re-run). Outputs
+    scaled down to avoid clipping are reported in one warning.
     """
-    items = []
+    items, reductions = [], []
     for u in utterances:
         if u.speaker not in targets:
             continue
         wav = Path(out_dir) / u.speaker / f"{u.utt_id}.wav"
         if not wav.is_file():
             feats = analyze_file(u.path, feature_config, speaker=u.speaker)
-            write_audio(wav, synthesize(feats), feature_config.sample_rate)
+            reductions.append(write_audio(wav, synthesize(feats), feature_config.sample_rate, warn=False))
         items.append(ConvertedUtterance("anasyn", u.speaker, u.speaker, u.utt_id, wav, Path(u.path)))
+    summary = scaling_summary(reductions)
+    if summary:
+        log.warning(summary)
     return items
 
 
