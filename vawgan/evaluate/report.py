@@ -333,40 +333,13 @@ def pair_mcd(results: list[UtteranceResult], systems: tuple[str, ...] = SYSTEMS)
     return pairs, table
 
 
-def goal_lines(rows: list[dict]) -> list[str]:
-    """The project's goals (issue 4, item 5) checked against the measured rows; nothing is claimed unmeasured."""
-    by = {r["system"]: r for r in rows}
-    lines = []
-    if "vawgan" in by:
-        v = by["vawgan"]
-        lines.append(f"- VAW-GAN GV ratio ≥ 0.95: {'met' if v['gv_ratio'] >= 0.95 else 'NOT met'} "
-                     f"({v['gv_ratio']:.3f})")
-        if "vae" in by:
-            lines.append(f"- VAW-GAN GV ratio above the VAE's: {'yes' if v['gv_ratio'] > by['vae']['gv_ratio'] else 'NO'} "
-                         f"({v['gv_ratio']:.3f} vs {by['vae']['gv_ratio']:.3f})")
-            diff = v["mcd"] - by["vae"]["mcd"]
-            lines.append(f"- VAW-GAN MCD at most 0.2 dB worse than the VAE's: {'met' if diff <= 0.2 else 'NOT met'} "
-                         f"({diff:+.2f} dB)")
-        if "gmm" in by:
-            gain = by["gmm"]["mcd"] - v["mcd"]
-            lines.append(f"- VAW-GAN beats the GMM baseline by ≥ 0.3 dB MCD: {'met' if gain >= 0.3 else 'NOT met'} "
-                         f"(GMM − VAW-GAN = {gain:+.2f} dB)")
-    compensated = "vawgan" + VOCODER_COMPENSATED
-    for gmm, how in (("gmm", "the GMM as peers run it"), ("gmm" + VOCODER_COMPENSATED, "the GMM compensated too")):
-        if compensated in by and gmm in by:
-            gain = by[gmm]["mcd"] - by[compensated]["mcd"]
-            lines.append(f"- with vocoder compensation, VAW-GAN beats {how} by ≥ 0.3 dB MCD: "
-                         f"{'met' if gain >= 0.3 else 'NOT met'} ({gmm} − {compensated} = {gain:+.2f} dB)")
-    return lines
-
-
 WAV_LEVEL_NOTE = "Every wav, natural or converted, is re-analysed with the same WORLD settings."
 FEATURE_LEVEL_NOTE = ("Feature level: the systems' own mel-cepstra and F0 before the vocoder, against the target's "
                       "analysed features; the converted speech frames are the source's.")
 
 
 def format_markdown(rows: list[dict], results: list[UtteranceResult], note: str = WAV_LEVEL_NOTE) -> str:
-    """The comparison table, its convention, the per-pair MCDs and the goal checks, as Markdown."""
+    """The comparison table, its convention and the per-pair MCDs, as Markdown."""
     out = io.StringIO()
     header = ["system", "what it is", *[title for _, title, _ in COLUMNS], "utterances"]
     out.write("| " + " | ".join(header) + " |\n")
@@ -389,9 +362,6 @@ def format_markdown(rows: list[dict], results: list[UtteranceResult], note: str 
             cells = [f"{table[row['system'], p]:.2f}" if (row["system"], p) in table else "" for p in pairs]
             if any(cells):
                 out.write(f"| {row['system']} | " + " | ".join(cells) + " |\n")
-    goals = goal_lines(rows)
-    if goals:
-        out.write("\nGoals set in issue 4 (measured, not tuned):\n\n" + "\n".join(goals) + "\n")
     return out.getvalue()
 
 
