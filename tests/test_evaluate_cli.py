@@ -146,6 +146,12 @@ def test_gmm_and_plot_commands_end_to_end(shared_corpus, tmp_path, capsys):
         one, two = (np.load(tmp_path / d / f"{pair}.npz") for d in ("gmm1", "gmm2"))
         np.testing.assert_array_equal(one["means"], two["means"])
     assert "2 full-covariance components, 0 re-alignment pass(es)" in capsys.readouterr().out
+    # EM stopped by the iteration limit is said once for all pairs, not once per pair.
+    assert main([*both, "--max-iter", "1", "--out", str(tmp_path / "gmm3")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if "limit" in line] == [
+        "EM reached the 1-iteration limit before converging for 2 of 2 pair(s) (rms-slt, slt-rms); "
+        "--max-iter raises the limit"]
 
     stats = str(pretrained_model_dir() / "stats.npz")
     assert main(["gmm-convert", "--gmm", str(tmp_path / "gmm"), *common, "--stats", stats,

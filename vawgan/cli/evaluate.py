@@ -197,8 +197,11 @@ def _int_list(text: str, option: str, length: int | None = None) -> tuple[int, .
     return values
 
 
-def _train_gmm_pair(job) -> str:
-    """Train and save one ordered speaker pair's GMM (one task of ``gmm-train``); returns its summary line."""
+def _train_gmm_pair(job) -> tuple[str, bool]:
+    """Train and save one ordered speaker pair's GMM (one task of ``gmm-train``).
+
+    Returns its summary line and whether EM converged within ``--max-iter``.
+    """
     import time
 
     from vawgan.baselines.gmm import train_pair
@@ -209,10 +212,9 @@ def _train_gmm_pair(job) -> str:
                      covariance_type=args.covariance, max_iter=args.max_iter, seed=args.seed,
                      max_frames=args.max_frames or None, realign=args.realign)
     gmm.save(path)
-    em = (f"EM converged after {gmm.em_iterations} iterations" if gmm.em_converged else
-          f"EM stopped at the {gmm.em_iterations}-iteration limit before converging (--max-iter raises it)")
-    return (f"{path}: {args.components} {args.covariance}-covariance components, {args.realign} re-alignment "
-            f"pass(es), {time.perf_counter() - start:.1f} s; {em}")
+    line = (f"{path}: {args.components} {args.covariance}-covariance components, {args.realign} re-alignment "
+            f"pass(es), {time.perf_counter() - start:.1f} s, {gmm.em_iterations} EM iterations")
+    return line, gmm.em_converged
 
 
 def run_gmm_train(args: argparse.Namespace) -> int:
@@ -230,16 +232,25 @@ def run_gmm_train(args: argparse.Namespace) -> int:
             print(f"{path}: exists, skipped (--overwrite retrains)")
             continue
         tasks.append((args, utterances, source, target, path))
+    unconverged = []
+
+    def report(results) -> None:
+        for task, (line, converged) in zip(tasks, results):
+            print(line, flush=True)
+            if not converged:
+                unconverged.append(task[4].stem)
+
     if args.jobs > 1 and len(tasks) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
         # EM runs on one BLAS thread (train_gmm), so N pairs at once use N cores.
         with ProcessPoolExecutor(max_workers=min(args.jobs, len(tasks))) as pool:
-            for line in pool.map(_train_gmm_pair, tasks):
-                print(line, flush=True)
+            report(pool.map(_train_gmm_pair, tasks))
     else:
-        for task in tasks:
-            print(_train_gmm_pair(task), flush=True)
+        report(map(_train_gmm_pair, tasks))
+    if unconverged:
+        print(f"EM reached the {args.max_iter}-iteration limit before converging for {len(unconverged)} of "
+              f"{len(tasks)} pair(s) ({', '.join(unconverged)}); --max-iter raises the limit", flush=True)
     return 0
 
 
