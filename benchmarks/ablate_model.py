@@ -40,7 +40,7 @@ RECIPE = REPO / "recipes" / "flite"
 def reconstruction_mcd(model_dir: Path, utterances, feature_dir: Path) -> float:
     """Mean MCD (dB, c1..c39, speech frames) of the VAE's reconstructions of ``utterances``."""
     from vawgan.convert import Converter
-    from vawgan.evaluate.metrics import mcd_per_frame
+    from vawgan.alignment import mcd_per_frame
     from vawgan.features.store import feature_path, load_features
 
     converter = Converter(model_dir, which="vae", device="cpu")

@@ -13,7 +13,7 @@ script applies it to the VAE's and the VAW-GAN's conversions of the eval split
 at the feature level (the models' own c1..c39, no vocoder; ``vawgan evaluate
 --features`` conventions) and prints MCD and GV ratio for each, so the two
 routes to more variance can be compared at equal GV. The postfilter is
-``vawgan.convert.gv_postfilter`` (``vawgan convert --gv-postfilter ALPHA``);
+``vawgan.transforms.gv_postfilter`` (``vawgan convert --gv-postfilter ALPHA``);
 the target GV is the model's ``stats.npz`` one: the mean over the target
 speaker's train-split utterances of the per-utterance variance of its speech
 frames.
@@ -47,10 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     if not (model_dir / "vawgan.pt").is_file() or not features.is_dir():
         sys.exit(f"{model_dir} or {features} missing: run `bash recipes/flite/run.sh` first")
 
-    from vawgan.convert import Converter, gv_postfilter
+    from vawgan.convert import Converter
     from vawgan.corpus import parallel_pairs, read_manifest
     from vawgan.evaluate.metrics import gv_ratio, score_pair
     from vawgan.features.store import feature_path, load_features
+    from vawgan.transforms import gv_postfilter
 
     converters = {which: Converter(model_dir, which=which, threads=1) for which in ("vae", "vawgan")}
     eval_utts = read_manifest(args.recipe / "data" / "eval.tsv")

@@ -40,7 +40,7 @@ def main() -> None:
     from vawgan.baselines.gmm import JointGMM
     from vawgan.convert import Converter
     from vawgan.corpus import parallel_pairs, read_manifest
-    from vawgan.evaluate.metrics import align
+    from vawgan.alignment import align
     from vawgan.evaluate.report import system_outputs
     from vawgan.features.store import feature_path, load_features
     from vawgan.features.world import analyze_file

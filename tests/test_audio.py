@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vawgan.audio import load_audio, write_audio
+from vawgan.audio import load_audio, scaling_summary, write_audio
 from vawgan.errors import VawganError
 
 FS = 16000
@@ -186,6 +186,18 @@ def test_write_audio_rescales_instead_of_clipping(tmp_path, speech, caplog):
     np.testing.assert_allclose(y, loud * 0.99 / 3.0, atol=1e-4)  # scaled, not clipped
     assert any("would clip" in r.getMessage() for r in caplog.records)
     assert [p.name for p in tmp_path.iterdir()] == ["loud.wav"]  # no temporary file left behind
+
+
+def test_write_audio_returns_the_reduction_and_can_leave_the_warning_to_a_batch_summary(tmp_path, speech, caplog):
+    loud = 3.0 * speech / np.abs(speech).max()
+    with caplog.at_level(logging.WARNING, logger="vawgan"):
+        reductions = [write_audio(tmp_path / "loud.wav", loud, FS, warn=False),
+                      write_audio(tmp_path / "quiet.wav", 0.5 * loud / 3.0, FS, warn=False),
+                      write_audio(tmp_path / "louder.wav", 2 * loud, FS, warn=False)]
+    assert not caplog.records
+    assert reductions[0] == pytest.approx(20 * np.log10(3.0 / 0.99)) and reductions[1] == 0.0
+    assert scaling_summary(reductions) == "2 of 3 outputs were scaled down to avoid clipping, by at most 15.7 dB"
+    assert scaling_summary(reductions[1:2]) is None and scaling_summary([]) is None
 
 
 def test_write_audio_failure_leaves_no_file(tmp_path):

@@ -8,8 +8,9 @@ import torch
 
 from vawgan.config import Config
 from vawgan.convert import Converter, NumpyModel, export_numpy_weights
-from vawgan.data import ContextTable, FrameSet, context_windows, load_frames, load_pairs, stack_context
+from vawgan.data import ContextTable, FrameSet, load_frames, load_pairs
 from vawgan.errors import VawganError
+from vawgan.features.context import context_windows, stack_context
 from vawgan.features.store import load_features
 from vawgan.model_dir import load_model_config, prepare_model_dir
 from vawgan.runlog import read_scalars

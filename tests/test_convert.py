@@ -483,6 +483,30 @@ def test_cli_reference_outputs_for_the_evaluation(tiny_model, shared_corpus, tmp
     assert "not to --which copy" in capsys.readouterr().err and not (tmp_path / "vc").exists()
 
 
+def test_cli_batch_reports_outputs_scaled_down_to_avoid_clipping_in_one_line(shared_corpus, tmp_path, capsys,
+                                                                             caplog):
+    """Recordings far above full scale (float WAVs) resynthesize far above it too: each output is scaled
+    down, and the batch says so once instead of once per file."""
+    from vawgan.corpus import Utterance
+
+    utterances = []
+    for speaker in SPEAKERS:
+        x, fs = sf.read(wav(shared_corpus, speaker, EVAL_IDS[0]))
+        path = tmp_path / "loud" / speaker / f"{EVAL_IDS[0]}.wav"
+        path.parent.mkdir(parents=True)
+        sf.write(path, 3.0 * x / np.abs(x).max(), fs, subtype="FLOAT")
+        utterances.append(Utterance(speaker, EVAL_IDS[0], path, "eval"))
+    write_manifest(utterances, tmp_path / "loud.tsv")
+    with caplog.at_level("WARNING", logger="vawgan"):
+        assert run_cli(tmp_path / "loud.tsv", "--which", "anasyn", "--target", "all", "-o", tmp_path / "out") == 0
+    assert "would clip" not in capsys.readouterr().err
+    summaries = [r.getMessage() for r in caplog.records if "scaled down" in r.getMessage()]
+    assert len(summaries) == 1 and summaries[0].startswith("2 of 2 outputs were scaled down to avoid clipping, by at "
+                                                           "most "), summaries
+    for path in (tmp_path / "out").rglob("*.wav"):
+        assert np.abs(sf.read(path)[0]).max() == pytest.approx(0.99, abs=1e-3)
+
+
 def test_cli_list_file_and_its_errors(tiny_model, shared_corpus, tmp_path, capsys):
     shutil.copy(wav(shared_corpus, "rms", EVAL_IDS[0]), tmp_path / "a.wav")
     (tmp_path / "lists").mkdir()

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from vawgan.config import FeatureConfig
-from vawgan.convert import (analysis_settings, check_output_writable, convert_f0, lf0_statistics_of,
-                             normalize_unknown_source)
+from vawgan.convert import analysis_settings, check_output_writable
 from vawgan.errors import VawganError
 from vawgan.stats import Statistics
+from vawgan.transforms import convert_f0, lf0_statistics_of, normalize_unknown_source
 
 
 def test_convert_f0_moves_log_gaussian_to_target_and_keeps_unvoiced():

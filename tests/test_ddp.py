@@ -8,7 +8,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from vawgan.config import Config
-from vawgan.data import ContextTable, FrameSet, PairSet, context_windows
+from vawgan.data import ContextTable, FrameSet, PairSet
+from vawgan.features.context import context_windows
 from vawgan.train import Trainer
 
 

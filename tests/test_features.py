@@ -12,7 +12,7 @@ from vawgan.cli import main
 from vawgan.config import FeatureConfig
 from vawgan.errors import VawganError
 from vawgan.features.store import feature_path, load_features
-from vawgan.evaluate.metrics import mcd_per_frame
+from vawgan.alignment import mcd_per_frame
 from vawgan.features.world import (analyze, analyze_file, compensate_vocoder, rendered_mcep, resynthesis_mcd,
                                    synthesize)
 

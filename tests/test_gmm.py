@@ -7,7 +7,8 @@ import pytest
 
 from vawgan.baselines.gmm import JointGMM, delta_matrix, joint_frames, mlpg, train_gmm, with_deltas
 from vawgan.errors import VawganError
-from vawgan.evaluate.metrics import align, align_speakers, score_pair
+from vawgan.alignment import align, align_speakers
+from vawgan.evaluate.metrics import score_pair
 
 
 def test_deltas_use_the_central_difference_window():

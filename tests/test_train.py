@@ -127,8 +127,8 @@ def _real_pairs(root, frames):
 
 
 def test_parallel_pairs_are_aligned_frames_of_the_same_sentence_both_ways(real_features, tmp_path):
+    from vawgan.alignment import align_speakers
     from vawgan.corpus import read_manifest
-    from vawgan.evaluate.metrics import align_speakers
     from vawgan.features.store import load_features
 
     stats = Statistics.load(real_features / "stats.npz")
@@ -197,8 +197,8 @@ def test_parallel_weight_trains_the_conversion_on_aligned_pairs(real_features, t
 def test_realigned_pairs_follow_the_provisional_models_conversion(real_features, tmp_path):
     """train.realign_epochs: a provisional VAE in <model_dir>/alignment converts each parallel sentence, and the
     model is trained on the DTW path between that conversion and the target; later calls reuse it."""
+    from vawgan.alignment import align
     from vawgan.convert import Converter
-    from vawgan.evaluate.metrics import align
     from vawgan.features.store import load_features
     from vawgan.train import train_model
 

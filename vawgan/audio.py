@@ -13,7 +13,8 @@ Clipped recordings and WAV files cut short after the header are usable but
 incomplete or distorted, so they only warn.
 
 :func:`write_audio` writes 16-bit PCM atomically; a signal whose peak would
-clip is scaled down instead, with a warning.
+clip is scaled down instead, with a warning, or with one line for a whole
+batch of outputs (:func:`scaling_summary`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -99,11 +101,14 @@ def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float64)
 
 
-def write_audio(path: str | os.PathLike, x: np.ndarray, fs: int) -> None:
-    """Write ``x`` as 16-bit PCM WAV to ``path`` atomically.
+def write_audio(path: str | os.PathLike, x: np.ndarray, fs: int, warn: bool = True) -> float:
+    """Write ``x`` as 16-bit PCM WAV to ``path`` atomically; return how many dB it was scaled down by.
 
     A signal whose peak reaches full scale is scaled down to a peak of 0.99
-    (with a warning) instead of being clipped, which would add distortion.
+    instead of being clipped, which would add distortion; 0.0 is returned for
+    a signal written as it is. ``warn`` logs one warning for a scaled signal;
+    a caller writing many outputs passes False and reports them together
+    with :func:`scaling_summary`.
     """
     import soundfile as sf
 
@@ -113,12 +118,28 @@ def write_audio(path: str | os.PathLike, x: np.ndarray, fs: int) -> None:
     if not np.all(np.isfinite(x)):
         raise ValueError("write_audio got NaN or infinite samples")
     peak = float(np.max(np.abs(x)))
+    reduction_db = 0.0
     if peak >= 1.0:
-        log.warning("%s: peak %.2f would clip; scaled the whole signal down by %.1f dB",
-                    path, peak, 20 * np.log10(peak / 0.99))
+        reduction_db = float(20 * np.log10(peak / 0.99))
+        if warn:
+            log.warning("%s: peak %.2f would clip; scaled the whole signal down by %.1f dB", path, peak, reduction_db)
         x = x * (0.99 / peak)
     with atomic_path(path) as tmp:
         sf.write(tmp, x, int(fs), subtype="PCM_16", format="WAV")
+    return reduction_db
+
+
+def scaling_summary(reductions_db: Sequence[float]) -> str | None:
+    """One line on the outputs of a batch that :func:`write_audio` scaled down, None when it scaled none.
+
+    ``reductions_db`` holds what :func:`write_audio` returned for each output
+    of the batch.
+    """
+    scaled = [r for r in reductions_db if r > 0]
+    if not scaled:
+        return None
+    return (f"{len(scaled)} of {len(reductions_db)} outputs were scaled down to avoid clipping, "
+            f"by at most {max(scaled):.1f} dB")
 
 
 def _riff_declared_size(path: Path) -> int | None:

@@ -42,27 +42,23 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vawgan.checkpoint import sha256_of
-from vawgan.data import stack_context
+from vawgan.audio import write_audio
+from vawgan.checkpoint import check_hash, forget_hash, hashed_write, load_checkpoint, sha256_of
 from vawgan.errors import VawganError
+from vawgan.features.context import stack_context
 from vawgan.features.store import UtteranceFeatures
+from vawgan.features.world import F0_METHODS, Progress, analyze, analyze_file, in_frame_batches, render
+from vawgan.model_dir import (SPEAKERS_FILE, STATS_FILE, WEIGHT_FILES, check_finite_weights, check_member, has_weights,
+                              is_inference_only, load_model, load_model_config, member_dirs, read_speakers)
 from vawgan.pretrained import DEFAULT_PRETRAINED, PRETRAINED_MODELS, PRETRAINED_ROOT
+from vawgan.stats import Statistics
+from vawgan.transforms import convert_f0, gv_postfilter, lf0_statistics_of, normalize_unknown_source
 from vawgan.utils import available_cores
-
-if TYPE_CHECKING:
-    from vawgan.features.world import Progress
-
-# Fewer voiced frames than this (50 ms) give no usable estimate of the input's
-# own log-F0 spread; the F0 transform then only shifts the mean.
-MIN_VOICED_FRAMES_FOR_STD = 10
-# Fewer speech frames than this (100 ms) give no usable mean mel-cepstrum of an unknown speaker's input.
-MIN_SPEECH_FRAMES_FOR_MEAN = 20
-_MIN_LF0_STD = 1e-3
 
 
 def pretrained_model_dir(name: str = DEFAULT_PRETRAINED) -> Path:
@@ -94,79 +90,6 @@ def resolve_model_dir(model: str | os.PathLike | None) -> Path:
         return Path(model)
     raise VawganError(f"{model}: model directory not found (nor a packaged model: {', '.join(PRETRAINED_MODELS)}); "
                       "train one with `vawgan train`")
-
-
-def convert_f0(f0: np.ndarray, source_lf0: tuple[float, float], target_lf0: tuple[float, float]) -> np.ndarray:
-    """Map F0 from the source's log-F0 Gaussian to the target's, on voiced frames.
-
-    ``log f0' = (log f0 − μ_s) / σ_s · σ_t + μ_t`` where ``(μ, σ)`` are the mean
-    and standard deviation of log-F0 in Hz. Unvoiced frames (F0 = 0) stay 0.
-    """
-    f0 = np.asarray(f0, dtype=np.float64)
-    src_mean, src_std = source_lf0
-    tgt_mean, tgt_std = target_lf0
-    out = np.zeros_like(f0)
-    voiced = f0 > 0
-    out[voiced] = np.exp((np.log(f0[voiced]) - src_mean) / src_std * tgt_std + tgt_mean)
-    return out
-
-
-def gv_postfilter(mcep: np.ndarray, speech: np.ndarray, target_gv: np.ndarray, alpha: float) -> np.ndarray:
-    """Move the per-utterance variance of c1..cD towards ``target_gv`` (the classic GV postfilter).
-
-    ``mcep`` is one utterance's (T, D+1) c0..cD; over its ``speech`` frames each
-    dimension d of c1..cD is scaled around its mean by
-    ``(target_gv[d] / variance[d]) ** (alpha / 2)``: ``alpha = 1`` gives the
-    utterance the target's variance, ``0.5`` goes half-way in the log domain,
-    0 changes nothing. Silence frames get the same affine map, c0 is kept.
-    Over-smoothed conversions have too little variance; this undoes that
-    without training (Toda et al. 2007), at some MCD cost (docs/evaluation.md).
-    """
-    out = np.array(mcep, dtype=np.float64)
-    speech = np.asarray(speech, dtype=bool)
-    if alpha == 0 or speech.sum() < 2:
-        return out
-    frames = out[:, 1:]
-    mean = frames[speech].mean(axis=0)
-    variance = np.maximum(frames[speech].var(axis=0), 1e-12)
-    out[:, 1:] = mean + (frames - mean) * (np.asarray(target_gv, dtype=np.float64) / variance) ** (alpha / 2)
-    return out
-
-
-def lf0_statistics_of(f0: np.ndarray, fallback_std: float) -> tuple[float, float] | None:
-    """Mean and std of log-F0 over the voiced frames of one utterance.
-
-    Used when the source speaker is unknown. Returns None when nothing is
-    voiced (there is no F0 to convert). With too few voiced frames, or a flat
-    contour, the spread cannot be estimated and ``fallback_std`` (the target's)
-    is returned instead, so that the transform only moves the mean.
-    """
-    lf0 = np.log(np.asarray(f0, dtype=np.float64)[np.asarray(f0) > 0])
-    if lf0.size == 0:
-        return None
-    std = float(lf0.std())
-    if lf0.size < MIN_VOICED_FRAMES_FOR_STD or std < _MIN_LF0_STD:
-        std = float(fallback_std)
-    return float(lf0.mean()), std
-
-
-def normalize_unknown_source(mcep: np.ndarray, speech: np.ndarray, stats) -> np.ndarray:
-    """Normalize c1..cD of an input whose speaker the model does not know: its own mean, the global std.
-
-    A speaker's mean mel-cepstrum is much of what sets its voice apart (the
-    statistics of a known speaker remove it before encoding). The input's own
-    mean over its speech frames stands in for that speaker's, as its own log-F0
-    statistics do for the F0 transform; its per-dimension spread over one
-    utterance is too noisy to stand in for the speaker's, so the global std is
-    kept. With fewer than :data:`MIN_SPEECH_FRAMES_FOR_MEAN` speech frames the
-    global mean is used instead. Feature-level MCD on the Flite eval split with
-    the source left unknown: 4.40 → 3.77 dB with the ``parallel`` model, 6.28 →
-    6.19 dB with ``quick`` (docs/conversion.md).
-    """
-    global_mean, global_std = stats.mean_std(None)
-    speech = np.asarray(speech, dtype=bool)
-    mean = mcep[speech].mean(axis=0) if speech.sum() >= MIN_SPEECH_FRAMES_FOR_MEAN else global_mean
-    return (mcep - mean) / global_std
 
 
 def check_output_writable(path: str | os.PathLike) -> Path:
@@ -214,9 +137,6 @@ def export_numpy_weights(model_dir: str | os.PathLike, which: str = "vawgan", in
     :func:`vawgan.model_dir.read_numpy_weights` take it without its source.
     A plain copy whose ``.pt`` has gone is not used.
     """
-    from vawgan.checkpoint import forget_hash, hashed_write, load_checkpoint
-    from vawgan.model_dir import WEIGHT_FILES
-
     weights = Path(model_dir) / WEIGHT_FILES[which]
     state = load_checkpoint(weights)
     arrays = {f"{net}/{key}": value.detach().cpu().numpy()
@@ -274,13 +194,6 @@ class NumpyModel:
 
     @classmethod
     def load(cls, model_dir: Path, which: str) -> "NumpyModel | None":
-        import zipfile
-
-        from vawgan.checkpoint import check_hash
-        from vawgan.model_dir import (SPEAKERS_FILE, STATS_FILE, WEIGHT_FILES, check_finite_weights,
-                                      is_inference_only, load_model_config, read_speakers)
-        from vawgan.stats import Statistics
-
         weights = model_dir / WEIGHT_FILES.get(which, f"{which}.pt")
         arrays = weights.with_suffix(".npz")
         if not arrays.is_file():
@@ -315,7 +228,7 @@ class NumpyModel:
         """(μ, log σ²) of frames ``rows`` (default all) of one utterance's normalized frames (T, D).
 
         With encoder context each frame is encoded with its window of
-        neighbouring frames, as in training (:func:`vawgan.data.stack_context`).
+        neighbouring frames, as in training (:func:`vawgan.features.context.stack_context`).
         """
         inputs = stack_context(frames, self.config.model.context_frames, rows)
         mu, logvar = np.split(_mlp(inputs, self.encoder_layers), 2, axis=1)
@@ -337,8 +250,6 @@ def load_networks(model_dir: Path, which: str, device: str):
     """
     network = NumpyModel.load(model_dir, which) if device == "cpu" and model_dir.is_dir() else None
     if network is None:
-        from vawgan.model_dir import WEIGHT_FILES, load_model
-
         network = load_model(model_dir, which=which, device=device)
         if device == "cpu" and os.access(model_dir, os.W_OK) and (model_dir / WEIGHT_FILES[which]).is_file():
             # torch is loaded now anyway. The copy is only a cache: failing to write it (a full disk)
@@ -357,8 +268,6 @@ def analysis_settings(features, f0_method: str | None = None, aperiodicity_step:
     ``--aperiodicity-step``) replace the model's values unless None; they are
     checked here, so that a bad value stops a conversion before any work.
     """
-    from vawgan.features.world import F0_METHODS
-
     if f0_method is not None:
         if f0_method not in F0_METHODS:
             raise VawganError(f"--f0-method {f0_method!r} is not one of {', '.join(F0_METHODS)}")
@@ -453,8 +362,6 @@ class Converter:
 
     def _choose_members(self, members: int | None) -> list[Path]:
         """The first ``members - 1`` ensemble members holding the weights (None: all of them), each checked."""
-        from vawgan.model_dir import check_member, has_weights, member_dirs
-
         if members is not None and members < 1:
             raise VawganError(f"--members {members}: must be at least 1 (1: the directory's own model alone)")
         available = [member for member in member_dirs(self.model_dir) if has_weights(member, self.which)]
@@ -469,8 +376,6 @@ class Converter:
     @property
     def weights_time(self) -> float:
         """When the newest weights in use were written (each model's ``.pt``, or its NumPy copy without one)."""
-        from vawgan.model_dir import WEIGHT_FILES
-
         times = []
         for model_dir in self.model_dirs:
             weights = model_dir / WEIGHT_FILES[self.which]
@@ -544,13 +449,11 @@ class Converter:
         """:meth:`_encode_decode` with one model's networks (a :class:`NumpyModel` or a ``LoadedModel``).
 
         With encoder context each frame is encoded with its window of
-        neighbouring frames, as in training (:func:`vawgan.data.stack_context`).
+        neighbouring frames, as in training (:func:`vawgan.features.context.stack_context`).
         Long utterances go through the networks in batches of frames
         (:func:`vawgan.features.world.in_frame_batches`), so that the hidden
         layers' activations (up to 8 kB per frame) stay small.
         """
-        from vawgan.features.world import in_frame_batches
-
         if isinstance(network, NumpyModel):
             def numpy_batch(rows: slice) -> np.ndarray:
                 mu, logvar = network.encode(normalized, rows)
@@ -558,20 +461,10 @@ class Converter:
                 return network.decode(z, target_index).astype(np.float64)
 
             return in_frame_batches(numpy_batch, len(normalized))
-        import torch
+        from vawgan.models.networks import decode_utterance  # imports torch: only for the PyTorch networks
 
-        device = network.device
-
-        def torch_batch(rows: slice) -> np.ndarray:
-            inputs = stack_context(normalized, network.config.model.context_frames, rows)
-            x = torch.from_numpy(inputs.astype(np.float32)).to(device)
-            mu, logvar = network.encoder(x)
-            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
-            speaker_ids = torch.full((x.shape[0],), target_index, dtype=torch.long, device=device)
-            return network.decoder(z, speaker_ids).cpu().numpy().astype(np.float64)
-
-        with torch.inference_mode():
-            return in_frame_batches(torch_batch, len(normalized))
+        return decode_utterance(network.encoder, network.decoder, normalized, target_index,
+                                network.config.model.context_frames, sample=sample)
 
     def analyze_file(self, path: str | os.PathLike, source: str | None = None,
                      progress: Progress | None = None) -> UtteranceFeatures:
@@ -580,8 +473,6 @@ class Converter:
         The source speaker's F0 search range is used when the config sets one.
         ``progress`` hears how the analysis advances (:data:`vawgan.features.world.Progress`).
         """
-        from vawgan.features.world import analyze_file
-
         return analyze_file(path, self.feature_config, speaker=source, threads=self.threads, progress=progress)
 
     def convert_audio(self, x: np.ndarray, target: str, source: str | None = None, sample: bool = False,
@@ -591,8 +482,6 @@ class Converter:
         ``name`` is how errors refer to the signal; ``progress`` hears how the
         analysis and the synthesis advance (:data:`vawgan.features.world.Progress`).
         """
-        from vawgan.features.world import analyze
-
         feats = analyze(x, self.sample_rate, self.feature_config, speaker=source, name=name, threads=self.threads,
                         progress=progress)
         return self.render(self.convert_features(feats, source, target, sample=sample), target, progress=progress)
@@ -603,19 +492,19 @@ class Converter:
         The compensation's re-analysis uses the target's F0 floor, as the
         analysis of the target's own recordings does.
         """
-        from vawgan.features.world import render
-
         floor, _ = self.feature_config.f0_range(target)
         return render(converted, self.vocoder_compensation, floor, threads=self.threads, progress=progress)
 
     def write_converted(self, feats: UtteranceFeatures, out_wav: str | os.PathLike, target: str,
-                        source: str | None = None, sample: bool = False, progress: Progress | None = None) -> Path:
-        """Convert analysed features to ``target``, synthesize and write ``out_wav`` atomically (peak-safe)."""
-        from vawgan.audio import write_audio
+                        source: str | None = None, sample: bool = False, progress: Progress | None = None,
+                        warn: bool = True) -> float:
+        """Convert analysed features to ``target``, synthesize and write ``out_wav`` atomically (peak-safe).
 
+        Returns how many dB the output was scaled down to avoid clipping
+        (:func:`vawgan.audio.write_audio`, which warns unless ``warn`` is False).
+        """
         y = self.render(self.convert_features(feats, source, target, sample=sample), target, progress=progress)
-        write_audio(out_wav, y, self.sample_rate)
-        return Path(out_wav)
+        return write_audio(out_wav, y, self.sample_rate, warn=warn)
 
     def convert_file(self, in_wav: str | os.PathLike, out_wav: str | os.PathLike, target: str,
                      source: str | None = None, sample: bool = False, progress: Progress | None = None) -> Path:
@@ -633,4 +522,5 @@ class Converter:
         if source is not None:
             self.check_speaker(source)
         feats = self.analyze_file(in_wav, source, progress=progress)
-        return self.write_converted(feats, out_wav, target, source, sample=sample, progress=progress)
+        self.write_converted(feats, out_wav, target, source, sample=sample, progress=progress)
+        return out_wav

@@ -9,8 +9,8 @@ feature file) are left out by default, as they are from the statistics.
 
 Encoder context (``model.context_frames`` k > 0): the encoder then sees each
 frame with its k neighbours on either side, 2k + 1 frames of the same
-utterance side by side (:func:`context_windows`; the first and last frame
-repeated beyond the utterance's ends). Neighbours are taken from *all* frames
+utterance side by side (:func:`vawgan.features.context.context_windows`; the
+first and last frame repeated beyond the utterance's ends). Neighbours are taken from *all* frames
 of the utterance, silence included, as conversion sees them. Rather than
 stacking every window (17 × 39 floats per frame at k = 8), a set keeps each
 utterance's normalized frames once in a table and every row's window as
@@ -19,39 +19,19 @@ indices into it; a training step gathers its batch's windows.
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from vawgan.alignment import align, align_speakers
 from vawgan.corpus import read_manifest
 from vawgan.errors import VawganError
-from vawgan.features.store import UtteranceFeatures, feature_path, load_features
+from vawgan.features.context import context_windows
+from vawgan.features.store import load_features, parallel_features
 from vawgan.stats import Statistics
-
-
-def context_windows(num_frames: int, context: int, rows: slice = slice(None)) -> np.ndarray:
-    """Frame indices of the encoder windows of frames ``rows`` (default all) in an utterance of ``num_frames``.
-
-    Row t is ``t - context .. t + context`` clipped to ``0 .. num_frames - 1``
-    (the edge frames repeat), shape (rows, 2 * context + 1). The
-    encoder's input for frame t is ``frames[windows[t]].reshape(-1)``: the
-    window's frames one after another, earliest first. ``context = 0`` gives
-    each frame alone.
-    """
-    if context < 0:
-        raise ValueError(f"context must not be negative, got {context}")
-    offsets = np.arange(-context, context + 1, dtype=np.int64)
-    return np.clip(np.arange(num_frames, dtype=np.int64)[rows, None] + offsets, 0, max(num_frames - 1, 0))
-
-
-def stack_context(frames: np.ndarray, context: int, rows: slice = slice(None)) -> np.ndarray:
-    """The encoder inputs of frames ``rows`` (default all) of one utterance: (T, D) → (rows, (2 · context + 1) · D)."""
-    if context == 0:
-        return frames[rows]
-    windows = context_windows(len(frames), context, rows)
-    return frames[windows].reshape(len(windows), -1)
 
 
 @dataclass
@@ -211,33 +191,12 @@ class PairSet:
         return int(self.source.shape[0])
 
 
-def parallel_features(utterances: list, feature_dir: str | os.PathLike, source: str,
-                      target: str) -> list[tuple[UtteranceFeatures, UtteranceFeatures]]:
-    """The (source, target) features of each sentence both speakers recorded in ``utterances`` (a manifest)."""
-    from vawgan.corpus import parallel_pairs
-
-    return [(load_features(feature_path(feature_dir, source, src_utt.utt_id)),
-             load_features(feature_path(feature_dir, target, tgt_utt.utt_id)))
-            for src_utt, tgt_utt in parallel_pairs(utterances, source, target, split=None)]
-
-
-def parallel_speech_frames(utterances: list, feature_dir: str | os.PathLike, source: str,
-                           target: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(source c1..cD, target c1..cD) speech frames of each sentence both speakers recorded, unaligned.
-
-    The parallel training data of the GMM baseline; ``utterances`` is a
-    manifest (or split), features are ``vawgan extract``'s.
-    """
-    return [(src.mcep[src.speech, 1:], tgt.mcep[tgt.speech, 1:])
-            for src, tgt in parallel_features(utterances, feature_dir, source, target)]
-
-
 def load_pairs(feature_dir: str | os.PathLike, manifest: str | os.PathLike, stats: Statistics,
                speakers: list[str], context: int = 0, convert=None) -> PairSet:
     """Align every parallel sentence of ``manifest`` (same utterance id, two of ``speakers``) frame by frame.
 
     The speech frames of both recordings are aligned along a DTW path
-    (:func:`vawgan.evaluate.metrics.align_speakers`, as for the GMM baseline),
+    (:func:`vawgan.alignment.align_speakers`, as for the GMM baseline),
     once per speaker pair; the path read both ways gives the pairs of both
     directions. With ``convert`` (a callable ``(features, source, target)``
     returning the source utterance's c1..cD converted to ``target``, frame for
@@ -247,10 +206,6 @@ def load_pairs(feature_dir: str | os.PathLike, manifest: str | os.PathLike, stat
     ``context`` > 0 also builds the source frames' encoder windows. A
     manifest without parallel sentences is a :class:`VawganError`.
     """
-    import itertools
-
-    from vawgan.evaluate.metrics import align, align_speakers
-
     utterances = read_manifest(manifest)
     sources, targets, target_ids, sentences = [], [], [], 0
     windows = _ContextBuilder(context)

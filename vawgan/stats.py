@@ -3,7 +3,7 @@
 Per-dimension mean and standard deviation of the mel-cepstrum c1..cD over
 speech frames, globally and per speaker; per-speaker global variance (GV: the
 mean over utterances of each utterance's variance of c1..cD, the target of the
-GV postfilter, :func:`vawgan.convert.gv_postfilter`); per-speaker mean and
+GV postfilter, :func:`vawgan.transforms.gv_postfilter`); per-speaker mean and
 standard deviation of log-F0 over voiced frames. One ``.npz`` file holds them
 all and travels with every model directory.
 """
@@ -17,6 +17,7 @@ from typing import Iterable
 import numpy as np
 
 from vawgan.errors import VawganError
+from vawgan.features.store import feature_path, load_features
 from vawgan.utils import read_npz, save_npz_atomic
 
 _STD_FLOOR = 1e-8
@@ -187,8 +188,6 @@ def compute_corpus_statistics(utterances, feature_dir: str | os.PathLike) -> tup
     (skipped as unusable during extraction) are left out and counted; none at
     all is an error. Returns ``(statistics, number left out)``.
     """
-    from vawgan.features.store import feature_path, load_features
-
     utterances = list(utterances)
     present = [(u, feature_path(feature_dir, u.speaker, u.utt_id)) for u in utterances]
     present = [(u, p) for u, p in present if p.is_file()]

@@ -49,23 +49,28 @@ the first bad step and the last good checkpoint.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from vawgan.checkpoint import load_checkpoint, save_checkpoint
 from vawgan.config import Config
 from vawgan.corpus import read_manifest, shared_train_sentences
-from vawgan.data import FrameSet, PairSet
+from vawgan.data import FrameSet, PairSet, load_frames, load_pairs
 from vawgan.errors import VawganError
 from vawgan.losses import adversarial_weight, critic_loss, gaussian_nll, reparameterize, vae_loss
-from vawgan.model_dir import CHECKPOINT_FILE, WEIGHT_FILES, member_dir, save_weights
+from vawgan.model_dir import CHECKPOINT_FILE, WEIGHT_FILES, load_model, member_dir, prepare_model_dir, save_weights
 from vawgan.models import build_models, encoder_input_dim
+from vawgan.models.networks import decode_utterance
 from vawgan.runlog import RunLogger
-from vawgan.utils import configure_cpu, frozen, seed_everything
+from vawgan.stats import Statistics
+from vawgan.utils import configure_cpu, frozen, resolve_device, seed_everything
 
 PHASES = ("vae", "critic", "adversarial")
 
@@ -729,8 +734,6 @@ def _train_in(model_dir, config: Config, frames: FrameSet, pairs: PairSet | None
     """Prepare ``model_dir`` (rank 0) and run ``phases`` of a :class:`Trainer` in it, all processes in step."""
     import torch.distributed as dist
 
-    from vawgan.model_dir import prepare_model_dir
-
     trainer = Trainer(config, frames, model_dir, device, progress=progress, pairs=pairs)  # checks settings first
     if rank == 0:
         prepare_model_dir(model_dir, config, stats, frames.speakers)
@@ -746,7 +749,7 @@ def realign_pairs(config: Config, frames: FrameSet, feature_dir, manifest, stats
                   progress: bool = True, rank: int = 0) -> PairSet:
     """The parallel pairs, aligned with the help of a provisional model (``train.realign_epochs``).
 
-    Cross-speaker DTW (:func:`vawgan.evaluate.metrics.align_speakers`) pairs
+    Cross-speaker DTW (:func:`vawgan.alignment.align_speakers`) pairs
     frames of two voices on features that still differ by speaker. Here a
     provisional VAE is trained for ``train.realign_epochs`` epochs on those
     pairs, in ``<model_dir>/alignment`` (a complete model directory); it
@@ -762,12 +765,6 @@ def realign_pairs(config: Config, frames: FrameSet, feature_dir, manifest, stats
     the ones it was trained on (and the direct alignment is not computed at
     all); a fresh one trains a new provisional model.
     """
-    import dataclasses
-    import shutil
-
-    from vawgan.convert import Converter
-    from vawgan.data import load_pairs
-
     context = config.model.context_frames
     align_dir = Path(model_dir) / ALIGNMENT_DIR
     if not ((Path(model_dir) / CHECKPOINT_FILE).is_file() and (align_dir / WEIGHT_FILES["vae"]).is_file()):
@@ -780,10 +777,15 @@ def realign_pairs(config: Config, frames: FrameSet, feature_dir, manifest, stats
         provisional = dataclasses.replace(config, train=dataclasses.replace(
             config.train, vae_epochs=config.train.realign_epochs, realign_epochs=0, tensorboard=False))
         _train_in(align_dir, provisional, frames, direct, stats, device, ("vae",), False, progress, rank)
-    converter = Converter(align_dir, which="vae", device="cpu")
+    provisional_model = load_model(align_dir, which="vae", device="cpu")
+    provisional_stats = provisional_model.stats
 
-    def convert(feats, source: str, target: str):
-        return converter.convert_features(feats, source, target).mcep[:, 1:]
+    def convert(feats, source: str, target: str) -> np.ndarray:
+        """The source utterance's c1..cD converted to ``target`` by the provisional VAE (its posterior mean)."""
+        normalized = provisional_stats.normalize(np.asarray(feats.mcep, dtype=np.float64)[:, 1:], source)
+        decoded = decode_utterance(provisional_model.encoder, provisional_model.decoder, normalized,
+                                   provisional_model.speaker_index(target), context)
+        return provisional_stats.denormalize(decoded, target)
 
     return load_pairs(feature_dir, manifest, stats, frames.speakers, context=context, convert=convert)
 
@@ -794,8 +796,6 @@ def ensemble_runs(config: Config, model_dir: str | os.PathLike) -> list[tuple[Co
     Member k (1 .. members - 1) is the same config with seed ``seed + k`` and
     ``members: 1`` (it is one model), in :func:`vawgan.model_dir.member_dir`.
     """
-    import dataclasses
-
     members = config.train.members
     if members < 1:
         raise VawganError(f"train.members={members}: must be at least 1 (1: one model, no ensemble)")
@@ -842,10 +842,6 @@ def train_model(config: Config, feature_dir: str | os.PathLike, manifest: str | 
     Their trainers are the returned trainer's ``members``.
     """
     import torch.distributed as dist
-
-    from vawgan.data import load_frames, load_pairs
-    from vawgan.stats import Statistics
-    from vawgan.utils import resolve_device
 
     check_protocol(config, manifest)
     joins_group_here = not dist.is_initialized()

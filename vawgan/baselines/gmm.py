@@ -8,7 +8,7 @@ Training (:func:`train_gmm`):
 1. for each parallel training sentence, keep the speech frames of both sides,
    append delta features (window ``[-0.5, 0, 0.5]``) to c1..cD, and pair the
    frames along a DTW path on the static features
-   (:func:`vawgan.evaluate.metrics.align_speakers`, as for the VAW-GAN's parallel pairs);
+   (:func:`vawgan.alignment.align_speakers`, as for the VAW-GAN's parallel pairs);
 2. fit one Gaussian mixture (``sklearn.mixture.GaussianMixture``) to the joint
    vectors ``[x, Δx, y, Δy]``;
 3. ``realign`` times (default once, as sprocket iterates its alignment):
@@ -26,27 +26,51 @@ Conversion (:meth:`JointGMM.convert`), sprocket's "suboptimal mixture sequence" 
    linear system per dimension.
 
 c0 and the aperiodicity stay the source's and F0 goes through the same
-log-Gaussian transform as the neural systems (:func:`vawgan.convert.convert_f0`),
+log-Gaussian transform as the neural systems (:func:`vawgan.transforms.convert_f0`),
 so the comparison isolates the spectral mapping.
+
+A folder of the baseline holds one model per ordered speaker pair,
+``<source>-<target>.npz`` (:func:`model_path`). :class:`PairModels` converts
+utterances with such a folder, the one way every caller (``vawgan
+gmm-convert``, the feature-level evaluation, the figures) converts with the
+baseline; :func:`write_conversions` writes a manifest's conversions as wavs.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+import logging
 import os
+import warnings
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+import scipy.sparse as sparse
+from scipy.sparse.linalg import spsolve
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
 
+from vawgan.alignment import align, align_speakers
+from vawgan.audio import scaling_summary, write_audio
+from vawgan.corpus import parallel_pairs
 from vawgan.errors import VawganError
-from vawgan.utils import read_npz, save_npz_atomic
+from vawgan.features.store import UtteranceFeatures, feature_path, load_features, parallel_speech_frames
+from vawgan.features.world import render
+from vawgan.stats import Statistics
+from vawgan.transforms import convert_f0
+from vawgan.utils import bar_disabled, read_npz, save_npz_atomic
+
+log = logging.getLogger(__name__)
 
 DELTA_WINDOW = (-0.5, 0.0, 0.5)
 
 
 def delta_matrix(num_frames: int):
     """Sparse (T, T) matrix W with (W @ x)_t = 0.5·(x_{t+1} − x_{t−1}), edges repeating the end frames."""
-    import scipy.sparse as sparse
-
     t = np.arange(num_frames)
     rows = np.concatenate([t, t])
     cols = np.concatenate([np.minimum(t + 1, num_frames - 1), np.maximum(t - 1, 0)])
@@ -68,9 +92,6 @@ def mlpg(means: np.ndarray, variances: np.ndarray) -> np.ndarray:
     Σ_t (y_t − μ_t)²/σ²_t + ((W y)_t − μΔ_t)²/σΔ²_t, i.e. solve
     (P + Wᵀ PΔ W) y = P μ + Wᵀ PΔ μΔ.
     """
-    import scipy.sparse as sparse
-    from scipy.sparse.linalg import spsolve
-
     means = np.asarray(means, dtype=np.float64)
     precisions = 1.0 / np.asarray(variances, dtype=np.float64)
     num_frames, width = means.shape
@@ -90,11 +111,9 @@ def joint_frames(pairs: Iterable[tuple[np.ndarray, np.ndarray]], aligner: "Joint
     """DTW-aligned joint vectors ``[x, Δx, y, Δy]`` from (source c1..cD, target c1..cD) speech-frame pairs.
 
     Without ``aligner`` the two voices are aligned directly
-    (:func:`vawgan.evaluate.metrics.align_speakers`); with one, along the DTW
+    (:func:`vawgan.alignment.align_speakers`); with one, along the DTW
     path between ``aligner``'s conversion of the source and the target.
     """
-    from vawgan.evaluate.metrics import align, align_speakers
-
     rows = []
     for source, target in pairs:
         if aligner is None:
@@ -131,8 +150,6 @@ class JointGMM:
 
     def _prepare(self) -> None:
         """Precompute per-mixture source marginals and conditional regressions."""
-        from sklearn.mixture import GaussianMixture
-
         h = 2 * self.dim  # width of [x, Δx] and of [y, Δy]
         sxx = self.covariances[:, :h, :h]
         syx = self.covariances[:, h:, :h]
@@ -152,8 +169,6 @@ class JointGMM:
         source = np.asarray(source, dtype=np.float64)
         if source.ndim != 2 or source.shape[1] != self.dim:
             raise ValueError(f"expected (T, {self.dim}) source frames, got {source.shape}")
-        from threadpoolctl import threadpool_limits
-
         x = with_deltas(source)
         with threadpool_limits(limits=1):  # small matrices: one BLAS thread is faster (see train_gmm)
             mixture = self._marginal.predict(x)
@@ -209,12 +224,6 @@ def train_gmm(pairs: Iterable[tuple[np.ndarray, np.ndarray]], n_components: int 
 def _fit_joint(joint: np.ndarray, n_components: int, covariance_type: str, max_iter: int, seed: int,
                max_frames: int | None) -> JointGMM:
     """One EM fit of :func:`train_gmm` to the joint vectors ``joint``."""
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.mixture import GaussianMixture
-    from threadpoolctl import threadpool_limits
-
     if max_frames is not None and len(joint) > max_frames:
         joint = joint[np.linspace(0, len(joint) - 1, max_frames).round().astype(int)]
     if len(joint) < 10 * n_components:
@@ -238,8 +247,6 @@ def train_pair(utterances: list, feature_dir: str | os.PathLike, source: str, ta
 
     Features come from ``vawgan extract`` (``<feature_dir>/<speaker>/<utt_id>.npz``); speech frames only.
     """
-    from vawgan.data import parallel_speech_frames
-
     pairs = parallel_speech_frames(utterances, feature_dir, source, target)
     if not pairs:
         raise VawganError(f"no parallel sentences of {source} and {target} in the manifest; the GMM baseline "
@@ -253,10 +260,73 @@ def convert_features(gmm: JointGMM, feats, source_lf0: tuple[float, float], targ
 
     c0 and the coded aperiodicity stay the source's, as in the neural systems.
     """
-    import dataclasses
-
-    from vawgan.convert import convert_f0
-
     mcep = np.asarray(feats.mcep, dtype=np.float64).copy()
     mcep[:, 1:] = gmm.convert(mcep[:, 1:])
     return dataclasses.replace(feats, mcep=mcep, f0=convert_f0(feats.f0, source_lf0, target_lf0))
+
+
+def model_path(gmm_dir: str | os.PathLike, source: str, target: str) -> Path:
+    """Where a folder of the baseline keeps the model of one ordered speaker pair: ``<gmm_dir>/<source>-<target>.npz``."""
+    return Path(gmm_dir) / f"{source}-{target}.npz"
+
+
+class PairModels:
+    """The models of one folder of the baseline (:func:`model_path`), converting utterances between their speakers.
+
+    ``stats`` gives the speakers' log-F0 statistics for the F0 transform. Each
+    pair's model is read from its file once, when first needed.
+    """
+
+    def __init__(self, gmm_dir: str | os.PathLike, stats: Statistics):
+        self.gmm_dir = Path(gmm_dir)
+        self.stats = stats
+        self._models: dict[tuple[str, str], JointGMM] = {}
+
+    def has_pair(self, source: str, target: str) -> bool:
+        """True when the folder holds a model from ``source`` to ``target``."""
+        return model_path(self.gmm_dir, source, target).is_file()
+
+    def convert_features(self, feats: UtteranceFeatures, source: str, target: str) -> UtteranceFeatures:
+        """One utterance's features converted from ``source`` to ``target`` (see :func:`convert_features`)."""
+        if (source, target) not in self._models:
+            self._models[source, target] = JointGMM.load(model_path(self.gmm_dir, source, target))
+        lf0 = self.stats.lf0_mean, self.stats.lf0_std
+        return convert_features(self._models[source, target], feats, (lf0[0][source], lf0[1][source]),
+                                (lf0[0][target], lf0[1][target]))
+
+
+def write_conversions(gmm_dir: str | os.PathLike, utterances: list, feature_dir: str | os.PathLike,
+                      stats: Statistics, feature_config, out_dir: str | os.PathLike,
+                      vocoder_compensation: bool = False, progress: bool = True) -> int:
+    """Convert every sentence of ``utterances`` (a manifest) that both speakers of a pair in ``gmm_dir`` recorded.
+
+    The source's features (``vawgan extract``'s, in ``feature_dir``) are
+    converted by :class:`PairModels` and rendered by WORLD (after vocoder
+    compensation when asked, with the target's F0 floor from
+    ``feature_config``) into ``<out_dir>/<source>-<target>/<utt_id>.wav``.
+    Outputs scaled down to avoid clipping are reported in one warning.
+    Returns the number of wavs written.
+    """
+    speakers = sorted({u.speaker for u in utterances})
+    models = PairModels(gmm_dir, stats)
+    pairs = [pair for pair in itertools.permutations(speakers, 2) if models.has_pair(*pair)]
+    if not pairs:
+        raise VawganError(f"{gmm_dir}: no GMM models (<src>-<tgt>.npz) for the speakers of the manifest "
+                          f"({', '.join(speakers)}); run `vawgan gmm-train` first")
+    jobs = []
+    for source, target in pairs:
+        for name in (source, target):
+            stats.mean_std(name)  # a clear error when the statistics lack a speaker
+        jobs += [(source, target, src_utt.utt_id)
+                 for src_utt, _ in parallel_pairs(utterances, source, target, split=None)]
+    reductions = []
+    for source, target, utt_id in tqdm(jobs, desc="gmm convert", unit="utt", disable=bar_disabled(progress)):
+        feats = load_features(feature_path(feature_dir, source, utt_id))
+        converted = models.convert_features(feats, source, target)
+        y = render(converted, vocoder_compensation, feature_config.f0_range(target)[0])
+        reductions.append(write_audio(Path(out_dir) / f"{source}-{target}" / f"{utt_id}.wav", y, feats.fs,
+                                      warn=False))
+    summary = scaling_summary(reductions)
+    if summary:
+        log.warning(summary)
+    return len(jobs)

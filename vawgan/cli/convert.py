@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -230,8 +231,10 @@ class _ModelSystem:
     def prepare(self, path: Path, speaker: str | None):
         return self.converter.analyze_file(path, speaker)
 
-    def write(self, feats, job: Job) -> None:
-        self.converter.write_converted(feats, job.out_path, job.target, job.source, sample=self.sample)
+    def write(self, feats, job: Job) -> float:
+        """Write one output; returns how many dB it was scaled down to avoid clipping."""
+        return self.converter.write_converted(feats, job.out_path, job.target, job.source, sample=self.sample,
+                                              warn=False)
 
 
 class _ReferenceSystem:
@@ -252,7 +255,8 @@ class _ReferenceSystem:
         feats = analyze_file(path, self.feature_config, speaker=speaker)
         return render(feats, self.vocoder_compensation, self.feature_config.f0_range(speaker)[0])
 
-    def write(self, prepared, job: Job) -> None:
+    def write(self, prepared, job: Job) -> float:
+        """Write one output; returns how many dB it was scaled down to avoid clipping (0.0 for a copy)."""
         import shutil
 
         from vawgan.audio import write_audio
@@ -261,8 +265,8 @@ class _ReferenceSystem:
         if self.name == "copy":
             with atomic_path(job.out_path) as tmp:
                 shutil.copyfile(prepared, tmp)
-        else:
-            write_audio(job.out_path, prepared, self.feature_config.sample_rate)
+            return 0.0
+        return write_audio(job.out_path, prepared, self.feature_config.sample_rate, warn=False)
 
 
 def _read_list(path: Path) -> list[Path]:
@@ -371,6 +375,7 @@ def _run_batch(jobs: list[Job], args: argparse.Namespace, system) -> int:
 
     from tqdm import tqdm
 
+    from vawgan.audio import scaling_summary
     from vawgan.features.extract import map_files
     from vawgan.utils import check_not_an_input
 
@@ -378,22 +383,26 @@ def _run_batch(jobs: list[Job], args: argparse.Namespace, system) -> int:
     todo = sorted((j for j in jobs if args.overwrite or not _up_to_date(j, system.stamp)),
                   key=lambda j: (str(j.src_path), j.source or ""))
     tasks = [list(group) for _, group in groupby(todo, key=lambda j: (j.src_path, j.source))]
-    written = 0
-    for _, (count, error), _ in map_files(functools.partial(_convert_task, system), tasks, args.jobs,
-                                          desc=f"convert ({system.name})"):
-        written += count
+    reductions = []
+    for _, (task_reductions, error), _ in map_files(functools.partial(_convert_task, system), tasks, args.jobs,
+                                                    desc=f"convert ({system.name})"):
+        reductions += task_reductions
         if error is not None:
             tqdm.write(f"vawgan convert: skipped: {error}", file=sys.stderr)
+    written = len(reductions)
     failed = len(todo) - written
     kept = len(jobs) - len(todo)
     print(f"{system.name}: wrote {written} file(s) into {args.output}"
           + (f", {kept} already up to date" if kept else "")
           + (f", {failed} not written because of errors" if failed else ""))
+    summary = scaling_summary(reductions)
+    if summary:
+        logging.getLogger(__name__).warning(summary)
     return 1 if failed else 0
 
 
-def _convert_task(system, group: list[Job]) -> tuple[int, str | None]:
-    """Prepare one input and write its outputs: ``(files written, error message or None)``.
+def _convert_task(system, group: list[Job]) -> tuple[list[float], str | None]:
+    """Prepare one input and write its outputs: ``(dB each written output was scaled down by, error or None)``.
 
     A :func:`map_files` task: ``system`` (the loaded model, or a reference
     system) is pickled to the worker process with each task — half a
@@ -402,15 +411,14 @@ def _convert_task(system, group: list[Job]) -> tuple[int, str | None]:
     from vawgan.errors import VawganError
 
     src_path, source = group[0].src_path, group[0].source
-    written = 0
+    reductions = []
     try:
         prepared = system.prepare(src_path, source)
         for job in group:
-            system.write(prepared, job)
-            written += 1
+            reductions.append(system.write(prepared, job))
     except VawganError as exc:
-        return written, str(exc) if str(src_path) in str(exc) else f"{src_path}: {exc}"
-    return written, None
+        return reductions, str(exc) if str(src_path) in str(exc) else f"{src_path}: {exc}"
+    return reductions, None
 
 
 def _up_to_date(job: Job, stamp: float) -> bool:

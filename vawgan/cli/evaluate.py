@@ -197,8 +197,11 @@ def _int_list(text: str, option: str, length: int | None = None) -> tuple[int, .
     return values
 
 
-def _train_gmm_pair(job) -> str:
-    """Train and save one ordered speaker pair's GMM (one task of ``gmm-train``); returns its summary line."""
+def _train_gmm_pair(job) -> tuple[str, bool]:
+    """Train and save one ordered speaker pair's GMM (one task of ``gmm-train``).
+
+    Returns its summary line and whether EM converged within ``--max-iter``.
+    """
     import time
 
     from vawgan.baselines.gmm import train_pair
@@ -209,75 +212,56 @@ def _train_gmm_pair(job) -> str:
                      covariance_type=args.covariance, max_iter=args.max_iter, seed=args.seed,
                      max_frames=args.max_frames or None, realign=args.realign)
     gmm.save(path)
-    em = (f"EM converged after {gmm.em_iterations} iterations" if gmm.em_converged else
-          f"EM stopped at the {gmm.em_iterations}-iteration limit before converging (--max-iter raises it)")
-    return (f"{path}: {args.components} {args.covariance}-covariance components, {args.realign} re-alignment "
-            f"pass(es), {time.perf_counter() - start:.1f} s; {em}")
+    line = (f"{path}: {args.components} {args.covariance}-covariance components, {args.realign} re-alignment "
+            f"pass(es), {time.perf_counter() - start:.1f} s, {gmm.em_iterations} EM iterations")
+    return line, gmm.em_converged
 
 
 def run_gmm_train(args: argparse.Namespace) -> int:
+    from vawgan.baselines.gmm import model_path
     from vawgan.corpus import read_manifest
     from vawgan.errors import VawganError
 
     if args.jobs < 1:
         raise VawganError(f"--jobs {args.jobs}: use 1 or more worker processes")
     utterances = read_manifest(args.manifest)
-    out = Path(args.out)
     tasks = []
     for source, target in _speaker_pairs(utterances, args.pair):
-        path = out / f"{source}-{target}.npz"
+        path = model_path(args.out, source, target)
         if path.is_file() and not args.overwrite:
             print(f"{path}: exists, skipped (--overwrite retrains)")
             continue
         tasks.append((args, utterances, source, target, path))
+    unconverged = []
+
+    def report(results) -> None:
+        for task, (line, converged) in zip(tasks, results):
+            print(line, flush=True)
+            if not converged:
+                unconverged.append(task[4].stem)
+
     if args.jobs > 1 and len(tasks) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
         # EM runs on one BLAS thread (train_gmm), so N pairs at once use N cores.
         with ProcessPoolExecutor(max_workers=min(args.jobs, len(tasks))) as pool:
-            for line in pool.map(_train_gmm_pair, tasks):
-                print(line, flush=True)
+            report(pool.map(_train_gmm_pair, tasks))
     else:
-        for task in tasks:
-            print(_train_gmm_pair(task), flush=True)
+        report(map(_train_gmm_pair, tasks))
+    if unconverged:
+        print(f"EM reached the {args.max_iter}-iteration limit before converging for {len(unconverged)} of "
+              f"{len(tasks)} pair(s) ({', '.join(unconverged)}); --max-iter raises the limit", flush=True)
     return 0
 
 
 def run_gmm_convert(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from vawgan.audio import write_audio
-    from vawgan.baselines.gmm import JointGMM, convert_features
-    from vawgan.corpus import parallel_pairs, read_manifest
-    from vawgan.errors import VawganError
-    from vawgan.evaluate.report import split_pair_name
-    from vawgan.features.store import feature_path, load_features
-    from vawgan.features.world import render
+    from vawgan.baselines.gmm import write_conversions
+    from vawgan.corpus import read_manifest
     from vawgan.stats import Statistics
-    from vawgan.utils import bar_disabled
 
     feature_config = config_from_args(args).features
-    utterances = read_manifest(args.manifest)
-    stats = Statistics.load(args.stats)
-    models = sorted(Path(args.gmm).glob("*.npz"))
-    if not models:
-        raise VawganError(f"{args.gmm}: no GMM models (<src>-<tgt>.npz); run `vawgan gmm-train` first")
-    speakers = sorted({u.speaker for u in utterances})
-    jobs = []
-    for model_path in models:
-        source, target = split_pair_name(model_path.stem, speakers)
-        for s in (source, target):
-            stats.mean_std(s)  # a clear error when the statistics lack a speaker
-        for src_utt, _ in parallel_pairs(utterances, source, target, split=None):
-            jobs.append((model_path, source, target, src_utt.utt_id))
-    loaded = {}
-    for model_path, source, target, utt_id in tqdm(jobs, desc="gmm convert", unit="utt",
-                                                   disable=bar_disabled(not args.no_progress)):
-        gmm = loaded.setdefault(model_path, JointGMM.load(model_path))
-        feats = load_features(feature_path(args.features, source, utt_id))
-        converted = convert_features(gmm, feats, (stats.lf0_mean[source], stats.lf0_std[source]),
-                                     (stats.lf0_mean[target], stats.lf0_std[target]))
-        y = render(converted, args.vocoder_compensation, feature_config.f0_range(target)[0])
-        write_audio(Path(args.out) / f"{source}-{target}" / f"{utt_id}.wav", y, feats.fs)
-    print(f"wrote {len(jobs)} wavs under {args.out}")
+    written = write_conversions(args.gmm, read_manifest(args.manifest), args.features, Statistics.load(args.stats),
+                                feature_config, args.out, vocoder_compensation=args.vocoder_compensation,
+                                progress=not args.no_progress)
+    print(f"wrote {written} wavs under {args.out}")
     return 0

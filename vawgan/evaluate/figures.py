@@ -17,14 +17,21 @@ import os
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
+from vawgan.alignment import align_speakers
+from vawgan.audio import load_audio
+from vawgan.baselines.gmm import PairModels
+from vawgan.convert import Converter
+from vawgan.corpus import parallel_pairs, read_manifest
 from vawgan.errors import VawganError
 from vawgan.evaluate import plots
+from vawgan.evaluate.metrics import global_variance, modulation_spectrum
+from vawgan.evaluate.report import POSTFILTER_COMPARISON, model_system, system_outputs
+from vawgan.features.store import feature_path, load_features
 
 
 def _pair_sentences(utterances, source: str, target: str, utt_id: str | None):
-    from vawgan.corpus import parallel_pairs
-
     pairs = parallel_pairs(utterances, source, target, split=None)
     if not pairs:
         raise VawganError(f"no sentence spoken by both {source} and {target} in the manifest; "
@@ -37,21 +44,14 @@ def _pair_sentences(utterances, source: str, target: str, utt_id: str | None):
 
 def _converted_features(model_dir, feature_dir, gmm_dir, pairs, source: str, target: str):
     """``{label: [UtteranceFeatures per sentence]}`` for natural target, VAE, VAW-GAN (and GMM), plus the sources."""
-    from vawgan.baselines.gmm import JointGMM
-    from vawgan.convert import Converter
-    from vawgan.evaluate.report import POSTFILTER_COMPARISON, model_system, system_outputs
-    from vawgan.features.store import feature_path, load_features
-    from vawgan.stats import Statistics
-
     sources = [load_features(feature_path(feature_dir, source, s.utt_id)) for s, _ in pairs]
     converters = {which: Converter(model_dir, which=which, device="cpu") for which in ("vae", "vawgan")}
-    stats = Statistics.load(Path(model_dir) / "stats.npz")
+    stats = converters["vae"].model.stats
     which, alpha = model_system(POSTFILTER_COMPARISON)
     if target in stats.speaker_gv:  # statistics written before the GV existed cannot drive the postfilter
         converters[POSTFILTER_COMPARISON] = Converter(model_dir, which=which, device="cpu", gv_postfilter=alpha)
-    gmm_path = Path(gmm_dir) / f"{source}-{target}.npz"
-    gmm = JointGMM.load(gmm_path) if gmm_path.is_file() else None
-    outputs = [system_outputs(f, source, target, converters, gmm, stats) for f in sources]
+    gmms = PairModels(gmm_dir, stats)
+    outputs = [system_outputs(f, source, target, converters, gmms) for f in sources]
     series = {"natural target": [load_features(feature_path(feature_dir, target, t.utt_id)) for _, t in pairs]}
     for system, label in (("vae", "VAE"), (POSTFILTER_COMPARISON, f"VAE + GV postfilter α {alpha:g}"),
                           ("vawgan", "VAW-GAN"), ("gmm", "GMM")):
@@ -68,9 +68,6 @@ def make_figures(kinds, model_dir: str | os.PathLike, feature_dir: str | os.Path
                  converted_root: str | os.PathLike, gmm_dir: str | os.PathLike, source: str | None,
                  target: str | None, utt_id: str | None, scatter_pairs, dims, out_dir: str | os.PathLike) -> list[Path]:
     """Draw the requested ``kinds`` of figure (see ``vawgan plot --help``) into ``out_dir``; returns the PNG paths."""
-    from vawgan.corpus import read_manifest
-    from vawgan.evaluate.metrics import align_speakers, global_variance, modulation_spectrum
-
     out_dir = Path(out_dir)
     written = []
     sentence_figures = bool(set(kinds) - {"curves"})
@@ -150,10 +147,6 @@ def _spectrogram_wavs(utterances, converted_root, source: str, target: str, utt_
 
 
 def _spectrograms(wavs: dict[str, Path], out_path: Path) -> Path:
-    import soundfile as sf
-
-    from vawgan.audio import load_audio
-
     fs = sf.info(str(next(iter(wavs.values())))).samplerate
     signals = {label: (load_audio(path, fs), fs) for label, path in wavs.items()}
     return plots.plot_spectrograms(signals, out_path)

@@ -2,9 +2,9 @@
 
 Every measure here compares a *converted* utterance with the *natural target*
 utterance of the same sentence. The two are not time-aligned, so
-:func:`align` first pairs their speech frames by dynamic time warping
-(``librosa.sequence.dtw``, Euclidean distance on c1..cD, which is the MCD's own
-distance). The same alignment then serves every measure of that pair:
+:func:`vawgan.alignment.align` first pairs their speech frames by dynamic time
+warping (``librosa.sequence.dtw``, Euclidean distance on c1..cD, which is the
+MCD's own distance). The same alignment then serves every measure of that pair:
 
 * MCD in dB on c1..cD (c0, the frame energy, excluded) and, for comparison with
   ESPnet-style numbers, on c0..cD;
@@ -26,12 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vawgan.errors import VawganError
+from vawgan.alignment import align, mcd_per_frame
 
-MCD_CONSTANT = 10.0 / np.log(10.0) * np.sqrt(2.0)
-# The most frame pairs align() takes on: librosa's DTW keeps a cost, an accumulated-cost and a step matrix over
-# all of them (~20 bytes each), so 10^8 pairs (two 50 s utterances at 5 ms) need about 2 GB.
-MAX_DTW_CELLS = 100_000_000
 CONVENTION = ("MCD in dB = (10/ln 10)·sqrt(2·Σ_d (c_d − ĉ_d)²) on c1..c39 (c0 excluded; 'MCD incl. c0' adds c0), "
               "mean over the frame pairs of a DTW path (librosa.sequence.dtw, Euclidean on c1..c39) between the "
               "speech frames of converted and natural target; F0 RMSE (cents) and correlation (of log-F0) on aligned "
@@ -41,67 +37,6 @@ CONVENTION = ("MCD in dB = (10/ln 10)·sqrt(2·Σ_d (c_d − ĉ_d)²) on c1..c39
               "64-frame segments of each side's speech frames)")
 # Welch segment of the modulation-spectrum distance: 64 frames (0.32 s at 5 ms), 33 modulation frequencies.
 MS_SEGMENT = 64
-
-
-def mcd_per_frame(reference: np.ndarray, converted: np.ndarray) -> np.ndarray:
-    """Mel-cepstral distortion in dB of each frame pair of two aligned (T, D) arrays.
-
-    MCD = (10 / ln 10) · sqrt(2 · Σ_d (c_d − ĉ_d)²). Pass the coefficients to
-    compare (usually c1..c39, i.e. ``mcep[:, 1:]``); the frames must already be
-    aligned (same length).
-    """
-    reference = np.asarray(reference, dtype=np.float64)
-    converted = np.asarray(converted, dtype=np.float64)
-    if reference.shape != converted.shape:
-        raise ValueError(f"MCD needs aligned frames of the same shape, got {reference.shape} and {converted.shape}")
-    return MCD_CONSTANT * np.sqrt(np.sum((reference - converted) ** 2, axis=1))
-
-
-def align(reference: np.ndarray, converted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Frame indices ``(ref_idx, conv_idx)`` of the DTW path between two (T, D) arrays, in time order.
-
-    Uses ``librosa.sequence.dtw`` with the Euclidean frame distance, so the path
-    minimises the summed MCD. Every frame of both sequences appears on the path
-    at least once.
-    """
-    import librosa
-
-    reference = np.asarray(reference, dtype=np.float64)
-    converted = np.asarray(converted, dtype=np.float64)
-    if reference.ndim != 2 or converted.ndim != 2 or reference.shape[1] != converted.shape[1]:
-        raise ValueError(f"DTW needs two (T, D) arrays with the same D, got {reference.shape} and {converted.shape}")
-    if len(reference) == 0 or len(converted) == 0:
-        raise ValueError("DTW needs at least one frame on each side")
-    cells = len(reference) * len(converted)
-    if cells > MAX_DTW_CELLS:
-        raise VawganError(f"{len(reference)} x {len(converted)} frames are too long to align by DTW (about "
-                          f"{20 * cells / 1e9:.0f} GB); score sentence-length recordings, or cut long ones at pauses")
-    _, path = librosa.sequence.dtw(X=reference.T, Y=converted.T, metric="euclidean")
-    path = path[::-1]
-    return path[:, 0], path[:, 1]
-
-
-SPEAKER_ALIGN_DIMS = 12
-
-
-def align_speakers(source: np.ndarray, target: np.ndarray,
-                   dims: int = SPEAKER_ALIGN_DIMS) -> tuple[np.ndarray, np.ndarray]:
-    """DTW path between two speakers' recordings of one sentence: :func:`align` on c1..c``dims`` minus their means.
-
-    Pass c1..cD of each recording's frames. Two speakers differ by a fixed
-    spectral tilt and formant scale that plain DTW on c1..c39 mistakes for
-    phonetic differences; subtracting each recording's own mean coefficients
-    removes the fixed part, and the low orders carry the phonetic content while
-    the high ones add speaker detail and noise. The parallel training pairs of
-    the VAW-GAN (``train.parallel_weight``) and of the GMM baseline are aligned
-    this way. Measured on the Flite eval split (feature-level MCD, seed 0,
-    ``conf/parallel.yaml``): VAW-GAN 3.72 dB with plain DTW on c1..c39, 3.67
-    with the means removed, 3.62 on c1..c8, c1..c12 or c1..c20 with the means
-    removed (3.68 on raw c1..c12); the GMM baseline 3.87 -> 3.83.
-    """
-    source = np.asarray(source, dtype=np.float64)[:, :dims]
-    target = np.asarray(target, dtype=np.float64)[:, :dims]
-    return align(source - source.mean(axis=0), target - target.mean(axis=0))
 
 
 def log_f0_cents(reference_f0: np.ndarray, converted_f0: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from vawgan.errors import VawganError
+from vawgan.runlog import read_scalars
 from vawgan.utils import atomic_path
 
 DEFAULT_SCATTER_PAIRS = ((1, 3), (11, 13), (31, 33))
@@ -191,8 +192,6 @@ def plot_training_curves(metrics_csv: str | os.PathLike, path: str | os.PathLike
     parallel data ``parallel/nll`` beside it, ``critic/d_real`` = E[D(x)] and
     ``critic/d_fake`` = E[D(x̃)].
     """
-    from vawgan.runlog import read_scalars
-
     metrics_csv = Path(metrics_csv)
     if not metrics_csv.is_file():
         raise VawganError(f"{metrics_csv}: training log not found; train a model first (vawgan train)")

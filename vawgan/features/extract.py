@@ -40,6 +40,7 @@ from vawgan.config import FeatureConfig
 from vawgan.corpus import Utterance
 from vawgan.errors import VawganError
 from vawgan.features.store import feature_path, is_complete_feature_file, save_features
+from vawgan.features.world import analyze_file
 from vawgan.utils import atomic_path, bar_disabled
 
 SETTINGS_FILE = "features.yaml"
@@ -128,8 +129,6 @@ def map_files(fn: Callable[[Any], Any], tasks: Sequence[Any], jobs: int = 1, des
 
 def _extract_one(task: tuple[str, str, str, FeatureConfig]) -> None:
     """Analyse one recording and save its features (a :func:`map_files` task)."""
-    from vawgan.features.world import analyze_file
-
     wav, speaker, out, config = task
     save_features(out, analyze_file(wav, config, speaker=speaker))
 

@@ -21,8 +21,11 @@ from typing import Sequence
 
 import numpy as np
 
+from vawgan.audio import load_audio
 from vawgan.config import FeatureConfig
 from vawgan.corpus import Utterance
+from vawgan.features.world import estimate_f0
+from vawgan.utils import atomic_path
 
 # The search range for collecting histograms: wider than any adult voice.
 WIDE_FLOOR = 40.0
@@ -37,9 +40,6 @@ def collect_f0(utterances: Sequence[Utterance], config: FeatureConfig,
 
     Uses ``config.f0_method`` and the configured sample rate and frame period.
     """
-    from vawgan.audio import load_audio
-    from vawgan.features.world import estimate_f0
-
     chosen: dict[str, list[Utterance]] = {}
     for utt in utterances:
         if len(chosen.setdefault(utt.speaker, [])) < per_speaker:
@@ -72,8 +72,6 @@ def plot_histograms(f0_by_speaker: dict[str, np.ndarray], ranges: dict[str, tupl
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from vawgan.utils import atomic_path
 
     speakers = sorted(f0_by_speaker)
     fig, axes = plt.subplots(len(speakers), 1, figsize=(7, 2.0 * len(speakers) + 0.6), sharex=True, squeeze=False)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vawgan.corpus import parallel_pairs
 from vawgan.errors import VawganError
 from vawgan.utils import read_npz, save_npz_atomic
 
@@ -97,3 +98,22 @@ def is_complete_feature_file(path: str | os.PathLike) -> bool:
     except VawganError:
         return False
     return True
+
+
+def parallel_features(utterances: list, feature_dir: str | os.PathLike, source: str,
+                      target: str) -> list[tuple[UtteranceFeatures, UtteranceFeatures]]:
+    """The (source, target) features of each sentence both speakers recorded in ``utterances`` (a manifest)."""
+    return [(load_features(feature_path(feature_dir, source, src_utt.utt_id)),
+             load_features(feature_path(feature_dir, target, tgt_utt.utt_id)))
+            for src_utt, tgt_utt in parallel_pairs(utterances, source, target, split=None)]
+
+
+def parallel_speech_frames(utterances: list, feature_dir: str | os.PathLike, source: str,
+                           target: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(source c1..cD, target c1..cD) speech frames of each sentence both speakers recorded, unaligned.
+
+    The parallel training data of the GMM baseline; ``utterances`` is a
+    manifest (or split), features are ``vawgan extract``'s.
+    """
+    return [(src.mcep[src.speech, 1:], tgt.mcep[tgt.speech, 1:])
+            for src, tgt in parallel_features(utterances, feature_dir, source, target)]

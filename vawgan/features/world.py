@@ -47,7 +47,8 @@ from typing import Callable
 import numpy as np
 import pyworld
 
-from vawgan.audio import load_audio
+from vawgan.alignment import mcd_per_frame
+from vawgan.audio import load_audio, write_audio
 from vawgan.config import FeatureConfig
 from vawgan.errors import VawganError
 from vawgan.features import mcep as mcep_lib
@@ -520,8 +521,6 @@ def resynthesis_mcd(original: UtteranceFeatures, resynthesized: np.ndarray, conf
     which is dropped. ``progress`` hears of the re-analysis, its stages named
     "re-analysis: F0" and so on.
     """
-    from vawgan.evaluate.metrics import mcd_per_frame
-
     again = analyze(resynthesized, original.fs, config, speaker=speaker, name="resynthesized signal",
                     progress=None if progress is None else (
                         lambda stage, done, total: progress(f"re-analysis: {stage}", done, total)))
@@ -541,8 +540,6 @@ def resynthesize_file(path: str | os.PathLike, out_path: str | os.PathLike, conf
     features; the MCD is still measured against the original analysis.
     ``progress`` hears of the analysis, the synthesis and the re-analysis (:data:`Progress`).
     """
-    from vawgan.audio import write_audio
-
     feats = analyze_file(path, config, speaker=speaker, progress=progress)
     y = render(feats, vocoder_compensation, config.f0_range(speaker)[0], progress=progress)
     write_audio(out_path, y, feats.fs)

@@ -18,7 +18,7 @@ from vawgan.gans.models import grid_discriminator, grid_generator, sample_noise
 from vawgan.gans.runs import (adam, load_run, log_step_scalars, restore_run_state, run_logging, save_run_state,
                               start_run, write_report)
 from vawgan.runlog import RunLogger
-from vawgan.utils import configure_cpu, seed_everything
+from vawgan.utils import atomic_path, configure_cpu, seed_everything
 
 KINDS = ("coulomb", "vanilla")
 
@@ -140,8 +140,6 @@ def load_generator(run_dir: Path, device):
 
 def sample(run_dir: Path, n: int, output: Path, device, seed: int = 1234) -> None:
     """Write ``n`` generated points to ``output`` (.npy)."""
-    from vawgan.utils import atomic_path
-
     config, generator, _, _ = load_generator(run_dir, device)
     with atomic_path(output) as tmp:
         np.save(tmp, generate(generator, n, config.model.noise_dim, device, seed))

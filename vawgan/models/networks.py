@@ -7,7 +7,7 @@ c1..c39. They hold no training logic; :mod:`vawgan.train` and
 * :class:`Encoder` is speaker-independent: frame → mean and log-variance of a
   Gaussian posterior over a latent code z. With ``model.context_frames`` k > 0
   its input is the frame with its k neighbours on either side, side by side
-  (:func:`vawgan.data.context_windows`), so the code can carry what the
+  (:func:`vawgan.features.context.context_windows`), so the code can carry what the
   frame's surroundings say about it; its output is still one frame's code.
 * :class:`Decoder` maps (z, speaker) → frame. The speaker enters as a learned
   embedding concatenated to z (and, by default, to the input of every hidden
@@ -23,10 +23,13 @@ c1..c39. They hold no training logic; :mod:`vawgan.train` and
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 from vawgan.errors import VawganError
+from vawgan.features.context import stack_context
+from vawgan.features.world import in_frame_batches
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -165,3 +168,29 @@ def build_models(model_config, num_speakers: int) -> tuple[Encoder, Decoder, Cri
     critic = Critic(cfg.input_dim, list(cfg.critic_hidden), num_speakers if cfg.critic_conditional else 0,
                     cfg.speaker_dim)
     return encoder, decoder, critic
+
+
+def decode_utterance(encoder: Encoder, decoder: Decoder, normalized: np.ndarray, target_index: int, context: int,
+                     sample: bool = False) -> np.ndarray:
+    """One utterance's normalized frames (T, D) encoded and decoded with speaker ``target_index``, as (T, D) float64.
+
+    Each frame is encoded with its window of ``context`` neighbours on either
+    side (:func:`vawgan.features.context.stack_context`) and decoded from the
+    posterior mean μ, or from a draw of the posterior when ``sample``. Long
+    utterances go through the networks in batches of frames
+    (:func:`vawgan.features.world.in_frame_batches`), so that the hidden
+    layers' activations (up to 8 kB per frame) stay small. Runs on the
+    networks' device without recording gradients.
+    """
+    device = next(encoder.parameters()).device
+
+    def batch(rows: slice) -> np.ndarray:
+        x = torch.from_numpy(stack_context(normalized, context, rows).astype(np.float32)).to(device)
+        mu, logvar = encoder(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
+        speaker_ids = torch.full((x.shape[0],), target_index, dtype=torch.long, device=device)
+        return decoder(z, speaker_ids).cpu().numpy().astype(np.float64)
+
+    with torch.inference_mode():
+        return in_frame_batches(batch, len(normalized))
+
