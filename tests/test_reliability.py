@@ -227,7 +227,8 @@ def test_resynth_of_a_manifest_into_its_own_corpus_is_refused(recording, tmp_pat
     assert path.read_bytes() == original
 
 
-@pytest.mark.parametrize("out, message", [("folder.wav", "output is a folder"), ("/proc/out.wav", "cannot write into /proc")])
+@pytest.mark.parametrize("out, message", [("folder.wav", "output is a folder"),
+                                          ("/proc/out.wav", "cannot write into /proc")])
 def test_resynth_to_a_folder_or_an_unwritable_place_is_one_line(recording, tmp_path, capsys, out, message):
     path, _ = recording
     target = tmp_path / out if out == "folder.wav" else Path(out)
@@ -262,6 +263,7 @@ def test_a_number_in_exponent_notation_is_a_number():
     ("train.tensorboard=maybe", "--set train.tensorboard='maybe' must be true or false"),
     ("model.encoder_hidden=[256,0]", "--set model.encoder_hidden=[256, 0] must be layer sizes of at least 1"),
     ("features.f0_method=crepe", "--set features.f0_method='crepe' is not one of harvest, dio"),
+    ("features.f0_floor=600", "--set features.f0_floor=600 must be below features.f0_ceil=500"),
 ])
 def test_a_bad_setting_is_one_line_before_anything_is_written(tmp_path, capsys, setting, message):
     model = tmp_path / "model"
@@ -346,6 +348,21 @@ def test_info_and_convert_name_non_finite_statistics(shared_corpus, tmp_path, ca
     out = tmp_path / "out.wav"
     assert_one_line(*cli(capsys, "convert", shared_corpus / "rms" / "fb010.wav", "--model", model, "--target", "slt",
                          "-o", out), message)
+    assert not out.exists()
+
+
+def test_convert_names_an_input_with_nan_samples(recording, tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    path, _ = recording
+    samples, rate = sf.read(path)
+    samples[1000] = np.nan
+    damaged = tmp_path / "damaged.wav"
+    sf.write(damaged, samples, rate, subtype="FLOAT")
+    out = tmp_path / "out.wav"
+    status, err = cli(capsys, "convert", damaged, "--target", "slt", "-o", out)
+    assert_one_line(status, err, f"{damaged}: audio contains NaN or infinite samples")
     assert not out.exists()
 
 
