@@ -35,7 +35,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     if path.is_dir():
-        raise VawganError(f"{path}: is a folder; give the name of the file to write, e.g. {path / path.name}")
+        raise VawganError(f"{path}: is a folder; give the name of the file to write")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".tmp", dir=path.parent)
