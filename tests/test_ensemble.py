@@ -138,7 +138,7 @@ def test_cli_converts_with_an_ensemble_and_says_how_many_models(ensemble, shared
 
 def test_bad_member_counts_are_refused_before_training(real_features, tmp_path, capsys):
     assert _train(real_features, tmp_path / "model", "--set", "train.members=0") == 2
-    assert "train.members=0: must be at least 1" in capsys.readouterr().err
+    assert "--set train.members=0 must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "model").exists()
 
 

@@ -227,7 +227,8 @@ def test_resynth_of_a_manifest_into_its_own_corpus_is_refused(recording, tmp_pat
     assert path.read_bytes() == original
 
 
-@pytest.mark.parametrize("out, message", [("folder.wav", "output is a folder"), ("/proc/out.wav", "cannot write into /proc")])
+@pytest.mark.parametrize("out, message", [("folder.wav", "output is a folder"),
+                                          ("/proc/out.wav", "cannot write into /proc")])
 def test_resynth_to_a_folder_or_an_unwritable_place_is_one_line(recording, tmp_path, capsys, out, message):
     path, _ = recording
     target = tmp_path / out if out == "folder.wav" else Path(out)
@@ -262,6 +263,7 @@ def test_a_number_in_exponent_notation_is_a_number():
     ("train.tensorboard=maybe", "--set train.tensorboard='maybe' must be true or false"),
     ("model.encoder_hidden=[256,0]", "--set model.encoder_hidden=[256, 0] must be layer sizes of at least 1"),
     ("features.f0_method=crepe", "--set features.f0_method='crepe' is not one of harvest, dio"),
+    ("features.f0_floor=600", "--set features.f0_floor=600 must be below features.f0_ceil=500"),
 ])
 def test_a_bad_setting_is_one_line_before_anything_is_written(tmp_path, capsys, setting, message):
     model = tmp_path / "model"
@@ -349,6 +351,21 @@ def test_info_and_convert_name_non_finite_statistics(shared_corpus, tmp_path, ca
     assert not out.exists()
 
 
+def test_convert_names_an_input_with_nan_samples(recording, tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    path, _ = recording
+    samples, rate = sf.read(path)
+    samples[1000] = np.nan
+    damaged = tmp_path / "damaged.wav"
+    sf.write(damaged, samples, rate, subtype="FLOAT")
+    out = tmp_path / "out.wav"
+    status, err = cli(capsys, "convert", damaged, "--target", "slt", "-o", out)
+    assert_one_line(status, err, f"{damaged}: audio contains NaN or infinite samples")
+    assert not out.exists()
+
+
 def test_convert_names_non_finite_weights(shared_corpus, tmp_path, capsys):
     from vawgan.checkpoint import load_checkpoint, save_checkpoint
 
@@ -362,3 +379,142 @@ def test_convert_names_non_finite_weights(shared_corpus, tmp_path, capsys):
                       "-o", out)
     assert_one_line(status, err, f"{model / 'vawgan.pt'}: the weights decoder/net.0.bias are not finite")
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- one writer per folder
+
+HOLDER = """
+import sys
+from vawgan.lock import folder_lock
+with folder_lock(sys.argv[1], "vawgan extract"):
+    print("locked", flush=True)
+    sys.stdin.read()  # until the test closes stdin or kills this process
+"""
+
+
+@pytest.fixture
+def held_folder(tmp_path):
+    """``(folder, process)``: a folder whose lock another process holds."""
+    folder = tmp_path / "busy"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
+    assert holder.stdout.readline().strip() == "locked"
+    yield folder, holder
+    holder.kill()
+    holder.wait()
+
+
+def test_a_second_writer_is_refused_naming_the_holder(held_folder, one_feature_folder, shared_corpus, capsys):
+    import socket
+
+    folder, holder = held_folder
+    manifest, _ = one_feature_folder
+    holder_line = f"{folder}: another vawgan run is writing here (pid {holder.pid} on {socket.gethostname()}, started "
+    for args in (["extract", "--manifest", manifest, "--out", folder, "--set", "features.f0_method=dio"],
+                 ["train", "--model-dir", folder, "--manifest", manifest],
+                 ["convert", shared_corpus / "rms", "--target", "slt", "-o", folder]):
+        assert_one_line(*cli(capsys, *args), holder_line, ": vawgan extract); wait for it to finish")
+    assert sorted(p.name for p in folder.iterdir()) == [".vawgan.lock"]
+
+
+def test_the_lock_of_a_killed_run_is_taken_over(held_folder, one_feature_folder, capsys):
+    folder, holder = held_folder
+    manifest, _ = one_feature_folder
+    holder.kill()
+    holder.wait()
+    assert (folder / ".vawgan.lock").is_file()  # left behind by the killed run
+    status, err = cli(capsys, "extract", "--manifest", manifest, "--out", folder, "--no-progress",
+                      "--set", "features.f0_method=dio")
+    assert status == 0, err
+    assert sorted(p.name for p in folder.iterdir()) == ["features.yaml", "rms", "slt"]  # and the lock released
+
+
+# ---------------------------------------------------------------- the smaller cases
+
+
+@pytest.mark.parametrize("column", ["speaker", "utt_id"])
+def test_manifest_ids_that_would_leave_the_output_folder_are_refused(shared_corpus, tmp_path, capsys, column):
+    from vawgan.corpus import Utterance, write_manifest
+
+    ids = {"speaker": "rms", "utt_id": "fb010", column: "../escaped"}
+    write_manifest([Utterance(ids["speaker"], ids["utt_id"], shared_corpus / "rms" / "fb010.wav")],
+                   tmp_path / "all.tsv")
+    out = tmp_path / "work" / "out"
+    for args in (["extract", "--manifest", tmp_path / "all.tsv", "--out", out],
+                 ["convert", tmp_path / "all.tsv", "--target", "slt", "-o", out]):
+        assert_one_line(*cli(capsys, *args), f"line 2: {column} '../escaped' is not a plain name")
+    assert not (tmp_path / "work").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["extract", "--manifest", "{wav}", "--out", "{tmp}/features"], "{wav}: not a vawgan manifest"),
+    (["stats", "--manifest", "{tsv}", "--features", "{tmp}/features", "--out", "{tmp}"],
+     "{tmp}: is a folder; give the name of the file to write"),
+    (["train", "--model-dir", "{wav}"], "{wav}: is a file, not a folder"),
+])
+def test_paths_of_the_wrong_kind_are_one_line(one_feature_folder, shared_corpus, tmp_path, capsys, args, message):
+    manifest, features = one_feature_folder
+    names = {"wav": shared_corpus / "rms" / "fb010.wav", "tsv": manifest, "tmp": tmp_path}
+    names["features"] = features
+    status, err = cli(capsys, *[a.format(**names) for a in args])
+    assert_one_line(status, err, message.format(**names))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda text: text.replace("features:", "other_features:").split("other_features:")[0],
+     "no features, model, train section(s)"),
+    (lambda text: text[: len(text) // 2], "section(s); `vawgan train` writes them all, so the file is truncated"),
+])
+def test_an_incomplete_model_config_is_named_not_blamed_on_the_weights(shared_corpus, tmp_path, capsys, damage,
+                                                                       message):
+    model = tmp_path / "model"
+    shutil.copytree(PRETRAINED_ROOT / "quick", model)
+    config = model / "config.yaml"
+    config.write_text(damage(config.read_text()))
+    out = tmp_path / "out.wav"
+    for args in (["info", "--model", model],
+                 ["convert", shared_corpus / "rms" / "fb010.wav", "--model", model, "--target", "slt", "-o", out]):
+        assert_one_line(*cli(capsys, *args), f"{config}: no ", message)
+    assert not out.exists()
+
+
+def test_a_batch_run_removes_the_temporary_file_of_a_killed_one(recording, tmp_path, capsys):
+    path, _ = recording
+    out = tmp_path / "converted"
+    out.mkdir()
+    stale = out / ".fb010.k2j3h4a9.wav"  # what atomic_path leaves when the process is killed while writing
+    stale.write_bytes(b"RIFF half a file")
+    status, err = cli(capsys, "convert", path.parent, "--target", "slt", "-o", out)
+    assert status == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["fb010.wav"]
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 1 MiB file system that is full (mounted for the test; skipped where mounting is not allowed)."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        with open(mount / "filler", "wb", buffering=0) as filler, pytest.raises(OSError, match="No space left"):
+            while True:
+                filler.write(b"\0" * 4096)
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_file(recording, one_feature_folder, full_disk, capsys):
+    path, _ = recording
+    manifest, features = one_feature_folder
+    out = full_disk / "out.wav"
+    assert_one_line(*cli(capsys, "convert", path, "--target", "slt", "-o", out),
+                    f"{out}: no space left on the device; nothing was written")
+    assert_one_line(*cli(capsys, "resynth", path, "-o", out), f"{out}: no space left on the device")
+    stats = full_disk / "stats.npz"
+    assert_one_line(*cli(capsys, "stats", "--manifest", manifest, "--features", features, "--out", stats),
+                    f"{stats}: no space left on the device")
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]

@@ -261,7 +261,20 @@ class SectionedConfig:
                 if typed[key] is not None and not check(typed[key]):
                     raise VawganError(f"{where} {dotted}={value!r} {allowed}")
             kwargs[section_field.name] = section_cls(**typed)
-        return cls(**kwargs)
+        config = cls(**kwargs)
+        problem = config.inconsistency()
+        if problem is not None:
+            key, message = problem
+            raise VawganError(f"{(origins or {}).get(key, f'{source}:')} {message}")
+        return config
+
+    def inconsistency(self) -> tuple[str, str] | None:
+        """``(dotted key, message)`` of the first pair of settings that contradict each other; None if none do.
+
+        For limits that involve two settings (a floor below its ceiling);
+        a subclass overrides it where it has such pairs.
+        """
+        return None
 
 
 @dataclass
@@ -317,6 +330,15 @@ class Config(SectionedConfig):
         "train.checkpoint_every": at_least(1),
         "train.num_threads": at_least(1),
     }
+
+    def inconsistency(self) -> tuple[str, str] | None:
+        f, c = self.features, self.corpus
+        if f.f0_floor >= f.f0_ceil:
+            return "features.f0_floor", f"features.f0_floor={f.f0_floor:g} must be below features.f0_ceil={f.f0_ceil:g}"
+        if c.dev_fraction + c.eval_fraction >= 1:
+            return "corpus.dev_fraction", (f"corpus.dev_fraction={c.dev_fraction:g} and corpus.eval_fraction="
+                                           f"{c.eval_fraction:g} must leave a training split (sum below 1)")
+        return None
 
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:

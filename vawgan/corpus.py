@@ -272,12 +272,31 @@ def read_manifest(path: str | os.PathLike, split: str | None = None) -> list[Utt
     path = Path(path)
     if not path.is_file():
         raise VawganError(f"{path}: manifest not found; run `vawgan prepare` (recipe stage 0) first")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    if rows and set(rows[0]) != {"speaker", "utt_id", "split", "path"}:
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f, delimiter="\t")
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error):
+        raise VawganError(f"{path}: not a vawgan manifest (not tab-separated text); give the .tsv that "
+                          "`vawgan prepare` writes") from None
+    if set(reader.fieldnames or ()) != {"speaker", "utt_id", "split", "path"}:
         raise VawganError(f"{path}: not a vawgan manifest (expected columns speaker, utt_id, split, path)")
+    for number, row in enumerate(rows, start=2):
+        for column in ("speaker", "utt_id"):
+            if not is_plain_name(row[column]):
+                raise VawganError(f"{path}: line {number}: {column} {row[column]!r} is not a plain name (it names "
+                                  "the output files: no '/', '\\' or leading '.'); fix the manifest")
     return [Utterance(r["speaker"], r["utt_id"], Path(r["path"]), r["split"])
             for r in rows if split is None or r["split"] == split]
+
+
+def is_plain_name(name: str | None) -> bool:
+    """Whether ``name`` (a speaker or utterance id) can name a file inside an output folder and nothing else.
+
+    Ids become ``<out>/<speaker>/<utt_id>.npz``: a ``/`` or ``..`` in them would
+    write outside the folder, a leading ``.`` would hide the file.
+    """
+    return bool(name) and "/" not in name and "\\" not in name and not name.startswith(".")
 
 
 def download_arctic(speaker: str, dest: str | os.PathLike) -> Path:

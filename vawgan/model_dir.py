@@ -30,6 +30,7 @@ and the VAW-GAN can be compared from the same directory.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import zipfile
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ import yaml
 from vawgan.config import Config, read_config_file, save_config
 from vawgan.errors import VawganError
 from vawgan.stats import Statistics
-from vawgan.utils import atomic_path
+from vawgan.utils import atomic_path, remove_stale_temporaries
 
 if TYPE_CHECKING:  # imported lazily at run time: `vawgan convert` on the CPU never imports torch
     import torch
@@ -101,7 +102,9 @@ def prepare_model_dir(model_dir: str | os.PathLike, config: Config, stats: Stati
     speakers, network sizes and statistics must be the ones given: training
     on with other speakers or statistics would silently produce a model that
     converts wrongly. The config is rewritten (the schedule may change between
-    phases, e.g. more adversarial epochs).
+    phases, e.g. more adversarial epochs). Call it holding the directory's
+    lock (:func:`vawgan.lock.folder_lock`, as :func:`vawgan.train.train_model`
+    does): it removes the temporary files a killed run left.
     """
     model_dir = Path(model_dir)
     if (model_dir / CHECKPOINT_FILE).is_file():
@@ -118,6 +121,7 @@ def prepare_model_dir(model_dir: str | os.PathLike, config: Config, stats: Stati
             raise VawganError(f"{model_dir}: the model was trained with other statistics for speaker {spk!r} "
                               f"than the --stats file; pass the same statistics or start a new --model-dir")
     model_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(model_dir)  # left by a run killed while saving
     save_config(config, model_dir / CONFIG_FILE)
     stats.save(model_dir / STATS_FILE)
     write_speakers(model_dir / SPEAKERS_FILE, list(speakers))
@@ -239,9 +243,16 @@ def load_model_config(model_dir: str | os.PathLike) -> Config:
     """The ``config.yaml`` of a model directory, with :data:`LEGACY_MODEL_SETTINGS` for keys it predates."""
     path = Path(model_dir) / CONFIG_FILE
     data = read_config_file(path)
-    if isinstance(data, dict) and isinstance(data.get("model") or {}, dict):
-        data["model"] = {**LEGACY_MODEL_SETTINGS, **(data.get("model") or {})}
-    return Config.from_dict(data, str(path))  # reports unknown sections and keys
+    if isinstance(data, dict):
+        # vawgan train writes every section; one missing means a truncated or edited file, and
+        # defaults in its place would analyse or build the model differently from its training.
+        missing = [f.name for f in dataclasses.fields(Config) if not data.get(f.name)]
+        if missing:
+            raise VawganError(f"{path}: no {', '.join(missing)} section(s); `vawgan train` writes them all, so the "
+                              "file is truncated or was edited: restore it or retrain")
+        if isinstance(data["model"], dict):
+            data["model"] = {**LEGACY_MODEL_SETTINGS, **data["model"]}
+    return Config.from_dict(data, str(path))  # reports unknown sections and keys, ill-typed values
 
 
 def load_model(model_dir: str | os.PathLike, which: str = "vawgan", device="cpu") -> LoadedModel:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import random
+import re
+import shutil
 import sys
 import tempfile
 import zipfile
@@ -14,6 +17,10 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from vawgan.errors import VawganError
+
+
+# The names atomic_path gives its temporary files: ".<stem>.<mkstemp's random part><suffix>".
+STALE_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]+\.[A-Za-z0-9]+")
 
 
 @contextlib.contextmanager
@@ -27,8 +34,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     writers (``np.savez``, ``soundfile``) choose the format from it.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".tmp", dir=path.parent)
+    if path.is_dir():
+        raise VawganError(f"{path}: is a folder; give the name of the file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".tmp", dir=path.parent)
+    except (FileExistsError, NotADirectoryError):
+        raise VawganError(f"{path}: a part of this path is a file, not a folder; choose another path") from None
+    except OSError as exc:
+        raise VawganError(f"{path}: cannot write here ({(exc.strerror or str(exc)).lower()}); "
+                          "choose another path") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -36,9 +51,41 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         # mkstemp creates the file as 0600; give it the mode a plain open() would.
         os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        full = isinstance(exc, Exception) and _disk_full(exc, path.parent)
         tmp.unlink(missing_ok=True)
+        if full:
+            raise VawganError(f"{path}: no space left on the device; nothing was written; free some space and "
+                              "run again") from None
         raise
+
+
+def _disk_full(exc: Exception, folder: Path) -> bool:
+    """Whether writing into ``folder`` failed because its file system is full.
+
+    Some writers say so (``OSError`` ENOSPC or EDQUOT); libsndfile only says
+    "System error.", so a file system with less than 1 MiB left while its
+    half-written file is still there counts as full too.
+    """
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> None:
+    """Delete the temporary files (``.<name>.<random>.<suffix>``) a killed :func:`atomic_path` left in ``folder``.
+
+    Only for a folder this run holds the lock of (:func:`vawgan.lock.folder_lock`),
+    where no other writer's temporary file can be in flight.
+    """
+    folder = Path(folder)
+    if folder.is_dir():
+        for stale in folder.iterdir():
+            if STALE_TEMPORARY.fullmatch(stale.name) and stale.is_file():
+                stale.unlink(missing_ok=True)
 
 
 def check_not_an_input(outputs: Iterable[str | os.PathLike], inputs: Iterable[str | os.PathLike]) -> None:

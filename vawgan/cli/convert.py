@@ -212,11 +212,11 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _feature_config(args: argparse.Namespace):
     """The analysis settings of the model directory (or the packaged model), without loading its weights."""
-    from vawgan.config import load_config
     from vawgan.convert import analysis_settings, resolve_model_dir
+    from vawgan.model_dir import load_model_config
 
     model_dir = resolve_model_dir(args.model)
-    return analysis_settings(load_config(model_dir / "config.yaml").features, args.f0_method, args.aperiodicity_step)
+    return analysis_settings(load_model_config(model_dir).features, args.f0_method, args.aperiodicity_step)
 
 
 class _ModelSystem:
@@ -369,7 +369,8 @@ def _run_batch(jobs: list[Job], args: argparse.Namespace, system) -> int:
     which prepares the input once; ``args.jobs`` worker processes take tasks
     (:func:`vawgan.features.extract.map_files`, which also prints the
     warnings the workers log). An output is up to date when it is newer than
-    its input and the model's weights. No output may be one of the inputs.
+    its input and the model's weights. No output may be one of the inputs,
+    and the output folder is locked for the run (:func:`vawgan.lock.folder_lock`).
     """
     from itertools import groupby
 
@@ -377,18 +378,22 @@ def _run_batch(jobs: list[Job], args: argparse.Namespace, system) -> int:
 
     from vawgan.audio import scaling_summary
     from vawgan.features.extract import map_files
-    from vawgan.utils import check_not_an_input
+    from vawgan.lock import folder_lock
+    from vawgan.utils import check_not_an_input, remove_stale_temporaries
 
     check_not_an_input([j.out_path for j in jobs], {j.src_path for j in jobs})
-    todo = sorted((j for j in jobs if args.overwrite or not _up_to_date(j, system.stamp)),
-                  key=lambda j: (str(j.src_path), j.source or ""))
-    tasks = [list(group) for _, group in groupby(todo, key=lambda j: (j.src_path, j.source))]
     reductions = []
-    for _, (task_reductions, error), _ in map_files(functools.partial(_convert_task, system), tasks, args.jobs,
-                                                    desc=f"convert ({system.name})"):
-        reductions += task_reductions
-        if error is not None:
-            tqdm.write(f"vawgan convert: skipped: {error}", file=sys.stderr)
+    with folder_lock(args.output, "vawgan convert"):
+        for folder in sorted({j.out_path.parent for j in jobs}):
+            remove_stale_temporaries(folder)  # left by a run killed while writing
+        todo = sorted((j for j in jobs if args.overwrite or not _up_to_date(j, system.stamp)),
+                      key=lambda j: (str(j.src_path), j.source or ""))
+        tasks = [list(group) for _, group in groupby(todo, key=lambda j: (j.src_path, j.source))]
+        for _, (task_reductions, error), _ in map_files(functools.partial(_convert_task, system), tasks, args.jobs,
+                                                        desc=f"convert ({system.name})"):
+            reductions += task_reductions
+            if error is not None:
+                tqdm.write(f"vawgan convert: skipped: {error}", file=sys.stderr)
     written = len(reductions)
     failed = len(todo) - written
     kept = len(jobs) - len(todo)

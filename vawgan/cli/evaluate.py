@@ -39,7 +39,8 @@ def register(subparsers) -> None:
     p.add_argument("--model", default=None, metavar="DIR|NAME",
                    help="also score the model's own features before the vocoder (feature level: copy, gmm, vae, "
                         "vawgan) into OUT/results_features.{md,csv}; needs --features. A model directory or a "
-                        "packaged model's name (quick, parallel; a folder of that name is given as a path, e.g. ./quick)")
+                        "packaged model's name (quick, parallel; a folder of that name is given as a path, "
+                        "e.g. ./quick)")
     add_features_argument(p, "for --model")
     p.add_argument("--gmm", default="exp/gmm", metavar="DIR",
                    help="GMM baseline models, for --model (default: exp/gmm)")

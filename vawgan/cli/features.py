@@ -186,7 +186,8 @@ def _resynth_manifest(manifest: str, out_dir: Path, features_config, jobs: int, 
     from vawgan.corpus import read_manifest
     from vawgan.errors import VawganError
     from vawgan.features.extract import map_files
-    from vawgan.utils import check_not_an_input
+    from vawgan.lock import folder_lock
+    from vawgan.utils import check_not_an_input, remove_stale_temporaries
 
     utterances = read_manifest(manifest)
     tasks = [(u.path, out_dir / u.speaker / f"{u.utt_id}.wav", features_config, u.speaker, vocoder_compensation)
@@ -194,11 +195,14 @@ def _resynth_manifest(manifest: str, out_dir: Path, features_config, jobs: int, 
     check_not_an_input([task[1] for task in tasks], [u.path for u in utterances])
     mcds: dict[str, list[float]] = {}
     skipped = 0
-    for task, mcd, error in map_files(_resynth_task, tasks, jobs, desc="resynth"):
-        if error is None:
-            mcds.setdefault(task[3], []).append(mcd)
-        else:
-            skipped += 1
+    with folder_lock(out_dir, "vawgan resynth"):
+        for folder in sorted({task[1].parent for task in tasks}):
+            remove_stale_temporaries(folder)  # left by a run killed while writing
+        for task, mcd, error in map_files(_resynth_task, tasks, jobs, desc="resynth"):
+            if error is None:
+                mcds.setdefault(task[3], []).append(mcd)
+            else:
+                skipped += 1
     if not mcds:
         raise VawganError(f"{manifest}: no utterance could be resynthesized")
     print(f"round-trip MCD (dB, c1..c{features_config.mcep_order}, speech frames, frame by frame), {out_dir}/:")

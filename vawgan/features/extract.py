@@ -6,7 +6,11 @@
 * **Resumable.** A file that already loads is skipped, so re-running a finished
   stage costs a directory scan. Files are written atomically, so a killed run
   leaves no half file under a final name; a damaged one (it does not load) is
-  redone, and temporary files a killed run left behind are removed.
+  redone (one with NaN or infinity inside too), and temporary files a killed
+  run left behind are removed.
+* **One writer.** The run holds the feature folder's lock
+  (:func:`vawgan.lock.folder_lock`): a second extraction into the same folder
+  stops at once with one line naming the first.
 * **Consistent.** The feature settings are saved as ``features.yaml`` in the
   feature folder. Resuming with different settings would mix two kinds of
   features, so when the settings changed (an edited recipe config, say)
@@ -41,7 +45,8 @@ from vawgan.corpus import Utterance
 from vawgan.errors import VawganError
 from vawgan.features.store import feature_path, is_complete_feature_file, save_features
 from vawgan.features.world import analyze_file
-from vawgan.utils import atomic_path, bar_disabled
+from vawgan.lock import folder_lock
+from vawgan.utils import atomic_path, bar_disabled, remove_stale_temporaries
 
 SETTINGS_FILE = "features.yaml"
 
@@ -160,12 +165,6 @@ def record_settings(feature_dir: Path, config: FeatureConfig) -> list[str]:
     return changed
 
 
-def _remove_stale_temporaries(out: Path) -> None:
-    """Delete temporary files of ``out`` that a killed run left (``.<utt>.<random>.npz``)."""
-    for stale in out.parent.glob(f".{out.stem}.*{out.suffix}"):
-        stale.unlink(missing_ok=True)
-
-
 def extract_corpus(utterances: Sequence[Utterance], feature_dir: str | os.PathLike, config: FeatureConfig,
                    jobs: int = 1, overwrite: bool = False, progress: bool = True) -> ExtractionSummary:
     """Extract features of ``utterances`` into ``feature_dir`` (see the module notes).
@@ -177,23 +176,24 @@ def extract_corpus(utterances: Sequence[Utterance], feature_dir: str | os.PathLi
     if jobs < 1:
         raise VawganError(f"--jobs {jobs}: must be at least 1")
     feature_dir = Path(feature_dir)
-    feature_dir.mkdir(parents=True, exist_ok=True)
-    changed = record_settings(feature_dir, config)
-    if changed:
-        logging.getLogger(__name__).warning("%s: feature settings changed (%s); old features deleted, "
-                                            "re-extracting every utterance", feature_dir, ", ".join(changed))
-    summary = ExtractionSummary()
-    tasks = []
-    for utt in utterances:
-        out = feature_path(feature_dir, utt.speaker, utt.utt_id)
-        if not overwrite and is_complete_feature_file(out):
-            summary.already_done += 1
-            continue
-        _remove_stale_temporaries(out)
-        tasks.append((str(utt.path), utt.speaker, str(out), config))
-    for _, _, error in map_files(_extract_one, tasks, jobs, desc="extract", progress=progress):
-        if error is None:
-            summary.extracted += 1
-        else:
-            summary.failed.append(error)
+    with folder_lock(feature_dir, "vawgan extract"):
+        for folder in [feature_dir, *sorted({feature_dir / utt.speaker for utt in utterances})]:
+            remove_stale_temporaries(folder)  # left by a killed run
+        changed = record_settings(feature_dir, config)
+        if changed:
+            logging.getLogger(__name__).warning("%s: feature settings changed (%s); old features deleted, "
+                                                "re-extracting every utterance", feature_dir, ", ".join(changed))
+        summary = ExtractionSummary()
+        tasks = []
+        for utt in utterances:
+            out = feature_path(feature_dir, utt.speaker, utt.utt_id)
+            if not overwrite and is_complete_feature_file(out):
+                summary.already_done += 1
+                continue
+            tasks.append((str(utt.path), utt.speaker, str(out), config))
+        for _, _, error in map_files(_extract_one, tasks, jobs, desc="extract", progress=progress):
+            if error is None:
+                summary.extracted += 1
+            else:
+                summary.failed.append(error)
     return summary
