@@ -164,7 +164,7 @@ def main() -> None:
         rows.append(("CLI", "`python -c 'import torch'` alone", wall, cpu, None))
 
     print(f"Conversion of a {duration:.2f} s utterance ({Path(args.wav).name}), median of {args.repeats}, "
-          f"one BLAS/torch thread, analysis threads {thread_counts}, model: {converter.model_dir}; "
+          f"one BLAS/torch thread, analysis threads {thread_counts}, model: {converter.model_dir.path}; "
           f"load average before: {load_before:.1f}, "
           f"after: {os.getloadavg()[0]:.1f}\n")
     print("| what | step | wall s | RTF (wall) | CPU s | RTF (CPU) |")

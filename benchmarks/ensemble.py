@@ -40,8 +40,8 @@ def main() -> None:
 
     everyone = Converter(args.model, which="vawgan")
     if len(everyone.model_dirs) < 2:
-        raise SystemExit(f"{everyone.model_dir}: not an ensemble (no members/ with VAW-GAN weights)")
-    systems = {f"model {i + 1} ({model_dir.name})": Converter(model_dir, which="vawgan", members=1)
+        raise SystemExit(f"{everyone.model_dir.path}: not an ensemble (no members/ with VAW-GAN weights)")
+    systems = {f"model {i + 1} ({model_dir.path.name})": Converter(model_dir, which="vawgan", members=1)
                for i, model_dir in enumerate(everyone.model_dirs)}
     systems.update({f"ensemble of {k}": Converter(args.model, which="vawgan", members=k)
                     for k in range(2, len(everyone.model_dirs))})

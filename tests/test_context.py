@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vawgan.config import Config
-from vawgan.convert import Converter, NumpyModel, export_numpy_weights
+from vawgan.convert import Converter
 from vawgan.data import ContextTable, FrameSet, load_frames, load_pairs
 from vawgan.errors import VawganError
 from vawgan.features.context import context_windows, stack_context
@@ -16,6 +16,7 @@ from vawgan.model_dir import load_model_config, prepare_model_dir
 from vawgan.runlog import read_scalars
 from vawgan.stats import Statistics
 from vawgan.train import Trainer
+from vawgan.weights import NumpyModel, export_numpy_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -20,15 +20,17 @@ import soundfile as sf
 from vawgan.audio import load_audio
 from vawgan.cli import main as vawgan_main
 from vawgan.config import Config
-from vawgan.convert import Converter, NumpyModel
+from vawgan.convert import Converter
 from vawgan.corpus import discover, write_manifest
 from vawgan.errors import VawganError
 from vawgan.evaluate.metrics import score_pair
 from vawgan.features.extract import extract_corpus
 from vawgan.features.store import load_features
 from vawgan.features.world import analyze, analyze_file
+from vawgan.model_dir import ModelDir
 from vawgan.stats import compute_statistics
 from vawgan.train import train_model
+from vawgan.weights import NumpyModel, export_numpy_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -295,6 +297,76 @@ def test_cli_inconsistent_model_directory_is_one_line(tiny_model, shared_corpus,
     assert not out.exists()
 
 
+def snapshot(folder: Path) -> dict:
+    """Every file and folder under ``folder`` with its modification time."""
+    return {path.relative_to(folder): path.stat().st_mtime_ns for path in sorted([folder, *folder.rglob("*")])}
+
+
+def set_writable(folder: Path, writable: bool) -> None:
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod((0o755 if path.is_dir() else 0o644) if writable else (0o555 if path.is_dir() else 0o444))
+
+
+def test_training_writes_the_numpy_copies_with_their_hashes(tiny_model):
+    from vawgan.checkpoint import read_hashes
+
+    assert {"vae.pt", "vae.npz", "vawgan.pt", "vawgan.npz"} <= set(read_hashes(tiny_model))
+    for which in ("vae", "vawgan"):
+        assert isinstance(Converter(tiny_model, which=which).model, NumpyModel), which
+
+
+@pytest.mark.parametrize("read_only", [False, True], ids=["writable", "read-only"])
+def test_converting_never_writes_into_the_model_directory(tiny_model, shared_corpus, tmp_path, read_only):
+    """With its NumPy copies or without them (PyTorch then runs the networks), a model directory is only read."""
+    for copies in (True, False):
+        model = tmp_path / f"model-{'numpy' if copies else 'torch'}"
+        numpy_copies = shutil.ignore_patterns("vae.npz", "vawgan.npz")
+        shutil.copytree(tiny_model, model, ignore=None if copies else numpy_copies)
+        set_writable(model, not read_only)
+        before = snapshot(model)
+        try:
+            out = tmp_path / f"{model.name}.wav"
+            assert run_cli(wav(shared_corpus, "rms", EVAL_IDS[0]), "--model", model, "--source", "rms",
+                           "--target", "slt", "-o", out) == 0
+            assert out.is_file()
+            for which in ("vae", "vawgan"):
+                assert isinstance(Converter(model, which=which).model, NumpyModel) == copies
+            assert vawgan_main(["info", "--model", str(model)]) == 0
+            assert snapshot(model) == before
+        finally:
+            set_writable(model, True)
+
+
+def test_a_model_directory_is_read_once_and_passed_on(tiny_model, shared_corpus, tmp_path):
+    from vawgan.model_info import describe_model
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    opened = ModelDir(model)
+    assert opened.speakers == list(SPEAKERS) and opened.config.features.f0_method == "dio"
+    assert opened.networks("vawgan") is opened.networks("vawgan")  # the weights are loaded once
+    for name in ("config.yaml", "stats.npz", "speakers.txt"):
+        (model / name).unlink()  # nothing below reads them again
+    converter = Converter(opened)
+    assert converter.model is opened.networks("vawgan")
+    feats = converter.analyze_file(wav(shared_corpus, "rms", EVAL_IDS[0]), "rms")
+    assert converter.convert_features(feats, "rms", "slt").mcep.shape == feats.mcep.shape
+    assert "speakers (2):" in describe_model(opened)
+
+
+def test_the_numpy_and_pytorch_backends_convert_frames_alike(tiny_model):
+    from vawgan.weights import LoadedModel
+
+    model = ModelDir(tiny_model)
+    on_numpy, on_torch = model.networks("vawgan"), model.networks("vawgan", numpy=False)
+    assert isinstance(on_numpy, NumpyModel) and isinstance(on_torch, LoadedModel)
+    assert on_numpy.step == on_torch.step > 0
+    frames = np.random.default_rng(0).standard_normal((300, 39))
+    target = on_numpy.speaker_index("slt")
+    np.testing.assert_allclose(on_numpy.convert_frames(frames, target), on_torch.convert_frames(frames, target),
+                               atol=1e-4)
+
+
 def test_info_summarizes_a_model_directory(tiny_model, capsys):
     from vawgan.model_dir import load_model
     from vawgan.stats import Statistics
@@ -552,7 +624,7 @@ def test_each_pretrained_model_is_its_recipe_config(name):
     assert load_config(pretrained_model_dir(name) / "config.yaml").to_dict() == recipe.to_dict()
     # Its NumPy weights are current, so converting with it never needs torch.
     for which in ("vae", "vawgan"):
-        assert isinstance(NumpyModel.load(pretrained_model_dir(name), which), NumpyModel)
+        assert isinstance(ModelDir(pretrained_model_dir(name)).networks(which), NumpyModel)
 
 
 def test_the_parallel_pretrained_model_converts_closer_to_the_target(shared_corpus):
@@ -673,10 +745,11 @@ def test_numpy_weights_match_torch_and_are_ignored_when_stale(tiny_model, shared
 
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model, ignore=shutil.ignore_patterns("vae.npz", "vawgan.npz"))
-    reference = Converter(model, device="auto")  # PyTorch; leaves the directory alone
-    assert not isinstance(reference.model, NumpyModel) and not (model / "vawgan.npz").exists()
-    first = Converter(model, device="cpu")  # no copy yet: PyTorch, and it writes the copy
-    assert not isinstance(first.model, NumpyModel) and (model / "vawgan.npz").is_file()
+    reference = Converter(model, device="auto")  # PyTorch
+    assert not isinstance(reference.model, NumpyModel)
+    first = Converter(model, device="cpu")  # no copy: PyTorch, and nothing written
+    assert not isinstance(first.model, NumpyModel) and not (model / "vawgan.npz").exists()
+    export_numpy_weights(model, "vawgan")
     fast = Converter(model, device="cpu")
     assert isinstance(fast.model, NumpyModel)
     feats = fast.analyze_file(wav(shared_corpus, "rms", EVAL_IDS[0]), "rms")

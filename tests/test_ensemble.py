@@ -11,12 +11,14 @@ import pytest
 
 from vawgan.cli import main
 from vawgan.config import load_config
-from vawgan.convert import Converter, NumpyModel, export_numpy_weights
+from vawgan.convert import Converter
 from vawgan.errors import VawganError
 from vawgan.evaluate.metrics import score_pair
 from vawgan.features.store import load_features
-from vawgan.model_dir import describe_model, load_model, member_dir, member_dirs
+from vawgan.model_dir import load_model, member_dir, member_dirs
+from vawgan.model_info import describe_model
 from vawgan.stats import Statistics
+from vawgan.weights import NumpyModel, export_numpy_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -62,8 +64,7 @@ def test_members_are_trained_with_the_next_seeds_in_their_own_model_directories(
 def test_conversion_averages_the_members_outputs(ensemble, real_features):
     feats = _features(real_features)
     for which in ("vae", "vawgan"):
-        Converter(ensemble, which=which)  # PyTorch, leaving each model's NumPy copy
-        both = Converter(ensemble, which=which)
+        both = Converter(ensemble, which=which)  # training wrote each model's NumPy copy
         assert len(both.networks) == 2 and all(isinstance(n, NumpyModel) for n in both.networks)
         alone = [Converter(ensemble, which=which, members=1), Converter(member_dir(ensemble, 6), which=which)]
         converted = both.convert_features(feats, "awb", "slt").mcep

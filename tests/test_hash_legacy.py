@@ -3,7 +3,8 @@
 import shutil
 
 from vawgan.checkpoint import HASHES_FILE, read_hashes
-from vawgan.convert import Converter, export_numpy_weights, pretrained_model_dir
+from vawgan.convert import Converter, pretrained_model_dir
+from vawgan.weights import export_numpy_weights
 
 
 def test_a_legacy_directory_converts_after_an_export_records_one_hash(tmp_path):
@@ -12,7 +13,7 @@ def test_a_legacy_directory_converts_after_an_export_records_one_hash(tmp_path):
     (model / HASHES_FILE).unlink()
     for name in ("vae.npz", "vawgan.npz"):
         (model / name).unlink()
-    export_numpy_weights(model, "vae")  # what converting with --which vae does in a writable folder
+    export_numpy_weights(model, "vae")  # records the hash of vae.npz alone
     assert set(read_hashes(model)) == {"vae.npz"}
     converter = Converter(model, which="vawgan")  # vawgan.pt is not listed: loaded unchecked, not refused
     assert converter.speakers == ["awb", "rms", "slt"]

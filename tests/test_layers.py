@@ -44,7 +44,9 @@ LAYERS = {
     "vawgan.models": ("models", 4),
     "vawgan.losses": ("models", 4),
     # a trained model's directory: config, statistics, speakers, weights
+    "vawgan.weights": ("model directory", 5),  # weights files and the NumPy and PyTorch backends running them
     "vawgan.model_dir": ("model directory", 5),
+    "vawgan.model_info": ("model directory", 5),  # model cards and `vawgan info`'s summary
     # training and conversion, side by side
     "vawgan.data": ("training", 6),
     "vawgan.train": ("training", 6),

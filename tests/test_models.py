@@ -6,9 +6,10 @@ import torch
 
 from vawgan.config import Config
 from vawgan.errors import VawganError
-from vawgan.model_dir import load_model, prepare_model_dir, save_weights
+from vawgan.model_dir import load_model, prepare_model_dir
 from vawgan.models import Critic, Decoder, build_models
 from vawgan.stats import Statistics
+from vawgan.weights import save_weights
 
 
 def _stats(speakers, dim=39):

@@ -17,10 +17,12 @@ import soundfile as sf
 from conftest import ARCTIC_RECIPE_CONF
 from vawgan.cli import main as vawgan_main
 from vawgan.config import load_config
-from vawgan.convert import Converter, NumpyModel, pretrained_model_dir
+from vawgan.convert import Converter, pretrained_model_dir
 from vawgan.evaluate.metrics import score_pair
 from vawgan.features.world import analyze_file
+from vawgan.model_dir import ModelDir
 from vawgan.pretrained import DEFAULT_PRETRAINED
+from vawgan.weights import NumpyModel
 
 # (source speaker, sentence) → targets with a natural recording of that sentence.
 HELD_OUT = {("bdl", "arctic_a0544"): ("slt",), ("slt", "arctic_a0545"): ("bdl",),
@@ -43,7 +45,7 @@ def test_each_natural_model_is_its_recipe_config_with_a_card(name, conf):
     model = pretrained_model_dir(name)
     assert load_config(model / "config.yaml").to_dict() == load_config(ARCTIC_RECIPE_CONF / conf).to_dict()
     for which in ("vae", "vawgan"):
-        assert isinstance(NumpyModel.load(model, which), NumpyModel)
+        assert isinstance(ModelDir(model).networks(which), NumpyModel)
     assert (model / "card.yaml").is_file()
 
 

@@ -29,12 +29,11 @@ of a directory (:func:`resolve_model_dir`).
 Start-up. Importing PyTorch takes most of a command-line conversion's time
 (about 1.5 s of CPU here, against a few tenths of a second for converting a
 3 s utterance). The encoder and decoder are small MLPs, so on the CPU the
-converter evaluates them with NumPy from ``<which>.npz``, a plain-array copy of
-``<which>.pt`` written by :func:`export_numpy_weights`, and never imports
-torch. The copy records the SHA-256 of the ``.pt`` it came from and is only
-used while that still matches; otherwise (and on CUDA) the PyTorch modules of
-:func:`vawgan.model_dir.load_model` are used, and a CPU converter then writes
-a fresh copy into the model directory (when it is writable) for next time.
+converter evaluates them with NumPy from ``<which>.npz``, the plain-array copy
+training writes next to ``<which>.pt`` (:mod:`vawgan.weights`), and never
+imports torch. The copy records the SHA-256 of the ``.pt`` it came from and is
+only used while that still matches; otherwise (and on CUDA) the PyTorch
+modules are used. Converting never writes into the model directory.
 """
 
 from __future__ import annotations
@@ -42,21 +41,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from vawgan.audio import write_audio
-from vawgan.checkpoint import check_hash, forget_hash, hashed_write, load_checkpoint, sha256_of
 from vawgan.errors import VawganError
-from vawgan.features.context import stack_context
 from vawgan.features.store import UtteranceFeatures
-from vawgan.features.world import F0_METHODS, Progress, analyze, analyze_file, in_frame_batches, render
-from vawgan.model_dir import (SPEAKERS_FILE, STATS_FILE, WEIGHT_FILES, check_finite_weights, check_member, has_weights,
-                              is_inference_only, load_model, load_model_config, member_dirs, read_speakers)
+from vawgan.features.world import F0_METHODS, Progress, analyze, analyze_file, render
+from vawgan.model_dir import CONFIG_FILE, ModelDir
 from vawgan.pretrained import DEFAULT_PRETRAINED, PRETRAINED_MODELS, PRETRAINED_ROOT
-from vawgan.stats import Statistics
 from vawgan.transforms import convert_f0, gv_postfilter, lf0_statistics_of, normalize_unknown_source
 from vawgan.utils import available_cores
 
@@ -66,7 +60,7 @@ def pretrained_model_dir(name: str = DEFAULT_PRETRAINED) -> Path:
     if name not in PRETRAINED_MODELS:
         raise VawganError(f"no packaged model named {name!r}; packaged models: {', '.join(PRETRAINED_MODELS)}")
     model_dir = PRETRAINED_ROOT / name
-    if not (model_dir / "config.yaml").is_file():
+    if not (model_dir / CONFIG_FILE).is_file():
         raise VawganError(f"{model_dir}: the packaged pretrained model {name!r} is missing; "
                           "reinstall vawgan or pass --model DIR of a trained model")
     return model_dir
@@ -122,145 +116,6 @@ def check_output_writable(path: str | os.PathLike) -> Path:
     return path
 
 
-def export_numpy_weights(model_dir: str | os.PathLike, which: str = "vawgan", inference_only: bool = False) -> Path:
-    """Write ``<which>.npz`` next to ``<which>.pt``: encoder and decoder weights as plain arrays.
-
-    Keys are ``encoder/<state-dict key>`` and ``decoder/<state-dict key>``, plus
-    ``source_sha256``, the hash of the ``.pt`` file, so that a retrained model
-    never runs with stale NumPy weights, ``speakers``, the speaker order the
-    weights were trained with, and ``step``, the training step. Needs PyTorch
-    (to read the ``.pt``).
-
-    ``inference_only=True`` marks the copy as the weights themselves and then
-    deletes the ``.pt`` (half the size; how the packaged ensemble's members
-    ship): :meth:`NumpyModel.load` and
-    :func:`vawgan.model_dir.read_numpy_weights` take it without its source.
-    A plain copy whose ``.pt`` has gone is not used.
-    """
-    weights = Path(model_dir) / WEIGHT_FILES[which]
-    state = load_checkpoint(weights)
-    arrays = {f"{net}/{key}": value.detach().cpu().numpy()
-              for net in ("encoder", "decoder") for key, value in state[net].items()}
-    out = weights.with_suffix(".npz")
-    with hashed_write(out) as tmp:
-        np.savez(tmp, source_sha256=np.array(sha256_of(weights)), speakers=np.array(state["speakers"], dtype=str),
-                 step=np.array(int(state.get("step", 0))), inference_only=np.array(bool(inference_only)), **arrays)
-    if inference_only:
-        weights.unlink()
-        forget_hash(weights)
-    return out
-
-
-def _linear_layers(data, net: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The ``(weight, bias)`` pairs of ``<net>/net.<i>.weight`` in layer order (ReLU between them)."""
-    indices = sorted(int(key.split(".")[1]) for key in data.files
-                     if key.startswith(f"{net}/net.") and key.endswith(".weight"))
-    return [(data[f"{net}/net.{i}.weight"], data[f"{net}/net.{i}.bias"]) for i in indices]
-
-
-def _mlp(x: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]], code: np.ndarray | None = None) -> np.ndarray:
-    """Linear layers with ReLU between them, as :func:`vawgan.models.mlp` builds them.
-
-    With a speaker ``code`` (C,), a layer whose weight has more inputs than
-    the activations have columns takes the code concatenated to them (the
-    decoder's first layer only, or every layer: ``model.decoder_conditioning``).
-    """
-    x = x.astype(np.float32)
-    for i, (weight, bias) in enumerate(layers):
-        if i:
-            x = np.maximum(x, 0.0)
-        if code is not None and weight.shape[1] > x.shape[1]:
-            x = np.hstack([x, np.broadcast_to(code.astype(np.float32), (x.shape[0], code.shape[0]))])
-        x = x @ weight.T + bias
-    return x
-
-
-class NumpyModel:
-    """The encoder and decoder of a model directory, evaluated with NumPy on the CPU.
-
-    Offers what :class:`Converter` uses of :class:`vawgan.model_dir.LoadedModel`
-    (``config``, ``stats``, ``speakers``, ``speaker_index``, ``device``,
-    ``which``) with :meth:`encode` and :meth:`decode` on arrays. Built by
-    :meth:`load`, which returns None when ``<which>.npz`` is missing or was
-    exported from another ``<which>.pt``. Without any ``<which>.pt`` only
-    an inference-only copy (:func:`export_numpy_weights`) is used.
-    """
-
-    device = "cpu"
-
-    def __init__(self, config, stats, speakers, which, encoder_layers, decoder_layers, embedding):
-        self.config, self.stats, self.speakers, self.which = config, stats, speakers, which
-        self.encoder_layers, self.decoder_layers, self.embedding = encoder_layers, decoder_layers, embedding
-
-    @classmethod
-    def load(cls, model_dir: Path, which: str) -> "NumpyModel | None":
-        weights = model_dir / WEIGHT_FILES.get(which, f"{which}.pt")
-        arrays = weights.with_suffix(".npz")
-        if not arrays.is_file():
-            return None
-        check_hash(weights if weights.is_file() else arrays)
-        try:
-            with np.load(arrays) as data:
-                if weights.is_file() and str(data["source_sha256"]) != sha256_of(weights):
-                    return None
-                if not weights.is_file() and not is_inference_only(data):
-                    return None
-                trained_speakers = data["speakers"].tolist()
-                check_finite_weights(arrays, {key: data[key] for key in data.files
-                                              if key.startswith(("encoder/", "decoder/"))})
-                encoder, decoder = _linear_layers(data, "encoder"), _linear_layers(data, "decoder")
-                embedding = data["decoder/embedding.weight"] if "decoder/embedding.weight" in data.files else None
-        except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile):
-            return None  # unreadable copy: the PyTorch weights decide
-        speakers = read_speakers(model_dir / SPEAKERS_FILE)
-        if trained_speakers != speakers or not encoder or not decoder:
-            return None  # an inconsistent directory: PyTorch's loader reports it
-        return cls(load_model_config(model_dir), Statistics.load(model_dir / STATS_FILE), speakers, which,
-                   encoder, decoder, embedding)
-
-    def speaker_index(self, name: str) -> int:
-        """The decoder's id of speaker ``name``; :class:`VawganError` listing the known ones otherwise."""
-        if name not in self.speakers:
-            raise VawganError(f"unknown speaker {name!r}; this model knows: {', '.join(self.speakers)}")
-        return self.speakers.index(name)
-
-    def encode(self, frames: np.ndarray, rows: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
-        """(μ, log σ²) of frames ``rows`` (default all) of one utterance's normalized frames (T, D).
-
-        With encoder context each frame is encoded with its window of
-        neighbouring frames, as in training (:func:`vawgan.features.context.stack_context`).
-        """
-        inputs = stack_context(frames, self.config.model.context_frames, rows)
-        mu, logvar = np.split(_mlp(inputs, self.encoder_layers), 2, axis=1)
-        return mu, logvar
-
-    def decode(self, z: np.ndarray, speaker_index: int) -> np.ndarray:
-        """Normalized frames decoded from latents ``z`` (N, latent) with one speaker's code."""
-        code = self.embedding[speaker_index] if self.embedding is not None else None
-        return _mlp(z, self.decoder_layers, code)
-
-
-def load_networks(model_dir: Path, which: str, device: str):
-    """The ``which`` encoder and decoder of one model directory, as :class:`Converter` runs them.
-
-    On the CPU a current NumPy copy (:class:`NumpyModel`), without importing
-    torch; otherwise :func:`vawgan.model_dir.load_model`'s PyTorch modules,
-    and on the CPU a fresh NumPy copy is then left in the directory (when it
-    is writable) for the next conversion's start-up.
-    """
-    network = NumpyModel.load(model_dir, which) if device == "cpu" and model_dir.is_dir() else None
-    if network is None:
-        network = load_model(model_dir, which=which, device=device)
-        if device == "cpu" and os.access(model_dir, os.W_OK) and (model_dir / WEIGHT_FILES[which]).is_file():
-            # torch is loaded now anyway. The copy is only a cache: failing to write it (a full disk)
-            # must not fail the conversion.
-            try:
-                export_numpy_weights(model_dir, which)
-            except OSError:
-                pass
-    return network
-
-
 def analysis_settings(features, f0_method: str | None = None, aperiodicity_step: int | None = None):
     """A model's :class:`~vawgan.config.FeatureConfig` with a conversion's overrides of the input's analysis.
 
@@ -286,7 +141,8 @@ class Converter:
     ----------
     model_dir:
         A model directory written by ``vawgan train`` (config, statistics,
-        speaker list, weights), or the name of a packaged pretrained model
+        speaker list, weights), already opened as a :class:`~vawgan.model_dir.ModelDir`
+        or as a path, or the name of a packaged pretrained model
         (:data:`PRETRAINED_MODELS`); None loads the default one, ``quick``.
     which:
         ``"vawgan"`` (weights after adversarial fine-tuning) or ``"vae"``
@@ -337,10 +193,10 @@ class Converter:
         outputs: every model denormalizes with the same target statistics).
     """
 
-    def __init__(self, model_dir: str | os.PathLike | None = None, which: str = "vawgan", device: str = "cpu",
-                 f0_method: str | None = None, threads: int | None = None, gv_postfilter: float = 0.0,
-                 aperiodicity_step: int | None = None, vocoder_compensation: bool = False,
-                 members: int | None = None):
+    def __init__(self, model_dir: ModelDir | str | os.PathLike | None = None, which: str = "vawgan",
+                 device: str = "cpu", f0_method: str | None = None, threads: int | None = None,
+                 gv_postfilter: float = 0.0, aperiodicity_step: int | None = None,
+                 vocoder_compensation: bool = False, members: int | None = None):
         if threads is not None and threads < 1:
             raise VawganError(f"threads must be at least 1, got {threads}")
         if not 0.0 <= gv_postfilter <= 2.0:
@@ -349,39 +205,31 @@ class Converter:
         self.gv_postfilter = float(gv_postfilter)
         self.vocoder_compensation = bool(vocoder_compensation)
         self.threads = threads or available_cores()
-        self.model_dir = resolve_model_dir(model_dir)
+        self.model_dir = model_dir if isinstance(model_dir, ModelDir) else ModelDir(resolve_model_dir(model_dir))
         self.which = which
-        self.model = load_networks(self.model_dir, which, device)
-        member_dirs = self._choose_members(members)
-        self.model_dirs = [self.model_dir, *member_dirs]  # the ensemble's models, in averaging order
-        self.networks = [self.model, *(load_networks(member, which, device) for member in member_dirs)]
+        self.model = self.model_dir.networks(which, device)
+        self.model_dirs = [self.model_dir, *self._choose_members(members)]  # the ensemble, in averaging order
+        self.networks = [self.model, *(member.networks(which, device) for member in self.model_dirs[1:])]
         self.feature_config = analysis_settings(self.model.config.features, f0_method, aperiodicity_step)
         if self.gv_postfilter:
             for speaker in self.speakers:  # stop before any work when the statistics lack the GV
                 self.model.stats.gv(speaker)
 
-    def _choose_members(self, members: int | None) -> list[Path]:
+    def _choose_members(self, members: int | None) -> list[ModelDir]:
         """The first ``members - 1`` ensemble members holding the weights (None: all of them), each checked."""
         if members is not None and members < 1:
             raise VawganError(f"--members {members}: must be at least 1 (1: the directory's own model alone)")
-        available = [member for member in member_dirs(self.model_dir) if has_weights(member, self.which)]
+        available = self.model_dir.member_paths(self.which)
         wanted = len(available) if members is None else members - 1
         if wanted > len(available):
-            raise VawganError(f"--members {members}: {self.model_dir} holds {len(available) + 1} model(s) with "
+            raise VawganError(f"--members {members}: {self.model_dir.path} holds {len(available) + 1} model(s) with "
                               f"{self.which} weights (itself and {len(available)} in members/)")
-        for member in available[:wanted]:
-            check_member(self.model_dir, member)
-        return available[:wanted]
+        return [self.model_dir.member(path) for path in available[:wanted]]
 
     @property
     def weights_time(self) -> float:
         """When the newest weights in use were written (each model's ``.pt``, or its NumPy copy without one)."""
-        times = []
-        for model_dir in self.model_dirs:
-            weights = model_dir / WEIGHT_FILES[self.which]
-            weights = weights if weights.is_file() else weights.with_suffix(".npz")
-            times.append(weights.stat().st_mtime)
-        return max(times)
+        return max(model_dir.weights_time(self.which) for model_dir in self.model_dirs)
 
     @property
     def speakers(self) -> list[str]:
@@ -441,30 +289,8 @@ class Converter:
 
         An ensemble's models each encode and decode; their outputs are averaged.
         """
-        decoded = [self._encode_decode_with(network, normalized, target_index, sample) for network in self.networks]
+        decoded = [network.convert_frames(normalized, target_index, sample) for network in self.networks]
         return decoded[0] if len(decoded) == 1 else np.mean(decoded, axis=0)
-
-    @staticmethod
-    def _encode_decode_with(network, normalized: np.ndarray, target_index: int, sample: bool) -> np.ndarray:
-        """:meth:`_encode_decode` with one model's networks (a :class:`NumpyModel` or a ``LoadedModel``).
-
-        With encoder context each frame is encoded with its window of
-        neighbouring frames, as in training (:func:`vawgan.features.context.stack_context`).
-        Long utterances go through the networks in batches of frames
-        (:func:`vawgan.features.world.in_frame_batches`), so that the hidden
-        layers' activations (up to 8 kB per frame) stay small.
-        """
-        if isinstance(network, NumpyModel):
-            def numpy_batch(rows: slice) -> np.ndarray:
-                mu, logvar = network.encode(normalized, rows)
-                z = mu + np.random.default_rng().standard_normal(mu.shape) * np.exp(0.5 * logvar) if sample else mu
-                return network.decode(z, target_index).astype(np.float64)
-
-            return in_frame_batches(numpy_batch, len(normalized))
-        from vawgan.models.networks import decode_utterance  # imports torch: only for the PyTorch networks
-
-        return decode_utterance(network.encoder, network.decoder, normalized, target_index,
-                                network.config.model.context_frames, sample=sample)
 
     def analyze_file(self, path: str | os.PathLike, source: str | None = None,
                      progress: Progress | None = None) -> UtteranceFeatures:

@@ -1,6 +1,6 @@
 """The model directory: everything needed to use a trained model, in one folder.
 
-Layout (written by ``vawgan train``, read by :func:`load_model`)::
+Layout (written by ``vawgan train``, read once by :class:`ModelDir`)::
 
     config.yaml     the full Config the model was trained with
     stats.npz       normalization statistics (vawgan.stats.Statistics)
@@ -9,20 +9,24 @@ Layout (written by ``vawgan train``, read by :func:`load_model`)::
     weights.sha256  the SHA-256 of each weights file above (vawgan.checkpoint), checked on loading
     vae.pt          encoder + decoder at the end of VAE pretraining
     vawgan.pt       encoder + decoder + critic at the end of adversarial training
+    vae.npz, vawgan.npz  the encoder and decoder of each as plain arrays, written with it
+                    (vawgan.weights): a CPU conversion runs them without importing PyTorch
     metrics.csv     per-epoch training scalars (vawgan.runlog), tensorboard/ likewise
     alignment/      with train.realign_epochs > 0: the provisional VAE that re-aligned the
                     parallel pairs (a model directory of its own; vawgan.train.realign_pairs)
     members/        with train.members > 1: the ensemble's other models, each a complete
                     model directory seed-<k>/ trained with seed k (member_dir); conversion
                     averages what the models convert (vawgan.convert.Converter)
-    card.yaml       optional, written by write_model_card for a model one hands on (the packaged
+    card.yaml       optional, written by vawgan.model_info.write_model_card for a model one hands on (the packaged
                     ones): what it was trained on and its scores on held-out sentences;
                     `vawgan info` prints it
 
 A weights file may also be present as its NumPy copy alone (``vawgan.npz``
 without ``vawgan.pt``, exported with ``inference_only=True`` by
-:func:`vawgan.convert.export_numpy_weights`): a smaller directory that can
+:func:`vawgan.weights.export_numpy_weights`): a smaller directory that can
 convert but not train on, as the packaged ensemble's members are.
+
+Reading a model directory never writes to it.
 
 ``vae.pt`` is kept when the adversarial phase runs, so the over-smoothed VAE
 and the VAW-GAN can be compared from the same directory.
@@ -32,35 +36,21 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import zipfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
-import yaml
 
 from vawgan.config import Config, read_config_file, save_config
 from vawgan.errors import VawganError
 from vawgan.stats import Statistics
 from vawgan.utils import atomic_path, remove_stale_temporaries
-
-if TYPE_CHECKING:  # imported lazily at run time: `vawgan convert` on the CPU never imports torch
-    import torch
-
-    from vawgan.models import Decoder, Encoder
+from vawgan.weights import WEIGHT_FILES, LoadedModel, Networks, has_weights, load_numpy, load_torch
 
 CONFIG_FILE = "config.yaml"
 STATS_FILE = "stats.npz"
 SPEAKERS_FILE = "speakers.txt"
 CHECKPOINT_FILE = "checkpoint.pt"
-WEIGHT_FILES = {"vae": "vae.pt", "vawgan": "vawgan.pt"}
 MEMBERS_DIR = "members"
-CARD_FILE = "card.yaml"
-# The measures a model card keeps per system, from `vawgan evaluate`'s results.csv, and how `vawgan info` shows them.
-CARD_MEASURES = (("mcd", "MCD {:.2f} dB"), ("f0_rmse_cents", "F0 RMSE {:.0f} cent"), ("vuv_error", "V/UV {:.1f} %"),
-                 ("gv_ratio", "GV ratio {:.2f}"), ("ms_distance", "MS distance {:.2f} dB"))
-
 # Model settings added after the first model directories were written, with the value those
 # directories were trained with: a config.yaml without the key gets this value, not today's default.
 LEGACY_MODEL_SETTINGS = {"decoder_variance": "unit", "decoder_conditioning": "input"}
@@ -146,99 +136,6 @@ def member_dirs(model_dir: str | os.PathLike) -> list[Path]:
     return sorted((path for path in root.iterdir() if path.is_dir()), key=by_seed)
 
 
-def is_inference_only(data) -> bool:
-    """Whether an opened NumPy weights copy (``np.load``) is marked as the weights themselves, its ``.pt`` deleted."""
-    return "inference_only" in data.files and bool(data["inference_only"])
-
-
-def has_weights(model_dir: str | os.PathLike, which: str) -> bool:
-    """Whether ``model_dir`` holds the ``which`` weights: ``<which>.pt``, or an inference-only NumPy copy.
-
-    An inference-only copy is one :func:`vawgan.convert.export_numpy_weights`
-    marked as such; a plain copy whose ``.pt`` has gone does not count.
-    """
-    weights = Path(model_dir) / WEIGHT_FILES[which]
-    if weights.is_file():
-        return True
-    try:
-        with np.load(weights.with_suffix(".npz")) as data:
-            return is_inference_only(data)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-        return False
-
-
-def check_member(model_dir: str | os.PathLike, member: str | os.PathLike) -> None:
-    """Raise :class:`VawganError` unless ensemble ``member`` fits ``model_dir``.
-
-    Averaging the outputs of models only makes sense when they read and write
-    the same frames: the same speakers in the same order, the same features
-    and network sizes, and the same normalization statistics (up to float
-    rounding: the same corpus analysed on another CPU). The seed and the
-    schedule may differ.
-    """
-    member = Path(member)
-    if not (member / CONFIG_FILE).is_file():
-        raise VawganError(f"{member}: an ensemble member must be a model directory (no {CONFIG_FILE}); "
-                          f"remove it from {Path(model_dir) / MEMBERS_DIR}")
-    speakers, member_speakers = read_speakers(Path(model_dir) / SPEAKERS_FILE), read_speakers(member / SPEAKERS_FILE)
-    config, member_config = load_model_config(model_dir), load_model_config(member)
-    problem = None
-    if member_speakers != speakers:
-        problem = f"speakers {member_speakers}, not {speakers}"
-    elif member_config.model != config.model:
-        problem = "other network sizes"
-    elif member_config.features != config.features:
-        problem = "other feature settings"
-    else:
-        spk = speaker_with_other_statistics(Statistics.load(Path(model_dir) / STATS_FILE),
-                                            Statistics.load(member / STATS_FILE), speakers)
-        if spk is not None:
-            problem = f"other statistics for speaker {spk!r}"
-    if problem:
-        raise VawganError(f"{member}: this ensemble member was trained with {problem} than {model_dir}; "
-                          "retrain it with the same data and config, or remove it")
-
-
-def check_finite_weights(path: str | os.PathLike, weights: dict) -> None:
-    """Raise :class:`VawganError` naming the first of ``weights`` (name -> array or CPU tensor) with NaN or infinity.
-
-    Such weights convert every input into NaN samples; better said when the
-    model is loaded than as a crash when the output is written.
-    """
-    for name, values in weights.items():
-        if not np.isfinite(np.asarray(values)).all():
-            raise VawganError(f"{path}: the weights {name} are not finite (NaN or infinity); the model is damaged, "
-                              "retrain it or use another model")
-
-
-@dataclass
-class LoadedModel:
-    """A trained encoder and decoder with everything needed to use them.
-
-    ``encoder(x)`` maps normalized c1..cD frames (N, D) to ``(mu, logvar)``;
-    ``decoder(z, speaker_ids)`` maps latents (N, latent_dim) and speaker ids
-    (N,) to normalized frames. Frames are normalized with their own speaker's
-    statistics (``stats.normalize(mcep[:, 1:], speaker)``). Both networks are
-    in eval mode on :attr:`device`.
-    """
-
-    config: Config
-    stats: Statistics
-    speakers: list[str]
-    encoder: Encoder
-    decoder: Decoder
-    device: torch.device
-    which: str
-    step: int
-
-    def speaker_index(self, name: str) -> int:
-        """The decoder's id of speaker ``name``; :class:`VawganError` listing the known ones otherwise."""
-        try:
-            return self.speakers.index(name)
-        except ValueError:
-            raise VawganError(f"unknown speaker {name!r}; this model knows: {', '.join(self.speakers)}") from None
-
-
 def load_model_config(model_dir: str | os.PathLike) -> Config:
     """The ``config.yaml`` of a model directory, with :data:`LEGACY_MODEL_SETTINGS` for keys it predates."""
     path = Path(model_dir) / CONFIG_FILE
@@ -256,195 +153,106 @@ def load_model_config(model_dir: str | os.PathLike) -> Config:
 
 
 def load_model(model_dir: str | os.PathLike, which: str = "vawgan", device="cpu") -> LoadedModel:
-    """Load the ``which`` weights (``"vawgan"`` or ``"vae"``) of a model directory onto ``device``.
+    """The PyTorch encoder and decoder (``which``: ``"vawgan"`` or ``"vae"``) of a model directory on ``device``.
 
     ``device`` is a ``torch.device`` or a string (``auto``, ``cpu``, ``cuda[:N]``).
     """
-    import torch
-
-    from vawgan.checkpoint import load_checkpoint
-    from vawgan.models import build_models
-    from vawgan.utils import resolve_device
-
-    model_dir = Path(model_dir)
-    if which not in WEIGHT_FILES:
-        raise VawganError(f"which={which!r} is not one of {', '.join(WEIGHT_FILES)}")
-    if not model_dir.is_dir():
-        raise VawganError(f"{model_dir}: model directory not found; train one with `vawgan train`")
-    if not (model_dir / CONFIG_FILE).is_file():
-        raise VawganError(f"{model_dir}: not a vawgan model directory (no {CONFIG_FILE}); "
-                          "give the --model-dir of a `vawgan train` run")
-    weights_path = model_dir / WEIGHT_FILES[which]
-    if not has_weights(model_dir, which):
-        phase = "vae" if which == "vae" else "adversarial"
-        raise VawganError(f"{weights_path}: not found; the {phase} phase has not finished in this model directory "
-                          f"(run `vawgan train --phase {phase}`{'' if which == 'vae' else ' or use the vae weights'})")
-    device = resolve_device(device) if isinstance(device, str) else torch.device(device)
-    config = load_model_config(model_dir)
-    stats = Statistics.load(model_dir / STATS_FILE)
-    speakers = read_speakers(model_dir / SPEAKERS_FILE)
-    if weights_path.is_file():
-        state = load_checkpoint(weights_path, map_location="cpu")
-    else:
-        weights_path = weights_path.with_suffix(".npz")
-        state = read_numpy_weights(weights_path)
-    if state.get("speakers") != speakers:
-        raise VawganError(f"{weights_path}: trained for speakers {state.get('speakers')}, but "
-                          f"{model_dir / SPEAKERS_FILE} lists {speakers}; the directory is inconsistent, retrain")
-    check_finite_weights(weights_path, {f"{net}/{key}": value for net in ("encoder", "decoder")
-                                        for key, value in state.get(net, {}).items()})
-    encoder, decoder, _ = build_models(config.model, len(speakers))
-    try:
-        encoder.load_state_dict(state["encoder"])
-        decoder.load_state_dict(state["decoder"])
-    except (KeyError, RuntimeError) as exc:
-        raise VawganError(f"{weights_path}: weights do not fit the network sizes in {model_dir / CONFIG_FILE} "
-                          f"({str(exc).splitlines()[0]}); the directory is inconsistent, retrain") from None
-    encoder.to(device).eval()
-    decoder.to(device).eval()
-    return LoadedModel(config=config, stats=stats, speakers=speakers, encoder=encoder, decoder=decoder,
-                       device=device, which=which, step=int(state.get("step", 0)))
+    return ModelDir(model_dir).networks(which, device, numpy=False)
 
 
-def read_numpy_weights(path: str | os.PathLike) -> dict:
-    """The weights state (as in ``vawgan.pt``) of a NumPy copy written by :func:`vawgan.convert.export_numpy_weights`.
+class ModelDir:
+    """A model directory read once: its config, statistics and speakers, checked on opening.
 
-    For directories that ship the copy alone (ensemble members of a packaged
-    model), so that PyTorch, on a GPU for example, can still load them.
+    Weights are loaded on demand by :meth:`networks` (once per weights file,
+    backend and device) and ensemble members by :meth:`members`, each opened
+    once and checked against this directory. Callers use the attributes
+    instead of reading the directory's files again. Nothing is ever written.
     """
-    import torch
 
-    from vawgan.checkpoint import check_hash
-    from vawgan.utils import read_npz
+    def __init__(self, path: str | os.PathLike):
+        path = Path(path)
+        if not path.is_dir():
+            raise VawganError(f"{path}: model directory not found; train one with `vawgan train`")
+        if not (path / CONFIG_FILE).is_file():
+            raise VawganError(f"{path}: not a vawgan model directory (no {CONFIG_FILE}); "
+                              "give the --model-dir of a `vawgan train` run")
+        self.path = path
+        self.config = load_model_config(path)
+        self.stats = Statistics.load(path / STATS_FILE)
+        self.speakers = read_speakers(path / SPEAKERS_FILE)
+        self._members: dict[Path, ModelDir] = {}
+        self._networks: dict[tuple, Networks] = {}
 
-    if Path(path).is_file():
-        check_hash(path)
-    with read_npz(path, "NumPy weights file", "export it again with vawgan.convert.export_numpy_weights",
-                  "it is damaged; export it again from the .pt weights or retrain") as data:
-        state = {net: {key.split("/", 1)[1]: torch.from_numpy(np.array(data[key]))
-                       for key in data.files if key.startswith(f"{net}/")} for net in ("encoder", "decoder")}
-        state["speakers"] = data["speakers"].tolist()
-        state["step"] = int(data["step"]) if "step" in data.files else 0
-    return state
+    def has_weights(self, which: str) -> bool:
+        """Whether the directory holds the ``which`` weights (``<which>.pt``, or an inference-only NumPy copy)."""
+        return has_weights(self.path, which)
 
+    def weights_time(self, which: str) -> float:
+        """When the ``which`` weights were written (the ``.pt``, or its NumPy copy without one)."""
+        weights = self.path / WEIGHT_FILES[which]
+        return (weights if weights.is_file() else weights.with_suffix(".npz")).stat().st_mtime
 
-def save_weights(path: str | os.PathLike, encoder, decoder, speakers: list[str], step: int, critic=None) -> None:
-    """Write the inference weights file (``vae.pt`` / ``vawgan.pt``) atomically."""
-    from vawgan.checkpoint import save_checkpoint
+    def networks(self, which: str = "vawgan", device="cpu", numpy: bool = True) -> Networks:
+        """The ``which`` encoder and decoder, loaded once: the NumPy backend when it can, else the PyTorch one.
 
-    state = {"encoder": encoder.state_dict(), "decoder": decoder.state_dict(), "speakers": list(speakers),
-             "step": int(step)}
-    if critic is not None:
-        state["critic"] = critic.state_dict()
-    save_checkpoint(path, state)
+        The NumPy backend is used on the CPU (``device="cpu"``, ``numpy``)
+        when the directory holds a current NumPy copy of the weights; otherwise
+        the PyTorch modules (:func:`vawgan.weights.load_torch`), which report
+        weights that do not fit the directory.
+        """
+        if which not in WEIGHT_FILES:
+            raise VawganError(f"which={which!r} is not one of {', '.join(WEIGHT_FILES)}")
+        key = (which, str(device), numpy)
+        if key not in self._networks:
+            weights = self.path / WEIGHT_FILES[which]
+            if not self.has_weights(which):
+                phase = "vae" if which == "vae" else "adversarial"
+                raise VawganError(f"{weights}: not found; the {phase} phase has not finished in this model "
+                                  f"directory (run `vawgan train --phase {phase}`"
+                                  f"{'' if which == 'vae' else ' or use the vae weights'})")
+            loaded = None
+            if numpy and device == "cpu":
+                loaded = load_numpy(weights, self.config, self.stats, self.speakers, which)
+            if loaded is None:
+                loaded = load_torch(weights, self.config, self.stats, self.speakers, which, device)
+            self._networks[key] = loaded
+        return self._networks[key]
 
+    def member_paths(self, which: str | None = None) -> list[Path]:
+        """The ensemble's other models (folders of ``members/``, by seed); with ``which``, those holding its weights."""
+        return [path for path in member_dirs(self.path) if which is None or has_weights(path, which)]
 
-def write_model_card(model_dir: str | os.PathLike, trained_on: str, results_csv: str | os.PathLike,
-                     evaluated_on: str) -> Path:
-    """Write ``card.yaml``: what the model was trained on and its scores from ``vawgan evaluate``.
+    def member(self, path: Path) -> ModelDir:
+        """The ensemble member at ``path`` (one of :meth:`member_paths`), opened once and checked against this one."""
+        if path not in self._members:
+            self._members[path] = self._open_member(path)
+        return self._members[path]
 
-    ``trained_on`` and ``evaluated_on`` are one-line descriptions of the data
-    (corpus, speakers, split); ``results_csv`` is the ``results.csv`` that
-    ``vawgan evaluate`` wrote for this model's conversions (wav level). The
-    training protocol is the model's own ``corpus.protocol``.
-    """
-    import csv
+    def _open_member(self, path: Path) -> ModelDir:
+        """Open the ensemble member at ``path``; :class:`VawganError` unless it fits this directory.
 
-    model_dir = Path(model_dir)
-    with open(results_csv, newline="") as f:
-        rows = list(csv.DictReader(f))
-    scores = {row["system"]: {key: round(float(row[key]), 4) for key, _ in CARD_MEASURES if row.get(key, "") != ""}
-              for row in rows}
-    card = {"trained_on": trained_on, "protocol": load_model_config(model_dir).corpus.protocol,
-            "evaluated_on": evaluated_on, "scores": scores}
-    with atomic_path(model_dir / CARD_FILE) as tmp:
-        Path(tmp).write_text(yaml.safe_dump(card, sort_keys=False, allow_unicode=True))
-    return model_dir / CARD_FILE
-
-
-def card_lines(model_dir: str | os.PathLike) -> list[str]:
-    """``vawgan info``'s lines for a model card (none when the directory has no ``card.yaml``)."""
-    path = Path(model_dir) / CARD_FILE
-    if not path.is_file():
-        return []
-    try:
-        card = yaml.safe_load(path.read_text())
-        lines = [f"trained on: {card['trained_on']} ({card['protocol'].replace('_', '-')} protocol)",
-                 f"scores on {card['evaluated_on']}:"]
-        for system, measures in card["scores"].items():
-            shown = [fmt.format(measures[key]) for key, fmt in CARD_MEASURES if key in measures]
-            lines.append(f"  {system}: {', '.join(shown)}")
-    except (yaml.YAMLError, KeyError, TypeError, AttributeError, ValueError):
-        raise VawganError(f"{path}: not a readable model card; delete it or write it again "
-                          "(vawgan.model_dir.write_model_card)") from None
-    return lines
-
-
-def describe_model(model_dir: str | os.PathLike) -> str:
-    """A readable summary of a model directory: speakers, features, networks, schedule and trained weights.
-
-    What ``vawgan info`` prints. Every weights file present is loaded, so a
-    damaged or inconsistent directory raises the same :class:`VawganError`
-    that ``vawgan convert`` would; weights a phase has not written yet are
-    reported as missing, and an unfinished training run by its checkpoint.
-    """
-    from vawgan.checkpoint import load_checkpoint
-    from vawgan.features.world import alpha_of
-
-    model_dir = Path(model_dir)
-    if not (model_dir / CONFIG_FILE).is_file():
-        raise VawganError(f"{model_dir}: not a vawgan model directory (no {CONFIG_FILE}); "
-                          "give the --model-dir of a `vawgan train` run or a packaged model's name")
-    config = load_model_config(model_dir)
-    stats = Statistics.load(model_dir / STATS_FILE)
-    speakers = read_speakers(model_dir / SPEAKERS_FILE)
-    f, m, t = config.features, config.model, config.train
-
-    lines = [f"model directory: {model_dir.resolve()}", *card_lines(model_dir), f"speakers ({len(speakers)}):"]
-    for name in speakers:
-        floor, ceil = f.f0_ranges.get(name, (f.f0_floor, f.f0_ceil))
-        lf0 = (f"F0 mean {np.exp(stats.lf0_mean[name]):.1f} Hz, log-F0 std {stats.lf0_std[name]:.3f}"
-               if name in stats.lf0_mean else "no F0 statistics")
-        frames = f"{stats.frames[name]:,} speech frames" if name in stats.frames else "frames not counted"
-        lines.append(f"  {name}: {frames}, {lf0}, F0 search range {floor:g}-{ceil:g} Hz")
-    aperiodicity = "every frame" if f.aperiodicity_step == 1 else f"1 frame in {f.aperiodicity_step}"
-    lines.append(f"features: {f.sample_rate} Hz, {f.frame_period:g} ms frames, F0 by {f.f0_method}, "
-                 f"D4C on {aperiodicity}, mel-cepstrum c0..c{f.mcep_order} (alpha {alpha_of(f):.3f}), "
-                 f"silence below {f.silence_threshold_db:g} dB")
-    encoder_input = m.input_dim * (2 * m.context_frames + 1)
-    context = f" (frame ± {m.context_frames})" if m.context_frames else ""
-    lines.append(f"encoder: {' → '.join(map(str, [encoder_input, *m.encoder_hidden]))} → μ, log σ² of "
-                 f"{m.latent_dim}{context}")
-    lines.append(f"decoder: {' → '.join(map(str, [m.latent_dim, *m.decoder_hidden, m.input_dim]))}, "
-                 f"{m.speaker_dim}-dim speaker code ({m.decoder_conditioning.replace('_', ' ')}), "
-                 f"{m.decoder_variance} variance")
-    lines.append(f"critic: {' → '.join(map(str, [m.input_dim, *m.critic_hidden, 1]))}"
-                 + (", conditioned on the speaker" if m.critic_conditional else ""))
-    lines.append(f"schedule: {t.vae_epochs} VAE + {t.critic_epochs} critic + {t.adversarial_epochs} adversarial "
-                 f"epochs, batch {t.batch_size}, KL weight {t.kl_weight:g}, parallel weight {t.parallel_weight:g}, "
-                 f"seed {t.seed}, {config.corpus.protocol.replace('_', '-')} protocol")
-    for which, file_name in WEIGHT_FILES.items():
-        if has_weights(model_dir, which):
-            loaded = load_model(model_dir, which)  # checks the file against config and speakers
-            numpy_only = "" if (model_dir / file_name).is_file() else " (its NumPy copy only)"
-            lines.append(f"{file_name}: step {loaded.step:,}{numpy_only}")
+        Averaging the outputs of models only makes sense when they read and
+        write the same frames: the same speakers in the same order, the same
+        features and network sizes, and the same normalization statistics (up
+        to float rounding: the same corpus analysed on another CPU). The seed
+        and the schedule may differ.
+        """
+        if not (path / CONFIG_FILE).is_file():
+            raise VawganError(f"{path}: an ensemble member must be a model directory (no {CONFIG_FILE}); "
+                              f"remove it from {self.path / MEMBERS_DIR}")
+        member = ModelDir(path)
+        problem = None
+        if member.speakers != self.speakers:
+            problem = f"speakers {member.speakers}, not {self.speakers}"
+        elif member.config.model != self.config.model:
+            problem = "other network sizes"
+        elif member.config.features != self.config.features:
+            problem = "other feature settings"
         else:
-            phase = "vae" if which == "vae" else "adversarial"
-            lines.append(f"{file_name}: not written yet (the {phase} phase has not finished)")
-    if (model_dir / CHECKPOINT_FILE).is_file():
-        state = load_checkpoint(model_dir / CHECKPOINT_FILE)
-        completed = list(state.get("completed", []))
-        line = f"{CHECKPOINT_FILE}: phases finished: {', '.join(completed) or 'none'}"
-        if state.get("phase") and state["phase"] not in completed:
-            line += (f"; {state['phase']} phase interrupted in epoch {state.get('epoch', 0) + 1} at step "
-                     f"{state.get('step', 0)} (continue with `vawgan train --resume`)")
-        lines.append(line)
-    members = member_dirs(model_dir)
-    if members:
-        lines.append(f"ensemble: this model and {len(members)} member(s) in {MEMBERS_DIR}/, averaged by conversion")
-        for member in members:
-            check_member(model_dir, member)
-            seed = load_model_config(member).train.seed
-            weights = [which for which in WEIGHT_FILES if has_weights(member, which)]
-            lines.append(f"  {member.name}: seed {seed}, weights {', '.join(weights) or 'none yet'}")
-    return "\n".join(lines)
+            spk = speaker_with_other_statistics(self.stats, member.stats, self.speakers)
+            if spk is not None:
+                problem = f"other statistics for speaker {spk!r}"
+        if problem:
+            raise VawganError(f"{path}: this ensemble member was trained with {problem} than {self.path}; "
+                              "retrain it with the same data and config, or remove it")
+        return member

@@ -66,12 +66,13 @@ from vawgan.data import FrameSet, PairSet, load_frames, load_pairs
 from vawgan.errors import VawganError
 from vawgan.lock import folder_lock
 from vawgan.losses import adversarial_weight, critic_loss, gaussian_nll, reparameterize, vae_loss
-from vawgan.model_dir import CHECKPOINT_FILE, WEIGHT_FILES, load_model, member_dir, prepare_model_dir, save_weights
+from vawgan.model_dir import CHECKPOINT_FILE, WEIGHT_FILES, load_model, member_dir, prepare_model_dir
 from vawgan.models import build_models, encoder_input_dim
 from vawgan.models.networks import decode_utterance
 from vawgan.runlog import RunLogger
 from vawgan.stats import Statistics
 from vawgan.utils import configure_cpu, frozen, resolve_device, seed_everything
+from vawgan.weights import save_weights
 
 PHASES = ("vae", "critic", "adversarial")
 

@@ -127,7 +127,7 @@ def register(subparsers) -> None:
 
 def run_info(args: argparse.Namespace) -> int:
     from vawgan.convert import resolve_model_dir
-    from vawgan.model_dir import describe_model
+    from vawgan.model_info import describe_model
 
     print(describe_model(resolve_model_dir(args.model)))
     return 0
@@ -177,7 +177,7 @@ def _convert(args: argparse.Namespace) -> int:
     if args.which in REFERENCE_SYSTEMS:
         system = _ReferenceSystem(args.which, _feature_config(args), args.vocoder_compensation)
         return _run_batch(_manifest_jobs(inputs[0], args, known=None), args, system)
-    from vawgan.convert import Converter, NumpyModel
+    from vawgan.convert import Converter
 
     # Worker processes share the cores already: each analyses its file on one thread by default.
     threads = 1 if args.jobs > 1 and args.threads is None and not single else args.threads
@@ -188,7 +188,7 @@ def _convert(args: argparse.Namespace) -> int:
                           threads=threads, gv_postfilter=args.gv_postfilter,
                           aperiodicity_step=args.aperiodicity_step, vocoder_compensation=args.vocoder_compensation,
                           members=args.members)
-    if not all(isinstance(network, NumpyModel) for network in converter.networks):
+    if "torch" in sys.modules:  # the PyTorch backend runs the networks (the NumPy one never imports torch)
         from vawgan.utils import configure_cpu
 
         # Small MLPs on one utterance at a time: one CPU thread is as fast as
@@ -213,10 +213,10 @@ def _convert(args: argparse.Namespace) -> int:
 def _feature_config(args: argparse.Namespace):
     """The analysis settings of the model directory (or the packaged model), without loading its weights."""
     from vawgan.convert import analysis_settings, resolve_model_dir
-    from vawgan.model_dir import load_model_config
+    from vawgan.model_dir import ModelDir
 
-    model_dir = resolve_model_dir(args.model)
-    return analysis_settings(load_model_config(model_dir).features, args.f0_method, args.aperiodicity_step)
+    model_dir = ModelDir(resolve_model_dir(args.model))
+    return analysis_settings(model_dir.config.features, args.f0_method, args.aperiodicity_step)
 
 
 class _ModelSystem:

@@ -55,8 +55,7 @@ from vawgan.errors import VawganError
 from vawgan.evaluate.metrics import CONVENTION, PairScores, gv_ratio, score_pair
 from vawgan.features.store import feature_path, load_features
 from vawgan.features.world import analyze_file, synthesize
-from vawgan.model_dir import STATS_FILE
-from vawgan.stats import Statistics
+from vawgan.model_dir import ModelDir
 from vawgan.utils import atomic_path, bar_disabled
 
 log = logging.getLogger(__name__)
@@ -190,7 +189,8 @@ def anasyn_items(utterances: list[Utterance], targets: list[str], out_dir: str |
     return items
 
 
-def evaluate_features(utterances: list[Utterance], model_dir: str | os.PathLike, feature_dir: str | os.PathLike,
+def evaluate_features(utterances: list[Utterance], model_dir: ModelDir | str | os.PathLike,
+                      feature_dir: str | os.PathLike,
                       gmm_dir: str | os.PathLike | None = None, systems: tuple[str, ...] = SYSTEMS,
                       progress: bool = True) -> list[UtteranceResult]:
     """Score the systems' own converted mel-cepstra and F0, before any vocoder, against the target's features.
@@ -205,12 +205,13 @@ def evaluate_features(utterances: list[Utterance], model_dir: str | os.PathLike,
     audio is involved, which isolates what the model does to the features
     (WORLD re-analysis of synthesized speech itself raises the global variance).
     """
-    converters = {system: Converter(model_dir, which=weights[0], device="cpu", gv_postfilter=weights[1])
+    model = model_dir if isinstance(model_dir, ModelDir) else ModelDir(model_dir)
+    converters = {system: Converter(model, which=weights[0], device="cpu", gv_postfilter=weights[1])
                   for system, weights in ((s, model_system(s)) for s in systems) if weights is not None}
-    stats = Statistics.load(Path(model_dir) / STATS_FILE)
+    stats = model.stats
     speakers = sorted({u.speaker for u in utterances} & set(stats.speakers))
     if len(speakers) < 2:
-        raise VawganError(f"{model_dir}: the model and the manifest share fewer than two speakers "
+        raise VawganError(f"{model.path}: the model and the manifest share fewer than two speakers "
                           f"(model: {', '.join(stats.speakers)}); nothing to convert between")
     work = [(source, target, src_utt.utt_id, tgt_utt.utt_id)
             for source, target in itertools.permutations(speakers, 2)
