@@ -485,6 +485,21 @@ def test_cli_folder_batch_skips_bad_files_and_reruns_cheaply(tiny_model, shared_
     assert "2 already up to date" in capsys.readouterr().out
 
 
+def test_a_batch_converts_with_one_library_call(tiny_model, shared_corpus, tmp_path):
+    from vawgan.batch import convert_batch
+
+    inputs = [wav(shared_corpus, "rms", utt_id) for utt_id in EVAL_IDS]
+    out = tmp_path / "out"
+    result = convert_batch(inputs, out, "slt", model=tiny_model, source="rms")
+    assert (result.written, result.kept, result.failed) == (len(EVAL_IDS), 0, 0)
+    assert sorted(p.name for p in out.glob("*.wav")) == sorted(f"{utt_id}.wav" for utt_id in EVAL_IDS)
+    again = convert_batch(inputs, out, "slt", model=tiny_model, source="rms")
+    assert (again.written, again.kept) == (0, len(EVAL_IDS))
+    assert again.summary() == f"vawgan: wrote 0 file(s) into {out}, {len(EVAL_IDS)} already up to date"
+    with pytest.raises(VawganError, match="--which copy writes reference outputs"):
+        convert_batch(inputs, out, "slt", model=tiny_model, which="copy")
+
+
 def test_cli_jobs_convert_in_worker_processes_as_one_thread_does(tiny_model, shared_corpus, tmp_path, capsys):
     """--jobs 2: the same files as one process analysing with one thread, bad inputs skipped the same way."""
     inputs = tmp_path / "in"

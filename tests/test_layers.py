@@ -52,6 +52,7 @@ LAYERS = {
     "vawgan.train": ("training", 6),
     "vawgan.gans": ("training", 6),  # the secondary image and 2-D GANs: their data, models and training loops
     "vawgan.convert": ("conversion", 6),
+    "vawgan.batch": ("conversion", 6),
     "vawgan.baselines": ("conversion", 6),
     # scores, tables and figures of converted speech
     "vawgan.evaluate": ("evaluation", 7),
