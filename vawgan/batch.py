@@ -33,7 +33,7 @@ from vawgan.convert import Converter, analysis_settings, check_output_writable, 
 from vawgan.corpus import read_manifest
 from vawgan.errors import VawganError
 from vawgan.features.extract import map_files
-from vawgan.features.world import analyze_file, render
+from vawgan.features.world import analysis_synthesis
 from vawgan.lock import folder_lock
 from vawgan.model_dir import ModelDir
 from vawgan.utils import atomic_path, check_not_an_input, check_output_folder, remove_stale_temporaries
@@ -183,8 +183,7 @@ class _ReferenceSystem:
     def prepare(self, path: Path, speaker: str | None):
         if self.name == "copy":
             return path
-        feats = analyze_file(path, self.feature_config, speaker=speaker)
-        return render(feats, self.vocoder_compensation, self.feature_config.f0_range(speaker)[0])
+        return analysis_synthesis(path, self.feature_config, speaker, self.vocoder_compensation)
 
     def write(self, prepared, job: Job) -> float:
         """Write one output; returns how many dB it was scaled down to avoid clipping (0.0 for a copy)."""

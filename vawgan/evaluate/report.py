@@ -54,7 +54,7 @@ from vawgan.corpus import Utterance, parallel_pairs
 from vawgan.errors import VawganError
 from vawgan.evaluate.metrics import CONVENTION, PairScores, gv_ratio, score_pair
 from vawgan.features.store import feature_path, load_features
-from vawgan.features.world import analyze_file, synthesize
+from vawgan.features.world import analysis_synthesis, analyze_file
 from vawgan.model_dir import ModelDir
 from vawgan.utils import atomic_path, bar_disabled
 
@@ -180,8 +180,8 @@ def anasyn_items(utterances: list[Utterance], targets: list[str], out_dir: str |
             continue
         wav = Path(out_dir) / u.speaker / f"{u.utt_id}.wav"
         if not wav.is_file():
-            feats = analyze_file(u.path, feature_config, speaker=u.speaker)
-            reductions.append(write_audio(wav, synthesize(feats), feature_config.sample_rate, warn=False))
+            reductions.append(write_audio(wav, analysis_synthesis(u.path, feature_config, u.speaker),
+                                          feature_config.sample_rate, warn=False))
         items.append(ConvertedUtterance("anasyn", u.speaker, u.speaker, u.utt_id, wav, Path(u.path)))
     summary = scaling_summary(reductions)
     if summary:

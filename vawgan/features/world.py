@@ -512,6 +512,17 @@ def render(feats: UtteranceFeatures, vocoder_compensation: bool, f0_floor: float
     return synthesize(feats, progress=progress, threads=threads)
 
 
+def analysis_synthesis(path: str | os.PathLike, config: FeatureConfig, speaker: str | None = None,
+                       vocoder_compensation: bool = False) -> np.ndarray:
+    """The recording ``path`` analysed like the training data and synthesized again: the evaluation's ceiling.
+
+    ``speaker``'s F0 search range is used when the config sets one;
+    ``vocoder_compensation`` renders through :func:`compensate_vocoder`.
+    """
+    feats = analyze_file(path, config, speaker=speaker)
+    return render(feats, vocoder_compensation, config.f0_range(speaker)[0])
+
+
 def resynthesis_mcd(original: UtteranceFeatures, resynthesized: np.ndarray, config: FeatureConfig,
                     speaker: str | None = None, progress: Progress | None = None) -> float:
     """Mean MCD (dB, c1..cD, the original's speech frames) between ``original`` and a re-analysis of ``resynthesized``.
