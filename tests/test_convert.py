@@ -28,6 +28,7 @@ from vawgan.features.extract import extract_corpus
 from vawgan.features.store import load_features
 from vawgan.features.world import analyze, analyze_file
 from vawgan.model_dir import ModelDir
+from vawgan.systems import SystemSettings
 from vawgan.stats import compute_statistics
 from vawgan.train import train_model
 from vawgan.weights import NumpyModel, export_numpy_weights
@@ -496,6 +497,11 @@ def test_a_batch_converts_with_one_library_call(tiny_model, shared_corpus, tmp_p
     again = convert_batch(inputs, out, "slt", model=tiny_model, source="rms")
     assert (again.written, again.kept) == (0, len(EVAL_IDS))
     assert again.summary() == f"vawgan: wrote 0 file(s) into {out}, {len(EVAL_IDS)} already up to date"
+    assert SystemSettings.load(out) == SystemSettings("vawgan", 0.0, False, str(tiny_model.resolve()))
+    # Other settings into the same folder: every output is made again, and the record follows.
+    postfiltered = convert_batch(inputs, out, "slt", model=tiny_model, source="rms", gv_postfilter=0.5)
+    assert (postfiltered.written, postfiltered.kept) == (len(EVAL_IDS), 0)
+    assert SystemSettings.load(out).gv_postfilter == 0.5
     with pytest.raises(VawganError, match="--which copy writes reference outputs"):
         convert_batch(inputs, out, "slt", model=tiny_model, which="copy")
 
@@ -601,7 +607,7 @@ def test_cli_list_file_and_its_errors(tiny_model, shared_corpus, tmp_path, capsy
     listed.write_text(f"# inputs\n\n../a.wav\n{wav(shared_corpus, 'rms', EVAL_IDS[1])}\n")
     out = tmp_path / "out"
     assert run_cli(listed, "--model", tiny_model, "--target", "slt", "--source", "rms", "-o", out) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["a.wav", f"{EVAL_IDS[1]}.wav"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.wav", f"{EVAL_IDS[1]}.wav", "system.yaml"]
     capsys.readouterr()
     for content, message in (("# nothing\n", "names no audio files"),
                              (f"../a.wav\n{tmp_path / 'a.wav'}\n", "would both be written to")):

@@ -11,6 +11,7 @@ import pytest
 
 from vawgan.cli import main
 from vawgan.corpus import Utterance, write_manifest
+from vawgan.errors import VawganError
 
 
 @pytest.fixture()
@@ -51,11 +52,15 @@ def test_evaluate_writes_the_table_with_known_answers(layout, capsys):
 
 
 def test_system_names_of_model_conversions():
-    from vawgan.evaluate.report import describe, model_system
+    from vawgan.evaluate.report import model_system
+    from vawgan.systems import SystemSettings
 
     assert model_system("vae") == ("vae", 0.0) and model_system("vawgan_gv1") == ("vawgan", 1.0)
     assert model_system("vae_gv0.5") == ("vae", 0.5)
     assert model_system("gmm") is None and model_system("vae_gv") is None and model_system("copy") is None
+    def describe(name: str) -> str:
+        return SystemSettings.from_name(name).description()
+
     assert describe("vawgan_gv0.5") == "VAW-GAN (after adversarial training) + GV postfilter α 0.5"
     assert describe("vae") == "VAE (after pretraining)" and describe("mine") == "mine"
     # Vocoder-compensated systems: the plain system's features, so no model system of their own.
@@ -64,13 +69,32 @@ def test_system_names_of_model_conversions():
     assert model_system("vawgan_vc") is None and model_system("gmm_vc") is None
 
 
+def test_a_folder_is_described_by_its_system_file_or_else_by_its_name(tmp_path):
+    from vawgan.evaluate.report import system_settings
+    from vawgan.systems import SystemSettings
+
+    (tmp_path / "mine").mkdir()
+    SystemSettings("vae", gv_postfilter=0.5, model="/models/x").save(tmp_path / "mine")
+    settings = system_settings(tmp_path, ("mine", "vawgan_vc", "copy"))
+    assert settings["mine"] == SystemSettings("vae", 0.5, False, "/models/x")
+    assert settings["mine"].description() == "VAE (after pretraining) + GV postfilter α 0.5"
+    assert settings["mine"].model_weights() == ("vae", 0.5)
+    assert settings["vawgan_vc"] == SystemSettings("vawgan", 0.0, True) and settings["vawgan_vc"].model_weights() is None
+    assert settings["copy"].description() == "source unchanged (no conversion)"
+    (tmp_path / "mine" / "system.yaml").write_text("- not a mapping\n")
+    with pytest.raises(VawganError, match="system.yaml: not a readable description"):
+        system_settings(tmp_path, ("mine",))
+
+
 def test_the_report_states_results_without_verdicts():
     """The Markdown report holds the measured rows and their convention, and no verdicts on targets."""
-    from vawgan.evaluate.report import describe, format_markdown
+    from vawgan.evaluate.report import format_markdown
+    from vawgan.systems import SystemSettings
 
     def row(system, mcd, gv):
-        return {"system": system, "description": describe(system), "utterances": 2, "mcd": mcd, "mcd_std": 0.1,
-                "mcd_with_c0": mcd + 1.0, "f0_rmse_cents": 50.0, "f0_corr": 0.9, "vuv_error": 5.0, "gv_ratio": gv}
+        return {"system": system, "description": SystemSettings.from_name(system).description(), "utterances": 2,
+                "mcd": mcd, "mcd_std": 0.1, "mcd_with_c0": mcd + 1.0, "f0_rmse_cents": 50.0, "f0_corr": 0.9,
+                "vuv_error": 5.0, "gv_ratio": gv}
 
     rows = [row("gmm", 4.8, 0.7), row("vae", 6.9, 0.8), row("vawgan", 7.0, 1.0), row("vawgan_vc", 4.4, 1.0),
             row("gmm_vc", 4.6, 0.7)]

@@ -53,6 +53,7 @@ LAYERS = {
     "vawgan.gans": ("training", 6),  # the secondary image and 2-D GANs: their data, models and training loops
     "vawgan.convert": ("conversion", 6),
     "vawgan.batch": ("conversion", 6),
+    "vawgan.systems": ("conversion", 6),  # what a folder of converted wavs was made with
     "vawgan.baselines": ("conversion", 6),
     # scores, tables and figures of converted speech
     "vawgan.evaluate": ("evaluation", 7),

@@ -487,7 +487,7 @@ def test_a_batch_run_removes_the_temporary_file_of_a_killed_one(recording, tmp_p
     stale.write_bytes(b"RIFF half a file")
     status, err = cli(capsys, "convert", path.parent, "--target", "slt", "-o", out)
     assert status == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["fb010.wav"]
+    assert sorted(p.name for p in out.iterdir()) == ["fb010.wav", "system.yaml"]
 
 
 @pytest.fixture

@@ -15,7 +15,9 @@ input; a notebook can call it the same way. Outputs newer than their input
 and the model's weights are kept unless ``overwrite``; the output folder is
 locked for the run and temporaries a killed run left there are removed; a bad
 input is skipped with one ``skipped:`` line on stderr and counted in the
-:class:`BatchResult`.
+:class:`BatchResult`. What the outputs were made with is recorded in
+``<output>/system.yaml`` (:class:`vawgan.systems.SystemSettings`); outputs
+made with other settings are redone, however new they are.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from vawgan.features.extract import map_files
 from vawgan.features.world import analysis_synthesis
 from vawgan.lock import folder_lock
 from vawgan.model_dir import ModelDir
+from vawgan.systems import SystemSettings
 from vawgan.utils import atomic_path, check_not_an_input, check_output_folder, remove_stale_temporaries
 
 AUDIO_SUFFIXES = (".wav", ".flac")
@@ -160,6 +163,8 @@ class _ModelSystem:
         self.sample = sample
         self.name = converter.which
         self.stamp = converter.weights_time
+        self.settings = SystemSettings(converter.which, converter.gv_postfilter, converter.vocoder_compensation,
+                                       str(converter.model_dir.path.resolve()))
 
     def prepare(self, path: Path, speaker: str | None):
         return self.converter.analyze_file(path, speaker)
@@ -179,6 +184,7 @@ class _ReferenceSystem:
         self.feature_config = feature_config
         self.vocoder_compensation = vocoder_compensation
         self.stamp = 0.0
+        self.settings = SystemSettings(name, vocoder_compensation=vocoder_compensation)
 
     def prepare(self, path: Path, speaker: str | None):
         if self.name == "copy":
@@ -287,8 +293,10 @@ def run_jobs(jobs: list[Job], output: Path, system, workers: int = 1, overwrite:
     which prepares the input once; ``workers`` processes take tasks
     (:func:`vawgan.features.extract.map_files`, which also prints the
     warnings the workers log). An output is up to date when it is newer than
-    its input and the model's weights. No output may be one of the inputs,
-    and the output folder is locked for the run (:func:`vawgan.lock.folder_lock`).
+    its input and the model's weights and the folder's ``system.yaml`` records
+    ``system.settings``, which the run then writes. No output may be one of
+    the inputs, and the output folder is locked for the run
+    (:func:`vawgan.lock.folder_lock`).
     """
     from tqdm import tqdm
 
@@ -297,6 +305,9 @@ def run_jobs(jobs: list[Job], output: Path, system, workers: int = 1, overwrite:
     with folder_lock(output, "vawgan convert"):
         for folder in sorted({j.out_path.parent for j in jobs}):
             remove_stale_temporaries(folder)  # left by a run killed while writing
+        recorded = SystemSettings.load(output)
+        overwrite = overwrite or (recorded is not None and recorded != system.settings)
+        system.settings.save(output)
         todo = sorted((j for j in jobs if overwrite or not _up_to_date(j, system.stamp)),
                       key=lambda j: (str(j.src_path), j.source or ""))
         tasks = [list(group) for _, group in groupby(todo, key=lambda j: (j.src_path, j.source))]

@@ -61,6 +61,7 @@ from vawgan.errors import VawganError
 from vawgan.features.store import UtteranceFeatures, feature_path, load_features, parallel_speech_frames
 from vawgan.features.world import render
 from vawgan.stats import Statistics
+from vawgan.systems import SystemSettings
 from vawgan.transforms import convert_f0
 from vawgan.utils import bar_disabled, read_npz, save_npz_atomic
 
@@ -304,8 +305,9 @@ def write_conversions(gmm_dir: str | os.PathLike, utterances: list, feature_dir:
     converted by :class:`PairModels` and rendered by WORLD (after vocoder
     compensation when asked, with the target's F0 floor from
     ``feature_config``) into ``<out_dir>/<source>-<target>/<utt_id>.wav``.
-    Outputs scaled down to avoid clipping are reported in one warning.
-    Returns the number of wavs written.
+    Outputs scaled down to avoid clipping are reported in one warning; what
+    they were made with is recorded in ``<out_dir>/system.yaml``
+    (:class:`vawgan.systems.SystemSettings`). Returns the number of wavs written.
     """
     speakers = sorted({u.speaker for u in utterances})
     models = PairModels(gmm_dir, stats)
@@ -326,6 +328,7 @@ def write_conversions(gmm_dir: str | os.PathLike, utterances: list, feature_dir:
         y = render(converted, vocoder_compensation, feature_config.f0_range(target)[0])
         reductions.append(write_audio(Path(out_dir) / f"{source}-{target}" / f"{utt_id}.wav", y, feats.fs,
                                       warn=False))
+    SystemSettings("gmm", vocoder_compensation=vocoder_compensation, model=str(Path(gmm_dir).resolve())).save(out_dir)
     summary = scaling_summary(reductions)
     if summary:
         log.warning(summary)

@@ -149,7 +149,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise VawganError(f"{root}: no converted wavs found (expected <system>/<src>-<tgt>/<utt>.wav); "
                           "run `vawgan convert` (recipe stage 6) first")
     results = report.evaluate_converted(items, config.features, jobs=args.jobs, progress=not args.no_progress)
-    rows = report.summarize(results, systems)
+    settings = report.system_settings(root, systems)
+    rows = report.summarize(results, systems, settings)
     paths = report.write_results(rows, results, args.out)
     print(report.format_markdown(rows, results))
     for system in missing:
@@ -159,8 +160,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         from vawgan.convert import resolve_model_dir
 
         feature_results = report.evaluate_features(utterances, resolve_model_dir(args.model), args.features,
-                                                   args.gmm, systems, progress=not args.no_progress)
-        feature_rows = report.summarize(feature_results, systems)
+                                                   args.gmm, systems, progress=not args.no_progress,
+                                                   settings=settings)
+        feature_rows = report.summarize(feature_results, systems, settings)
         paths = report.write_results(feature_rows, feature_results, args.out, suffix="_features",
                                      note=report.FEATURE_LEVEL_NOTE)
         print("\nModel outputs before the vocoder (feature level):\n")

@@ -18,14 +18,17 @@ manifest. The rows of the table, in order:
 * ``vawgan`` — the VAE after adversarial fine-tuning (VAW-GAN),
 * ``anasyn`` — analysis–synthesis of the target itself (the ceiling).
 
-A system named ``vae_gv<α>`` or ``vawgan_gv<α>`` (e.g. ``vae_gv0.5``, written
-by ``vawgan convert --which vae --gv-postfilter 0.5``) is that model's
-conversion with the GV postfilter of strength α; recipe stage 6 adds
-``vae_gv0.5``, the VAE brought to the VAW-GAN's variance without training.
-A name ending in ``_vc`` (``vawgan_vc``, ``gmm_vc``, ``anasyn_vc``) is that
+What each folder's wavs were made with (which weights, GV postfilter strength
+α, vocoder compensation) is read from the ``system.yaml`` that conversion
+writes beside them (:class:`vawgan.systems.SystemSettings`), or, for a folder
+without one, from its name: ``vae_gv0.5`` (written by ``vawgan convert
+--which vae --gv-postfilter 0.5``) is the VAE with the GV postfilter at 0.5,
+the VAE brought to the VAW-GAN's variance without training (recipe stage 6);
+a name ending in ``_vc`` (``vawgan_vc``, ``gmm_vc``, ``anasyn_vc``) is that
 system synthesized with vocoder compensation (``--vocoder-compensation``,
-:func:`vawgan.features.world.compensate_vocoder`); its features before the
-vocoder are the plain system's, so the feature-level table leaves it out.
+:func:`vawgan.features.world.compensate_vocoder`). The features of a
+vocoder-compensated system before the vocoder are the plain system's, so the
+feature-level table leaves it out.
 
 Each wav is analysed with the F0 search range of the speaker whose voice it
 should carry: the target's for converted speech and the ceiling, the source's
@@ -39,7 +42,6 @@ import io
 import itertools
 import logging
 import os
-import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,45 +58,30 @@ from vawgan.evaluate.metrics import CONVENTION, PairScores, gv_ratio, score_pair
 from vawgan.features.store import feature_path, load_features
 from vawgan.features.world import analysis_synthesis, analyze_file
 from vawgan.model_dir import ModelDir
+from vawgan.systems import SystemSettings
 from vawgan.utils import atomic_path, bar_disabled
 
 log = logging.getLogger(__name__)
 
 SYSTEMS = ("copy", "gmm", "vae", "vawgan", "anasyn")
-SYSTEM_DESCRIPTIONS = {
-    "copy": "source unchanged (no conversion)",
-    "gmm": "joint-density GMM + MLPG (baseline)",
-    "vae": "VAE (after pretraining)",
-    "vawgan": "VAW-GAN (after adversarial training)",
-    "anasyn": "analysis-synthesis of the target (ceiling)",
-}
 # The VAE with a half-strength GV postfilter: as much variance as the VAW-GAN's, without
 # adversarial training (docs/evaluation.md); recipe stage 6 writes it, the figures draw it.
 POSTFILTER_COMPARISON = "vae_gv0.5"
-_POSTFILTERED = re.compile(r"^(?P<which>vae|vawgan)_gv(?P<alpha>\d+(?:\.\d+)?)$")
-VOCODER_COMPENSATED = "_vc"
 
 
 def model_system(system: str) -> tuple[str, float] | None:
-    """``(weights, GV postfilter strength)`` of a system converted with the model, None for the others.
+    """``(weights, GV postfilter strength)`` of a system named as recipes name them, None for the others.
 
     ``vae`` → ``("vae", 0.0)``, ``vawgan_gv1`` → ``("vawgan", 1.0)``; ``copy``, ``gmm``, ``anasyn`` and the
     vocoder-compensated ``*_vc`` (the same features as their plain system) → None.
     """
-    if system in ("vae", "vawgan"):
-        return system, 0.0
-    match = _POSTFILTERED.match(system)
-    return (match["which"], float(match["alpha"])) if match else None
+    return SystemSettings.from_name(system).model_weights()
 
 
-def describe(system: str) -> str:
-    """The table's "what it is" text of ``system``."""
-    if system.endswith(VOCODER_COMPENSATED):
-        return f"{describe(system[:-len(VOCODER_COMPENSATED)])} + vocoder compensation"
-    weights = model_system(system)
-    if weights is not None and weights[1]:
-        return f"{SYSTEM_DESCRIPTIONS[weights[0]]} + GV postfilter α {weights[1]:g}"
-    return SYSTEM_DESCRIPTIONS.get(system, system)
+def system_settings(converted_root: str | os.PathLike, systems: tuple[str, ...]) -> dict[str, SystemSettings]:
+    """What each of ``systems`` was made with: its folder's ``system.yaml``, or else what its name says."""
+    return {system: SystemSettings.load(Path(converted_root) / system) or SystemSettings.from_name(system)
+            for system in systems}
 
 
 COLUMNS = (
@@ -192,13 +179,15 @@ def anasyn_items(utterances: list[Utterance], targets: list[str], out_dir: str |
 def evaluate_features(utterances: list[Utterance], model_dir: ModelDir | str | os.PathLike,
                       feature_dir: str | os.PathLike,
                       gmm_dir: str | os.PathLike | None = None, systems: tuple[str, ...] = SYSTEMS,
-                      progress: bool = True) -> list[UtteranceResult]:
+                      progress: bool = True,
+                      settings: dict[str, SystemSettings] | None = None) -> list[UtteranceResult]:
     """Score the systems' own converted mel-cepstra and F0, before any vocoder, against the target's features.
 
     For every ordered pair of speakers known to both the manifest and the
     model, each parallel sentence's source features (``vawgan extract``
     output) are converted with the model's VAE and VAW-GAN weights (with the
-    GV postfilter for ``vae_gv<α>`` / ``vawgan_gv<α>``) and, when
+    GV postfilter for ``vae_gv<α>`` / ``vawgan_gv<α>``, or as ``settings``
+    (:func:`system_settings`) say) and, when
     ``<gmm_dir>/<src>-<tgt>.npz`` exists, the GMM baseline; ``copy`` is the
     source's features unchanged. Converted frames keep the source's timeline,
     so the source's speech mask selects their speech frames. No re-analysis of
@@ -206,8 +195,11 @@ def evaluate_features(utterances: list[Utterance], model_dir: ModelDir | str | o
     (WORLD re-analysis of synthesized speech itself raises the global variance).
     """
     model = model_dir if isinstance(model_dir, ModelDir) else ModelDir(model_dir)
-    converters = {system: Converter(model, which=weights[0], device="cpu", gv_postfilter=weights[1])
-                  for system, weights in ((s, model_system(s)) for s in systems) if weights is not None}
+    settings = settings or {}
+    weights = {system: (settings.get(system) or SystemSettings.from_name(system)).model_weights()
+               for system in systems}
+    converters = {system: Converter(model, which=which[0], device="cpu", gv_postfilter=which[1])
+                  for system, which in weights.items() if which is not None}
     stats = model.stats
     speakers = sorted({u.speaker for u in utterances} & set(stats.speakers))
     if len(speakers) < 2:
@@ -288,8 +280,11 @@ def evaluate_converted(items: list[ConvertedUtterance], feature_config, jobs: in
     return results
 
 
-def summarize(results: list[UtteranceResult], systems: tuple[str, ...] = SYSTEMS) -> list[dict]:
+def summarize(results: list[UtteranceResult], systems: tuple[str, ...] = SYSTEMS,
+              settings: dict[str, SystemSettings] | None = None) -> list[dict]:
     """One row per system (in ``systems`` order): means over its utterances of every measure.
+
+    Each row is described by its ``settings`` (:func:`system_settings`) or else by its name.
 
     MCD also gets its standard deviation over utterances; F0 measures skip
     utterances without two frames voiced in both (NaN). The GV ratio is the
@@ -304,7 +299,7 @@ def summarize(results: list[UtteranceResult], systems: tuple[str, ...] = SYSTEMS
         ratio = gv_ratio(np.stack([s.gv_converted for s in mine]), np.stack([s.gv_natural for s in mine]))
         rows.append({
             "system": system,
-            "description": describe(system),
+            "description": ((settings or {}).get(system) or SystemSettings.from_name(system)).description(),
             "utterances": len(mine),
             "mcd": float(np.mean([s.mcd for s in mine])),
             "mcd_std": float(np.std([s.mcd for s in mine])),
