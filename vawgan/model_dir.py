@@ -164,7 +164,7 @@ class ModelDir:
     """A model directory read once: its config, statistics and speakers, checked on opening.
 
     Weights are loaded on demand by :meth:`networks` (once per weights file,
-    backend and device) and ensemble members by :meth:`members`, each opened
+    backend and device) and ensemble members by :meth:`member`, each opened
     once and checked against this directory. Callers use the attributes
     instead of reading the directory's files again. Nothing is ever written.
     """
