@@ -116,6 +116,7 @@ def test_feature_level_scores_the_packaged_model_before_the_vocoder(layout, shar
         assert float(rows[system]["mcd"]) < float(rows["copy"]["mcd"])
 
 
+@pytest.mark.slow
 def test_gmm_and_plot_commands_end_to_end(shared_corpus, tmp_path, capsys, monkeypatch):
     """Recipe stage 7 by hand on three real sentences: gmm-train, gmm-convert, then every `vawgan plot` figure."""
     from vawgan.config import load_config
