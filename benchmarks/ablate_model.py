@@ -39,8 +39,8 @@ RECIPE = REPO / "recipes" / "flite"
 
 def reconstruction_mcd(model_dir: Path, utterances, feature_dir: Path) -> float:
     """Mean MCD (dB, c1..c39, speech frames) of the VAE's reconstructions of ``utterances``."""
-    from vawgan.convert import Converter
     from vawgan.alignment import mcd_per_frame
+    from vawgan.convert import Converter
     from vawgan.features.store import feature_path, load_features
 
     converter = Converter(model_dir, which="vae", device="cpu")

@@ -4,7 +4,7 @@ Builds recordings of the requested lengths by concatenating the shared
 corpus's real rms sentences, converts each with the CLI in a child process
 (rms -> slt, each requested F0 method and model), and prints a table of wall
 time, real-time factor and the child's peak resident memory (from
-``os.wait4``). Since 2026-11-28 long signals are analysed and synthesized in
+``os.wait4``). Long signals are analysed and synthesized in
 segments (docs/conversion.md, "Long recordings"); before, Harvest alone held
 ~30 MB per second of audio.
 

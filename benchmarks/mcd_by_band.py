@@ -37,24 +37,23 @@ def main() -> None:
     parser.add_argument("--recipe", type=Path, default=RECIPE, help="the recipe folder (data/, dump/)")
     args = parser.parse_args()
 
-    from vawgan.baselines.gmm import JointGMM
+    from vawgan.alignment import align
+    from vawgan.baselines.gmm import PairModels
     from vawgan.convert import Converter
     from vawgan.corpus import parallel_pairs, read_manifest
-    from vawgan.alignment import align
     from vawgan.evaluate.report import system_outputs
     from vawgan.features.store import feature_path, load_features
     from vawgan.features.world import analyze_file
 
     utterances = read_manifest(args.recipe / "data" / "eval.tsv")
     converter = Converter(args.exp / "model", which="vawgan")
-    stats = converter.model.stats
+    gmms = PairModels(args.exp / "gmm", converter.model.stats)
     squared = {}  # (system, level) -> list of (aligned frames, 39) squared differences
     for source, target in itertools.permutations(converter.speakers, 2):
-        gmm = JointGMM.load(args.exp / "gmm" / f"{source}-{target}.npz")
         for src_utt, tgt_utt in parallel_pairs(utterances, source, target, split=None):
             src = load_features(feature_path(args.recipe / "dump" / "features", source, src_utt.utt_id))
             tgt = load_features(feature_path(args.recipe / "dump" / "features", target, tgt_utt.utt_id))
-            outputs = system_outputs(src, source, target, {"vawgan": converter}, gmm, stats)
+            outputs = system_outputs(src, source, target, {"vawgan": converter}, gmms)
             anasyn = analyze_file(args.exp / "converted" / "anasyn" / f"{source}-{target}" / f"{tgt_utt.utt_id}.wav",
                                   converter.feature_config, speaker=target)
             levels = {("anasyn", "wav"): (anasyn.mcep, anasyn.speech)}

@@ -5,7 +5,7 @@ and parallel eval sentence, the source recording's features are converted
 three ways: with the source speaker's statistics (``--source`` given), as an
 unknown speaker (the converter's default without ``--source``: the input's own
 mean, the global std), and as an unknown speaker normalized with the global
-statistics of all training speakers (how vawgan did it before 2026-11-27). The
+statistics of all training speakers (an earlier way, kept for comparison). The
 wav level synthesizes each conversion and re-analyses it, as ``vawgan
 evaluate`` does. Run the recipe's stages 0-2 first.
 
@@ -29,7 +29,7 @@ WAYS = ("known", "unknown", "unknown_global")
 
 
 def global_statistics(mcep: np.ndarray, speech: np.ndarray, stats) -> np.ndarray:
-    """How vawgan normalized an unknown source before 2026-11-27: the global statistics of all training speakers."""
+    """The earlier normalization of an unknown source: the global statistics of all training speakers."""
     return stats.normalize(mcep, None)
 
 

@@ -69,6 +69,7 @@ def test_frame_sets_keep_each_frame_with_its_window_when_sorting_by_speaker():
     np.testing.assert_array_equal(inputs[0], np.concatenate([frames[0], frames[1], frames[2]]))  # frame 1's window
 
 
+@pytest.mark.slow
 def test_training_windows_are_whole_utterance_windows_of_the_speech_frames(real_features):
     """Every training row's window is its utterance's frames around it, silence included, never another's."""
     stats = Statistics.load(real_features / "stats.npz")
@@ -90,6 +91,7 @@ def test_training_windows_are_whole_utterance_windows_of_the_speech_frames(real_
     assert not feats.speech[:CONTEXT].all()  # the recording starts in silence, which the windows include
 
 
+@pytest.mark.slow
 def test_context_model_trains_and_converts_with_the_windows_of_training(real_features, tmp_path, shared_corpus):
     """A model with context trains all three phases on frames and pairs, converts the same through NumPy and
     PyTorch, and encodes each frame with its neighbours exactly as in training.

@@ -98,6 +98,7 @@ def voiced_median(path: Path, config: Config) -> float:
 
 
 @pytest.mark.parametrize("utt_id", EVAL_IDS)
+@pytest.mark.slow
 def test_conversion_moves_towards_the_target_speaker(tiny_model, converter, shared_corpus, tmp_path, utt_id):
     config = converter.model.config
     source, target = wav(shared_corpus, "rms", utt_id), wav(shared_corpus, "slt", utt_id)
@@ -114,6 +115,7 @@ def test_conversion_moves_towards_the_target_speaker(tiny_model, converter, shar
     assert abs(np.log(median / source_hz)) > np.log(1.4)
 
 
+@pytest.mark.slow
 def test_reconstruction_stays_closer_to_the_source_than_conversion(converter, shared_corpus, tmp_path):
     config = converter.model.config
     source = wav(shared_corpus, "rms", EVAL_IDS[0])
@@ -123,6 +125,7 @@ def test_reconstruction_stays_closer_to_the_source_than_conversion(converter, sh
     assert voiced_median(same, config) == pytest.approx(voiced_median(source, config), rel=0.05)
 
 
+@pytest.mark.slow
 def test_unknown_source_uses_the_inputs_own_mean_and_f0(converter, shared_corpus, tmp_path):
     config = converter.model.config
     source, target = wav(shared_corpus, "rms", EVAL_IDS[1]), wav(shared_corpus, "slt", EVAL_IDS[1])
@@ -132,6 +135,7 @@ def test_unknown_source_uses_the_inputs_own_mean_and_f0(converter, shared_corpus
     assert abs(np.log(median / np.exp(converter.model.stats.lf0_mean["slt"]))) < np.log(1.15)
 
 
+@pytest.mark.slow
 def test_convert_features_is_deterministic_and_keeps_source_c0_and_aperiodicity(converter, shared_corpus):
     feats = converter.analyze_file(wav(shared_corpus, "rms", EVAL_IDS[0]), "rms")
     a = converter.convert_features(feats, "rms", "slt")
@@ -144,6 +148,7 @@ def test_convert_features_is_deterministic_and_keeps_source_c0_and_aperiodicity(
     assert not np.allclose(sampled.mcep[:, 1:], a.mcep[:, 1:])
 
 
+@pytest.mark.slow
 def test_gv_postfilter_moves_the_variance_to_the_target_speakers(tiny_model, converter, shared_corpus):
     feats = converter.analyze_file(wav(shared_corpus, "rms", EVAL_IDS[0]), "rms")
     speech = feats.speech
@@ -163,6 +168,7 @@ def test_gv_postfilter_moves_the_variance_to_the_target_speakers(tiny_model, con
         Converter(tiny_model, gv_postfilter=-1)
 
 
+@pytest.mark.slow
 def test_gv_postfilter_needs_statistics_with_the_gv(tiny_model, tmp_path, capsys):
     from vawgan.stats import Statistics
 
@@ -176,6 +182,7 @@ def test_gv_postfilter_needs_statistics_with_the_gv(tiny_model, tmp_path, capsys
         Converter(model, gv_postfilter=1.0)
 
 
+@pytest.mark.slow
 def test_vae_weights_convert_too(tiny_model, shared_corpus, tmp_path):
     vae = Converter(tiny_model, which="vae", device="cpu")
     out = vae.convert_file(wav(shared_corpus, "rms", EVAL_IDS[0]), tmp_path / "vae.wav", "slt", source="rms")
@@ -189,6 +196,7 @@ def run_cli(*args) -> int:
     return vawgan_main(["convert", *map(str, args)])
 
 
+@pytest.mark.slow
 def test_cli_single_file(tiny_model, shared_corpus, tmp_path, capsys):
     out = tmp_path / "sub" / "out.wav"
     assert run_cli(wav(shared_corpus, "rms", EVAL_IDS[0]), "--model", tiny_model, "--target", "slt",
@@ -198,6 +206,7 @@ def test_cli_single_file(tiny_model, shared_corpus, tmp_path, capsys):
     assert fs == 16000 and x.size > 16000 and np.max(np.abs(x)) < 1.0
 
 
+@pytest.mark.slow
 def test_cli_threads_give_the_one_thread_conversion_up_to_dither_and_pulse_phase(tiny_model, shared_corpus,
                                                                                 tmp_path, capsys):
     """Two threads analyse in blocks (WORLD's dither differs) and synthesize in two pieces cut at an unvoiced
@@ -222,6 +231,7 @@ def test_cli_threads_give_the_one_thread_conversion_up_to_dither_and_pulse_phase
     assert not (tmp_path / "x.wav").exists()
 
 
+@pytest.mark.slow
 def test_cli_aperiodicity_step_changes_only_the_aperiodicity(tiny_model, shared_corpus, tmp_path, capsys):
     """--aperiodicity-step 4 (D4C on 1 frame in 4) converts as every frame does, but for the aperiodicity."""
     source = wav(shared_corpus, "rms", EVAL_IDS[0])
@@ -244,6 +254,7 @@ def test_cli_aperiodicity_step_changes_only_the_aperiodicity(tiny_model, shared_
     assert not (tmp_path / "x.wav").exists()
 
 
+@pytest.mark.slow
 def test_cli_unknown_target_lists_speakers_and_writes_nothing(tiny_model, shared_corpus, tmp_path, capsys):
     out = tmp_path / "out.wav"
     assert run_cli(wav(shared_corpus, "rms", EVAL_IDS[0]), "--model", tiny_model, "--target", "bdl",
@@ -264,6 +275,7 @@ def test_cli_unwritable_output_fails_before_loading_anything(shared_corpus, tmp_
     assert "is a file" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_model_directory_errors(tiny_model, shared_corpus, tmp_path, capsys):
     broken = tmp_path / "model"
     shutil.copytree(tiny_model, broken)
@@ -287,6 +299,7 @@ def test_cli_model_directory_errors(tiny_model, shared_corpus, tmp_path, capsys)
                                                                                       "latent_dim: 32")),
      "vawgan.pt"),
 ])
+@pytest.mark.slow
 def test_cli_inconsistent_model_directory_is_one_line(tiny_model, shared_corpus, tmp_path, capsys, damage, message):
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model, ignore=shutil.ignore_patterns("vae.npz", "vawgan.npz"))  # PyTorch loads it
@@ -368,6 +381,7 @@ def test_the_numpy_and_pytorch_backends_convert_frames_alike(tiny_model):
                                atol=1e-4)
 
 
+@pytest.mark.slow
 def test_info_summarizes_a_model_directory(tiny_model, capsys):
     from vawgan.model_dir import load_model
     from vawgan.stats import Statistics
@@ -387,6 +401,7 @@ def test_info_summarizes_a_model_directory(tiny_model, capsys):
     assert "checkpoint.pt: phases finished: vae, critic, adversarial" in out
 
 
+@pytest.mark.slow
 def test_info_reports_unfinished_training_and_damaged_weights(tiny_model, tmp_path, capsys):
     from vawgan.checkpoint import load_checkpoint, save_checkpoint
 
@@ -416,6 +431,7 @@ def test_info_on_the_packaged_model(capsys):
     assert "vawgan.pt: step" in out
 
 
+@pytest.mark.slow
 def test_cli_device_errors(tiny_model, shared_corpus, tmp_path, capsys):
     import torch
 
@@ -442,6 +458,7 @@ def make_bad_inputs(folder: Path, good: Path) -> dict[str, Path]:
     return files
 
 
+@pytest.mark.slow
 def test_cli_bad_inputs_give_one_line_and_no_output(tiny_model, shared_corpus, tmp_path, capsys):
     bad = make_bad_inputs(tmp_path / "bad", wav(shared_corpus, "rms", EVAL_IDS[0]))
     out_dir = tmp_path / "out"
@@ -452,6 +469,7 @@ def test_cli_bad_inputs_give_one_line_and_no_output(tiny_model, shared_corpus, t
     assert not out_dir.exists() or list(out_dir.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_cli_resamples_and_mixes_down_other_formats_and_says_so(tiny_model, shared_corpus, tmp_path, caplog):
     import librosa
 
@@ -469,6 +487,7 @@ def test_cli_resamples_and_mixes_down_other_formats_and_says_so(tiny_model, shar
     assert "clipped" in caplog.text
 
 
+@pytest.mark.slow
 def test_cli_folder_batch_skips_bad_files_and_reruns_cheaply(tiny_model, shared_corpus, tmp_path, capsys):
     inputs = tmp_path / "in"
     (inputs / "nested").mkdir(parents=True)
@@ -506,6 +525,7 @@ def test_a_batch_converts_with_one_library_call(tiny_model, shared_corpus, tmp_p
         convert_batch(inputs, out, "slt", model=tiny_model, which="copy")
 
 
+@pytest.mark.slow
 def test_cli_jobs_convert_in_worker_processes_as_one_thread_does(tiny_model, shared_corpus, tmp_path, capsys):
     """--jobs 2: the same files as one process analysing with one thread, bad inputs skipped the same way."""
     inputs = tmp_path / "in"
@@ -532,6 +552,7 @@ def test_cli_jobs_convert_in_worker_processes_as_one_thread_does(tiny_model, sha
     assert not (tmp_path / "gpu").exists()
 
 
+@pytest.mark.slow
 def test_cli_manifest_converts_every_ordered_pair(tiny_model, shared_corpus, tmp_path, capsys):
     utterances = [u for u in discover(shared_corpus, speakers=list(SPEAKERS)) if u.utt_id == EVAL_IDS[0]]
     write_manifest(utterances, tmp_path / "eval.tsv")
@@ -544,6 +565,7 @@ def test_cli_manifest_converts_every_ordered_pair(tiny_model, shared_corpus, tmp
     assert "drop --source" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_reference_outputs_for_the_evaluation(tiny_model, shared_corpus, tmp_path, capsys):
     """--which copy writes the source recording unchanged, --which anasyn the target's own recording resynthesized."""
     utterances = [u for u in discover(shared_corpus, speakers=list(SPEAKERS)) if u.utt_id == EVAL_IDS[0]]
@@ -600,6 +622,7 @@ def test_cli_batch_reports_outputs_scaled_down_to_avoid_clipping_in_one_line(sha
         assert np.abs(sf.read(path)[0]).max() == pytest.approx(0.99, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_cli_list_file_and_its_errors(tiny_model, shared_corpus, tmp_path, capsys):
     shutil.copy(wav(shared_corpus, "rms", EVAL_IDS[0]), tmp_path / "a.wav")
     (tmp_path / "lists").mkdir()
@@ -761,6 +784,7 @@ def test_installed_command_uses_the_pretrained_model_without_importing_torch(sha
     assert sf.info(str(out)).samplerate == 16000
 
 
+@pytest.mark.slow
 def test_numpy_weights_match_torch_and_are_ignored_when_stale(tiny_model, shared_corpus, tmp_path):
     from vawgan.checkpoint import load_checkpoint, save_checkpoint
 
@@ -785,6 +809,7 @@ def test_numpy_weights_match_torch_and_are_ignored_when_stale(tiny_model, shared
                                Converter(model, which="vae").convert_features(feats, "rms", "slt").mcep)
 
 
+@pytest.mark.slow
 def test_damaged_numpy_weights_fall_back_to_pytorch(tiny_model, shared_corpus, tmp_path):
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model)
@@ -796,6 +821,7 @@ def test_damaged_numpy_weights_fall_back_to_pytorch(tiny_model, shared_corpus, t
     np.testing.assert_allclose(converter.convert_features(feats, "rms", "slt").mcep, expected)
 
 
+@pytest.mark.slow
 def test_convert_audio_is_analysis_conversion_and_synthesis(converter, shared_corpus):
     import dataclasses
 

@@ -12,6 +12,9 @@ from vawgan.data import ContextTable, FrameSet, PairSet
 from vawgan.features.context import context_windows
 from vawgan.train import Trainer
 
+# Each test starts two worker processes that import torch and train: about 15 s apiece.
+pytestmark = pytest.mark.slow
+
 
 def _windows(frames: np.ndarray, context: int) -> ContextTable | None:
     """Encoder windows of ``frames`` read as one utterance (None without context)."""

@@ -43,6 +43,7 @@ def _features(real_features):
     return load_features(next((real_features / "features" / "awb").glob("*.npz")))
 
 
+@pytest.mark.slow
 def test_members_are_trained_with_the_next_seeds_in_their_own_model_directories(ensemble, real_features, capsys):
     assert member_dirs(ensemble) == [member_dir(ensemble, 6)] == [ensemble / "members" / "seed-6"]
     member = member_dir(ensemble, 6)
@@ -61,6 +62,7 @@ def test_members_are_trained_with_the_next_seeds_in_their_own_model_directories(
     assert [(d / "metrics.csv").read_text() for d in (ensemble, member)] == logs
 
 
+@pytest.mark.slow
 def test_conversion_averages_the_members_outputs(ensemble, real_features):
     feats = _features(real_features)
     for which in ("vae", "vawgan"):
@@ -78,6 +80,7 @@ def test_conversion_averages_the_members_outputs(ensemble, real_features):
         Converter(ensemble, members=0)
 
 
+@pytest.mark.slow
 def test_a_member_kept_as_its_numpy_copy_alone_converts_on_numpy_and_torch(ensemble, real_features, tmp_path):
     """How the packaged ensemble ships its members: vawgan.npz without vawgan.pt (half the size)."""
     model = tmp_path / "model"
@@ -105,6 +108,7 @@ def test_a_member_kept_as_its_numpy_copy_alone_converts_on_numpy_and_torch(ensem
                                           (member / "vawgan.npz").stat().st_mtime)
 
 
+@pytest.mark.slow
 def test_a_member_of_other_data_is_refused_with_what_differs(ensemble, tmp_path):
     model = tmp_path / "model"
     shutil.copytree(ensemble, model)
@@ -124,6 +128,7 @@ def test_a_member_of_other_data_is_refused_with_what_differs(ensemble, tmp_path)
         Converter(model)
 
 
+@pytest.mark.slow
 def test_cli_converts_with_an_ensemble_and_says_how_many_models(ensemble, shared_corpus, tmp_path, capsys):
     source = shared_corpus / "awb" / "fb010.wav"
     assert main(["convert", str(source), "--model", str(ensemble), "--source", "awb", "--target", "slt",
@@ -143,6 +148,7 @@ def test_bad_member_counts_are_refused_before_training(real_features, tmp_path, 
     assert not (tmp_path / "model").exists()
 
 
+@pytest.mark.slow
 def test_the_packaged_parallel_ensemble_converts_closer_than_its_first_model(shared_corpus):
     """Eight models averaged against the first alone, feature level, on held-out sentences of two pairs
     (the whole eval split: 3.22 against 3.39 dB)."""

@@ -140,10 +140,12 @@ def test_feature_level_scores_the_packaged_model_before_the_vocoder(layout, shar
         assert float(rows[system]["mcd"]) < float(rows["copy"]["mcd"])
 
 
-def test_gmm_and_plot_commands_end_to_end(shared_corpus, tmp_path, capsys):
+@pytest.mark.slow
+def test_gmm_and_plot_commands_end_to_end(shared_corpus, tmp_path, capsys, monkeypatch):
     """Recipe stage 7 by hand on three real sentences: gmm-train, gmm-convert, then every `vawgan plot` figure."""
     from vawgan.config import load_config
     from vawgan.convert import pretrained_model_dir
+    from vawgan.evaluate import plots
     from vawgan.features.store import feature_path, save_features
     from vawgan.features.world import analyze_file
 
@@ -187,10 +189,19 @@ def test_gmm_and_plot_commands_end_to_end(shared_corpus, tmp_path, capsys):
     plot = ["plot", *common, "--model", "quick", "--converted", str(tmp_path / "converted"),
             "--gmm", str(tmp_path / "gmm"), "--source", "slt", "--target", "rms", "--utt", "fb001",
             "--out-dir", str(tmp_path / "plots")]
+    titles = {}
+    save = plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path: (titles.update({path.name: fig.get_suptitle()}),
+                                                           save(fig, path))[1])
     assert main(plot) == 0
+    for name, title in titles.items():  # every sentence figure names the pair, the split and the level
+        if name != "training_curves.png":
+            assert "slt → rms, eval+train split" in title, (name, title)
+            assert ("wav level" if name.startswith("spectrogram") else "feature level") in title, (name, title)
     printed = capsys.readouterr().out.split()
     expected = {"training_curves.png", "scatter_slt-rms.png", "gv_slt-rms.png", "modspec_slt-rms.png",
-                "trajectory_slt-rms_fb001_c1.png", "spectrogram_slt-rms_fb001.png"}
+                "trajectory_slt-rms_fb001_c1.png", "f0_slt-rms_fb001.png", "f0hist_slt-rms.png",
+                "spectrogram_slt-rms_fb001.png"}
     assert {p.split("/")[-1] for p in printed} == expected
     for name in expected:
         png = (tmp_path / "plots" / name).read_bytes()

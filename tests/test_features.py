@@ -90,7 +90,7 @@ def test_speaker_f0_range_is_used(shared_corpus):
     assert np.median(default[default > 0]) < 200
 
 
-@pytest.mark.parametrize("method", ["dio", "harvest"])
+@pytest.mark.parametrize("method", ["dio", pytest.param("harvest", marks=pytest.mark.slow)])
 def test_threaded_analysis_matches_one_call(arctic_wav, method):
     """Blocks of frames analysed in threads give the one-call features up to WORLD's dither, the same every run."""
     x, fs = sf.read(arctic_wav, dtype="float64")  # 4 s: 800 frames, so 2 and 3 threads both split
@@ -190,6 +190,7 @@ def test_too_short_and_wrong_rate(arctic_wav):
 ROUND_TRIP_MCD_MAX = 4.5
 
 
+@pytest.mark.slow
 def test_round_trip_mcd(flite_features, arctic_wav):
     feature_dir, utterances, config = flite_features
     for utt in [u for u in utterances if u.utt_id == "fb001"]:
@@ -203,6 +204,7 @@ def test_round_trip_mcd(flite_features, arctic_wav):
     assert resynthesis_mcd(feats, synthesize(broken), config, speaker=utt.speaker) > ROUND_TRIP_MCD_MAX
 
 
+@pytest.mark.slow
 def test_vocoder_compensation_brings_the_rendering_closer_to_the_features(flite_features):
     """One compensation step lowers the re-analysed MCD of every speaker's analysis–synthesis (re-analysis with
     F0 estimated afresh, as the evaluation does) and leaves F0, aperiodicity and the speech mask alone."""

@@ -91,6 +91,7 @@ def test_all_unusable_is_an_error(messy_corpus, tmp_path, capsys):
     assert "no utterance could be analysed" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_resume_after_kill_gives_identical_features(flite_features, tmp_path):
     """Kill a 2-process extraction after its first file, damage things, resume: same features as one clean run."""
     reference_dir, utterances, config = flite_features

@@ -20,6 +20,7 @@ def test_quartile_rule():
         estimate_range(np.zeros(10))
 
 
+@pytest.mark.slow
 def test_f0range_command(shared_corpus, tmp_path, capsys):
     utterances = [u for u in discover(shared_corpus) if u.utt_id in ("fb010", "fb020")]
     manifest = tmp_path / "m.tsv"

@@ -223,6 +223,7 @@ def test_frechet_distance_known_values():
     assert frechet_distance(a, a + np.array([3.0, 0.0, 4.0])) == pytest.approx(25.0, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_collapse_detector_fires_on_a_collapsed_generator():
     torch.manual_seed(0)
     digits = load_sklearn_digits()

@@ -20,6 +20,7 @@ def isolated_cache(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.mark.slow
 def test_gan2d_train_resume_sample_evaluate_plot(tmp_path, capsys, monkeypatch):
     # As outside pytest: no root handlers, so the command's logging.basicConfig installs its own.
     monkeypatch.setattr(logging.root, "handlers", [])
@@ -54,6 +55,7 @@ def test_gan2d_train_resume_sample_evaluate_plot(tmp_path, capsys, monkeypatch):
     assert main(["gan2d", "evaluate", "--run", str(tmp_path / "missing")]) == 2
 
 
+@pytest.mark.slow
 def test_mnist_and_began_on_fallback_digits(tmp_path, capsys):
     common = ["--set", "data.max_train_images=128", "--set", "train.batch_size=64", "--set", "train.epochs=1",
               "--set", "train.eval_samples=200", "--set", "train.classifier_steps=40",
@@ -93,6 +95,7 @@ def _generator_weights(run) -> dict:
                "--set", "data.max_train_images=128", "--set", "train.batch_size=64", "--set", "train.eval_samples=200",
                "--set", "train.classifier_steps=40", "--set", "train.sample_epochs=[]"]),
 ])
+@pytest.mark.slow
 def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path, verb, settings):
     """Two epochs straight, and one epoch then --resume to two, give bit-identical generators.
 

@@ -45,6 +45,7 @@ def parallel_features(shared_corpus):
              analyze_file(shared_corpus / "rms" / f"{u}.wav", config)) for u in ids]
 
 
+@pytest.mark.slow
 def test_gmm_conversion_moves_towards_the_target_and_survives_a_round_trip(parallel_features, tmp_path):
     train, (held_src, held_tgt) = parallel_features[:4], parallel_features[4]
     gmm = train_gmm([(s.mcep[s.speech, 1:], t.mcep[t.speech, 1:]) for s, t in train],

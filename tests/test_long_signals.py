@@ -159,6 +159,7 @@ def test_networks_run_over_frame_batches_as_over_the_whole(shared_corpus, monkey
     np.testing.assert_allclose(batched.mcep, whole.mcep, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_segments_and_pieces_at_a_rate_whose_frames_are_not_whole_samples(shared_corpus):
     """22.05 kHz: a 5 ms frame is 110.25 samples, so segments and pieces start every 4 frames (441 samples)."""
     import librosa
@@ -179,6 +180,7 @@ def test_segments_and_pieces_at_a_rate_whose_frames_are_not_whole_samples(shared
     assert len(synthesize(feats, max_frames=300)) == len(synthesize(feats))
 
 
+@pytest.mark.slow
 def test_long_analysis_and_synthesis_report_their_progress(shared_corpus, monkeypatch):
     """A 45 s recording: every stage reports after each segment, batch or piece, rising to the whole duration."""
     x = np.tile(_rms_recordings(shared_corpus, 3), 4)[:45 * FS]

@@ -52,6 +52,58 @@ def test_scatter_draws_every_series_in_every_panel(features, tmp_path):
     assert _has_colours(image, to_rgb("tab:blue"), to_rgb("tab:red"))
 
 
+def _bluish_pixels(image) -> int:
+    return int(np.sum(image[..., 2] - image[..., 0] > 0.2))
+
+
+def test_scatter_draws_the_natural_data_over_the_systems(features, tmp_path):
+    """With a system's (blue) cloud exactly over the natural (black) one, the natural points cover it."""
+    same = {"natural target": features["natural target"], "VAE": features["natural target"]}
+    on_top = _image(plots.plot_scatter(same, tmp_path / "natural.png", pairs=((1, 3),)))
+    under = _image(plots.plot_scatter(same, tmp_path / "vae.png", pairs=((1, 3),), on_top="VAE"))
+    assert _bluish_pixels(on_top) < 0.1 * _bluish_pixels(under)
+
+
+def test_every_sentence_figure_carries_its_title(features, arctic_wav, tmp_path, monkeypatch):
+    import soundfile as sf
+
+    titles = []
+    save = plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path: (titles.append(fig.get_suptitle()), save(fig, path))[1])
+    title = "rms → slt, eval split, feature level"
+    plots.plot_scatter(features, tmp_path / "a.png", pairs=((1, 3),), title=title)
+    plots.plot_global_variance({k: global_variance(v[:, 1:]) for k, v in features.items()}, tmp_path / "b.png",
+                               title=title)
+    plots.plot_modulation_spectrum({k: modulation_spectrum(v, 5.0) for k, v in features.items()}, (1,),
+                                   tmp_path / "c.png", title=title)
+    plots.plot_trajectory({k: v[:, 1] for k, v in features.items()}, 1, 5.0, tmp_path / "d.png", title=title)
+    plots.plot_f0_contours({"source": np.full(50, 120.0)}, 5.0, tmp_path / "e.png", title=title)
+    plots.plot_f0_histograms({"rms": {"source": np.full(50, 120.0)}}, tmp_path / "f.png", title=title)
+    x, fs = sf.read(arctic_wav)
+    plots.plot_spectrograms({"source": (x, fs)}, tmp_path / "g.png", title=title)
+    assert titles == [title] * 7
+
+
+def test_f0_contours_and_histograms(arctic_wav, tmp_path):
+    import pyworld
+    import soundfile as sf
+    from matplotlib.colors import to_rgb
+
+    x, fs = sf.read(arctic_wav)
+    f0, _ = pyworld.dio(x, fs, frame_period=5.0)
+    assert (f0 == 0).any() and (f0 > 0).any()  # gaps and voiced stretches to draw
+    contours = {"source": f0, "natural target": f0 * 1.5, "VAW-GAN": f0 * 1.45}
+    image = _image(plots.plot_f0_contours(contours, 5.0, tmp_path / "f0.png", title="F0"))
+    assert _has_colours(image, to_rgb("tab:red"), to_rgb("tab:gray"))
+    per_speaker = {"rms": {"source": f0}, "slt": {"natural target": f0 * 1.5, "VAW-GAN": f0 * 1.45}}
+    image = _image(plots.plot_f0_histograms(per_speaker, tmp_path / "hist.png"))
+    assert image.shape[1] > 1.5 * image.shape[0]  # one panel per speaker, side by side
+    assert _has_colours(image, to_rgb("tab:red"))
+    with pytest.raises(VawganError, match="no voiced frames"):
+        plots.plot_f0_histograms({"rms": {"source": np.zeros(10)}}, tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
+
+
 def test_scatter_rejects_dimensions_the_features_lack(features, tmp_path):
     with pytest.raises(VawganError, match="out of range"):
         plots.plot_scatter(features, tmp_path / "bad.png", pairs=((1, 40),))
@@ -79,10 +131,13 @@ def test_trajectory_and_spectrogram_plots(features, arctic_wav, tmp_path):
     assert image.shape[0] > image.shape[1] * 0.5  # two rows stacked
 
 
-def _write_log(log_dir, vae=3, critic=2, adversarial=3, parallel=False):
+def _write_log(log_dir, vae=3, critic=2, adversarial=3, parallel=False, wgan=True):
     """A training log with the tags and epoch numbering of `vawgan train` (epochs counted across phases);
-    ``parallel``: also the ``parallel/nll`` of a run with ``train.parallel_weight`` > 0."""
+    ``parallel``: also the ``parallel/nll`` of a run with ``train.parallel_weight`` > 0; ``wgan``: the
+    critic's Wasserstein estimate and gradient penalty."""
     extra = (lambda i: {"parallel/nll": 37.0 - i}) if parallel else (lambda i: {})
+    terms = (lambda i: {"critic/wasserstein": 2.0 - 0.3 * i, "critic/gradient_penalty": 0.1 + 0.05 * i}) \
+        if wgan else (lambda i: {})
     with RunLogger(log_dir, tensorboard=False) as log:
         epoch = 0
         for i in range(vae):
@@ -90,11 +145,11 @@ def _write_log(log_dir, vae=3, critic=2, adversarial=3, parallel=False):
             log.log(epoch, {"vae/nll": 30 - i, "vae/kl": 5.0, "vae/loss": 35 - i, **extra(i)})
         for i in range(critic):
             epoch += 1
-            log.log(epoch, {"critic/loss": -1.0 - i, "critic/d_real": 1.0 + i, "critic/d_fake": -1.0 - i})
+            log.log(epoch, {"critic/loss": -1.0 - i, "critic/d_real": 1.0 + i, "critic/d_fake": -1.0 - i, **terms(i)})
         for i in range(adversarial):
             epoch += 1
             log.log(epoch, {"vae/loss": 40 - i, "critic/d_real": 0.5, "critic/d_fake": 0.2 * i,
-                            "generator/loss": 30.0, **extra(i)})
+                            "generator/loss": 30.0, **extra(i), **terms(critic + i)})
     return log_dir / "metrics.csv"
 
 
@@ -112,6 +167,16 @@ def test_training_curves_draw_the_parallel_nll_only_when_logged(tmp_path):
     with_pairs = _image(plots.plot_training_curves(_write_log(tmp_path / "a", parallel=True), tmp_path / "a.png"))
     without = _image(plots.plot_training_curves(_write_log(tmp_path / "b"), tmp_path / "b.png"))
     assert _has_colours(with_pairs, green) and not _has_colours(without, green)
+
+
+def test_training_curves_draw_the_wasserstein_estimate_and_gradient_penalty_when_logged(tmp_path):
+    from matplotlib.colors import to_rgb
+
+    purple = to_rgb("tab:purple")  # the gradient penalty's line
+    with_terms = _image(plots.plot_training_curves(_write_log(tmp_path / "a"), tmp_path / "a.png"))
+    without = _image(plots.plot_training_curves(_write_log(tmp_path / "b", wgan=False), tmp_path / "b.png"))
+    assert _has_colours(with_terms, purple) and not _has_colours(without, purple)
+    assert with_terms.shape[1] > 3 * with_terms.shape[0]  # three panels side by side
 
 
 def test_training_curves_errors_are_one_line(tmp_path):

@@ -44,6 +44,7 @@ def _cli(root, model_dir, phase, *extra):
                  "--set", "train.tensorboard=false", *extra])
 
 
+@pytest.mark.slow
 def test_cli_trains_phase_by_phase_on_real_features(real_features, tmp_path, capsys):
     model_dir = tmp_path / "model"
     schedule = ["--set", "train.vae_epochs=20", "--set", "train.critic_epochs=1", "--set",
@@ -165,6 +166,7 @@ def test_parallel_pairs_are_aligned_frames_of_the_same_sentence_both_ways(real_f
                 progress=False)
 
 
+@pytest.mark.slow
 def test_parallel_weight_trains_the_conversion_on_aligned_pairs(real_features, tmp_path):
     """With the pairs in the loss, decoding a source frame's μ with the target's code fits the target's frame."""
     from vawgan.losses import gaussian_nll
@@ -259,6 +261,7 @@ def _state(trainer):
 
 
 @pytest.mark.parametrize("parallel_weight, context", [(0.0, 0), (1.0, 0), (1.0, 2)])
+@pytest.mark.slow
 def test_interrupted_and_resumed_run_ends_with_the_same_weights(real_features, tmp_path, parallel_weight, context):
     stats = Statistics.load(real_features / "stats.npz")
     frames = load_frames(real_features / "features", real_features / "train.tsv", stats, context=context)
@@ -322,6 +325,7 @@ def test_nan_guard_names_the_step_and_keeps_the_last_good_checkpoint(real_featur
     assert not (tmp_path / "vae.pt").exists()
 
 
+@pytest.mark.slow
 def test_a_critic_that_scores_every_frame_alike_is_reported(real_features, tmp_path, capsys):
     """A critic whose first layer is dead (every ReLU inactive) gives a penalty of exactly 1 and no gradient."""
     trainer = Trainer(_tiny_config(), _real_frames(real_features), tmp_path, torch.device("cpu"), progress=False)
@@ -335,6 +339,7 @@ def test_a_critic_that_scores_every_frame_alike_is_reported(real_features, tmp_p
     assert "WARNING: adversarial epoch 2/2: the critic scores every frame alike" in err
 
 
+@pytest.mark.slow
 def test_a_working_critic_is_not_reported(real_features, tmp_path, capsys):
     """Even a barely trained critic is far from the report's thresholds (here: penalty 0.36, estimate 0.13)."""
     trainer = Trainer(_tiny_config(), _real_frames(real_features), tmp_path, torch.device("cpu"), progress=False)
@@ -344,6 +349,7 @@ def test_a_working_critic_is_not_reported(real_features, tmp_path, capsys):
     assert trainer.warnings == [] and "WARNING" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bf16_autocast_trains_with_float32_weights(real_features, tmp_path):
     frames = _real_frames(real_features)
     runs = {}
@@ -375,6 +381,7 @@ def test_bf16_autocast_forwards_read_the_weights_the_optimizer_just_updated(real
     np.testing.assert_allclose(nll[True], nll[False], rtol=2e-3)
 
 
+@pytest.mark.slow
 def test_compiled_networks_train_like_eager_ones(real_features, tmp_path):
     """train.compile: torch.compile of encoder, decoder and critic gives the eager run's losses."""
     import shutil

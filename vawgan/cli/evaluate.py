@@ -15,7 +15,7 @@ from pathlib import Path
 
 from vawgan.cli.common import add_config_arguments, add_features_argument, config_from_args
 
-PLOT_KINDS = ("scatter", "gv", "modspec", "trajectory", "spectrogram", "curves")
+PLOT_KINDS = ("scatter", "gv", "modspec", "trajectory", "f0", "f0hist", "spectrogram", "curves")
 
 
 def register(subparsers) -> None:
@@ -53,8 +53,9 @@ def register(subparsers) -> None:
         description="Draw the figures of the evaluation into OUT_DIR: scatter of mel-cepstral dimension pairs and "
                     "GV per dimension and modulation spectra for the natural target, the VAE and the VAW-GAN (and "
                     "the GMM when its model is there) on the manifest's sentences of one speaker pair; the "
-                    "trajectory of one dimension over one utterance; spectrograms of source, converted and target "
-                    "wavs; training curves from the model's metrics.csv.")
+                    "trajectory of one dimension and the F0 contour over one utterance; histograms of voiced F0 per "
+                    "speaker; spectrograms of source, converted and target wavs; training curves from the model's "
+                    "metrics.csv.")
     p.add_argument("--kind", action="append", choices=("all", *PLOT_KINDS), metavar="KIND",
                    help=f"which figure ({', '.join(('all', *PLOT_KINDS))}); repeatable (default: all)")
     p.add_argument("--model", default="exp/model", metavar="DIR|NAME",
@@ -67,7 +68,8 @@ def register(subparsers) -> None:
                    help="GMM baseline models; drawn too when <DIR>/<src>-<tgt>.npz exists (default: exp/gmm)")
     p.add_argument("--source", default=None, help="source speaker (default: the first speaker of the manifest)")
     p.add_argument("--target", default=None, help="target speaker (default: the second speaker of the manifest)")
-    p.add_argument("--utt", default=None, metavar="ID", help="utterance for trajectory and spectrograms (default: the first)")
+    p.add_argument("--utt", default=None, metavar="ID",
+                   help="utterance for trajectory, F0 contour and spectrograms (default: the first)")
     p.add_argument("--pairs", nargs="+", default=["1,3", "11,13", "31,33"], metavar="J,K",
                    help="dimension pairs of the scatter plot (default: 1,3 11,13 31,33)")
     p.add_argument("--dims", default="1,11,31", metavar="LIST",

@@ -1,14 +1,15 @@
 """Gather the data of the evaluation figures from a recipe's outputs and draw them (``vawgan plot``).
 
-The feature-level figures (scatter, GV, modulation spectrum, trajectory) use
-the model's own outputs, not re-analysed audio: the eval sentences of one
-speaker pair are converted with the VAE weights (``vae.pt``) and the VAW-GAN
-weights (``vawgan.pt``) of the same model directory — also with the VAE plus a
-half-strength GV postfilter, and with the GMM baseline when its model is
-there — and compared with the natural target's
-features of the same sentences (speech frames only). That isolates what the
-adversarial fine-tuning did to the mel-cepstra from vocoder effects.
-Spectrograms are drawn from the wavs of recipe stage 6.
+The feature-level figures (scatter, GV, modulation spectrum, mel-cepstral
+trajectory, F0 contour and F0 histograms) use the model's own outputs, not
+re-analysed audio: the sentences of one speaker pair are converted with the
+VAE weights (``vae.pt``) and the VAW-GAN weights (``vawgan.pt``) of the same
+model directory — also with the VAE plus a half-strength GV postfilter, and
+with the GMM baseline when its model is there — and compared with the natural
+target's features of the same sentences (speech frames only). That isolates
+what the adversarial fine-tuning did to the mel-cepstra from vocoder effects.
+Spectrograms are drawn from the wavs of recipe stage 6. Every figure's title
+names the speaker pair, the manifest's split and the level (features or wavs).
 """
 
 from __future__ import annotations
@@ -64,6 +65,14 @@ def _speech_frames(feats_list, masks) -> np.ndarray:
     return np.vstack([np.asarray(f.mcep, dtype=np.float64)[m] for f, m in zip(feats_list, masks)])
 
 
+def _warped_to_source(source, natural) -> np.ndarray:
+    """For each frame of ``source``, the frame of ``natural`` (the same sentence) DTW pairs it with."""
+    src_idx, tgt_idx = align_speakers(source.mcep[:, 1:], natural.mcep[:, 1:])
+    warped = np.empty(source.num_frames, dtype=int)
+    warped[src_idx] = tgt_idx
+    return warped
+
+
 def make_figures(kinds, model_dir: str | os.PathLike, feature_dir: str | os.PathLike, manifest: str | os.PathLike,
                  converted_root: str | os.PathLike, gmm_dir: str | os.PathLike, source: str | None,
                  target: str | None, utt_id: str | None, scatter_pairs, dims, out_dir: str | os.PathLike) -> list[Path]:
@@ -81,6 +90,9 @@ def make_figures(kinds, model_dir: str | os.PathLike, feature_dir: str | os.Path
                 raise VawganError(f"speaker {name!r} is not in {manifest}; speakers there: {', '.join(speakers)}")
         pairs, utt_id = _pair_sentences(utterances, source, target, utt_id)
         tag = f"{source}-{target}"
+        split = "+".join(sorted({s.split for s, _ in pairs if s.split})) or "all"
+        heading = f"{source} → {target}, {split} split ({len(pairs)} sentences)"
+        feature_level = f"{heading}, feature level (before the vocoder)"
         if "spectrogram" in kinds:
             spectrogram_wavs = _spectrogram_wavs(utterances, converted_root, source, target, utt_id)
     if "curves" in kinds:
@@ -88,19 +100,24 @@ def make_figures(kinds, model_dir: str | os.PathLike, feature_dir: str | os.Path
     if not sentence_figures:
         return written
 
-    if set(kinds) & {"scatter", "gv", "modspec", "trajectory"}:
+    if set(kinds) & {"scatter", "gv", "modspec", "trajectory", "f0", "f0hist"}:
         sources, series = _converted_features(model_dir, feature_dir, gmm_dir, pairs, source, target)
         # Converted frames keep the source's timeline, so the source's speech mask selects their speech frames.
         masks = {label: [f.speech for f in (feats if label == "natural target" else sources)]
                  for label, feats in series.items()}
         frames = {label: _speech_frames(feats, masks[label]) for label, feats in series.items()}
+        index = [s.utt_id for s, _ in pairs].index(utt_id)
+        src, natural = sources[index], series["natural target"][index]
+        # The natural target warped onto the source's time axis (converted frames already are on it).
+        warped = _warped_to_source(src, natural)
         if "scatter" in kinds:
-            written.append(plots.plot_scatter(frames, out_dir / f"scatter_{tag}.png", pairs=scatter_pairs))
+            written.append(plots.plot_scatter(frames, out_dir / f"scatter_{tag}.png", pairs=scatter_pairs,
+                                              title=feature_level))
         if "gv" in kinds:
             gvs = {label: np.mean([global_variance(np.asarray(f.mcep, dtype=np.float64)[m, 1:])
                                    for f, m in zip(feats, masks[label])], axis=0)
                    for label, feats in series.items()}
-            written.append(plots.plot_global_variance(gvs, out_dir / f"gv_{tag}.png"))
+            written.append(plots.plot_global_variance(gvs, out_dir / f"gv_{tag}.png", title=feature_level))
         if "modspec" in kinds:
             frame_period = sources[0].frame_period
             spectra = {}
@@ -110,24 +127,31 @@ def make_figures(kinds, model_dir: str | os.PathLike, feature_dir: str | os.Path
                 if not per_utt:
                     raise VawganError("no sentence has 128 speech frames (0.64 s) for a modulation spectrum")
                 spectra[label] = (per_utt[0][0], np.mean([p for _, p in per_utt], axis=0))
-            written.append(plots.plot_modulation_spectrum(spectra, dims, out_dir / f"modspec_{tag}.png"))
+            written.append(plots.plot_modulation_spectrum(spectra, dims, out_dir / f"modspec_{tag}.png",
+                                                          title=feature_level))
         if "trajectory" in kinds:
-            index = [s.utt_id for s, _ in pairs].index(utt_id)
-            src = sources[index]
-            natural = series["natural target"][index]
-            # Warp the natural target onto the source's time axis (converted frames already are on it).
-            src_idx, tgt_idx = align_speakers(src.mcep[:, 1:], natural.mcep[:, 1:])
-            warped = np.empty(src.num_frames, dtype=int)
-            warped[src_idx] = tgt_idx
             k = dims[0]
             trajectories = {"source": src.mcep[:, k], "natural target": natural.mcep[warped, k]}
             trajectories.update({label: feats[index].mcep[:, k] for label, feats in series.items()
                                  if label != "natural target"})
             written.append(plots.plot_trajectory(
                 trajectories, k, src.frame_period, out_dir / f"trajectory_{tag}_{utt_id}_c{k}.png",
-                title=f"c{k} of {utt_id}, {source} → {target} (natural target time-warped by DTW)"))
+                title=f"c{k} of {utt_id}, natural target time-warped by DTW\n{feature_level}"))
+        if "f0" in kinds:
+            contours = {"source": src.f0, "natural target": natural.f0[warped]}
+            contours.update({label: feats[index].f0 for label, feats in series.items() if label != "natural target"})
+            written.append(plots.plot_f0_contours(
+                contours, src.frame_period, out_dir / f"f0_{tag}_{utt_id}.png",
+                title=f"F0 of {utt_id}, natural target time-warped by DTW\n{feature_level}"))
+        if "f0hist" in kinds:
+            per_speaker = {source: {"source": np.concatenate([f.f0[f.speech] for f in sources])},
+                           target: {label: np.concatenate([f.f0[m] for f, m in zip(feats, masks[label])])
+                                    for label, feats in series.items()}}
+            written.append(plots.plot_f0_histograms(per_speaker, out_dir / f"f0hist_{tag}.png",
+                                                    title=f"voiced F0 per speaker\n{feature_level}"))
     if "spectrogram" in kinds:
-        written.append(_spectrograms(spectrogram_wavs, out_dir / f"spectrogram_{tag}_{utt_id}.png"))
+        written.append(_spectrograms(spectrogram_wavs, out_dir / f"spectrogram_{tag}_{utt_id}.png",
+                                     title=f"{utt_id}: {heading}, wav level"))
     return written
 
 
@@ -146,7 +170,7 @@ def _spectrogram_wavs(utterances, converted_root, source: str, target: str, utt_
     return wavs
 
 
-def _spectrograms(wavs: dict[str, Path], out_path: Path) -> Path:
+def _spectrograms(wavs: dict[str, Path], out_path: Path, title: str) -> Path:
     fs = sf.info(str(next(iter(wavs.values())))).samplerate
     signals = {label: (load_audio(path, fs), fs) for label, path in wavs.items()}
-    return plots.plot_spectrograms(signals, out_path)
+    return plots.plot_spectrograms(signals, out_path, title=title)

@@ -5,6 +5,8 @@ axes and a legend, writes it atomically and returns its path. The series are
 passed as ``{label: data}`` dicts in drawing order, so the same function serves
 "natural vs VAE vs VAW-GAN" and any other comparison. Mel-cepstra are full
 (T, D+1) arrays with c0 in column 0, so dimension ``k`` means c_k everywhere.
+A ``title`` argument heads the figure; :mod:`vawgan.evaluate.figures` names
+the speaker pair, the split and the level (features or wavs) there.
 
 * :func:`plot_scatter` — pairs of mel-cepstral dimensions: over-smoothed
   features shrink towards the mean, adversarial training spreads them again;
@@ -12,9 +14,12 @@ passed as ``{label: data}`` dicts in drawing order, so the same function serves
 * :func:`plot_modulation_spectrum` — power of each dimension's trajectory over
   modulation frequency;
 * :func:`plot_trajectory` — one dimension over one utterance;
+* :func:`plot_f0_contours` — F0 over one utterance, voiced frames only;
+* :func:`plot_f0_histograms` — the distribution of voiced F0, one panel per speaker;
 * :func:`plot_spectrograms` — log-magnitude spectrograms of waveforms;
 * :func:`plot_training_curves` — the VAE objective across pretraining and
-  adversarial training, and the critic's D(x) and D(x̃), from ``metrics.csv``.
+  adversarial training, the critic's D(x) and D(x̃), and its Wasserstein
+  estimate and gradient penalty, from ``metrics.csv``.
 """
 
 from __future__ import annotations
@@ -55,6 +60,19 @@ def _save(fig, path: str | os.PathLike) -> Path:
     return path
 
 
+def _suptitle(fig, title: str) -> None:
+    if title:
+        fig.suptitle(title)
+
+
+def _hertz_ticks(axis) -> None:
+    """Plain numbers (80, 100, 200) instead of powers of ten on a logarithmic frequency axis."""
+    from matplotlib.ticker import ScalarFormatter
+
+    for formatter in (axis.set_major_formatter, axis.set_minor_formatter):
+        formatter(ScalarFormatter())
+
+
 def _color(label: str, index: int) -> str:
     role = re.sub(r" α [0-9.]+$", "", label)  # "VAE + GV postfilter α 0.5": the strength keeps the role's colour
     return COLORS.get(role, _FALLBACK_COLORS[index % len(_FALLBACK_COLORS)])
@@ -68,12 +86,15 @@ def _check_dims(series: dict[str, np.ndarray], dims) -> None:
 
 
 def plot_scatter(series: dict[str, np.ndarray], path: str | os.PathLike,
-                 pairs=DEFAULT_SCATTER_PAIRS, max_points: int = 4000, seed: int = 0) -> Path:
+                 pairs=DEFAULT_SCATTER_PAIRS, max_points: int = 4000, seed: int = 0, title: str = "",
+                 on_top: str = "natural target") -> Path:
     """Scatter of mel-cepstral dimension pairs ``(j, k)`` (c_j on x, c_k on y), one panel per pair.
 
     ``series`` maps a label to (T, D+1) frames (speech frames of several
     utterances stacked). At most ``max_points`` random frames per series are
-    drawn so that dense clouds stay readable.
+    drawn so that dense clouds stay readable. The series labelled ``on_top``
+    (the natural data) is drawn last, over the others, so that the systems'
+    clouds never hide it; the legend keeps the order of ``series``.
     """
     _check_dims(series, [d for pair in pairs for d in pair])
     rng = np.random.default_rng(seed)
@@ -83,19 +104,20 @@ def plot_scatter(series: dict[str, np.ndarray], path: str | os.PathLike,
             frames = np.asarray(frames)
             keep = rng.permutation(len(frames))[:max_points]
             ax.scatter(frames[keep, j], frames[keep, k], s=3, alpha=0.35, color=_color(label, i), label=label,
-                       rasterized=True)
+                       rasterized=True, zorder=3 if label == on_top else 2)
         ax.set_xlabel(f"c{j}")
         ax.set_ylabel(f"c{k}")
         ax.set_title(f"c{j} vs c{k}")
-        ax.grid(alpha=0.3)
+        ax.grid(alpha=0.3, zorder=0)
     legend = axes[0][0].legend(loc="best", markerscale=4, fontsize=9)
     for handle in legend.legend_handles:
         handle.set_alpha(1.0)
+    _suptitle(fig, title)
     return _save(fig, path)
 
 
 def plot_global_variance(gvs: dict[str, np.ndarray], path: str | os.PathLike,
-                         reference: str = "natural target") -> Path:
+                         reference: str = "natural target", title: str = "") -> Path:
     """GV of c1..cD per dimension, log scale; ``gvs`` maps a label to a (D,) GV (dimension k at index k−1).
 
     When ``reference`` is one of the labels, the legend also gives every other
@@ -113,10 +135,12 @@ def plot_global_variance(gvs: dict[str, np.ndarray], path: str | os.PathLike,
     ax.set_title("Global variance per dimension")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
+    _suptitle(fig, title)
     return _save(fig, path)
 
 
-def plot_modulation_spectrum(spectra: dict[str, tuple[np.ndarray, np.ndarray]], dims, path: str | os.PathLike) -> Path:
+def plot_modulation_spectrum(spectra: dict[str, tuple[np.ndarray, np.ndarray]], dims, path: str | os.PathLike,
+                             title: str = "") -> Path:
     """Modulation spectra of selected dimensions, one panel each.
 
     ``spectra`` maps a label to ``(frequencies_hz, power_db)`` with power (F, D+1)
@@ -131,6 +155,7 @@ def plot_modulation_spectrum(spectra: dict[str, tuple[np.ndarray, np.ndarray]], 
         ax.set_title(f"modulation spectrum of c{k}")
         ax.grid(alpha=0.3)
     axes[0][0].legend()
+    _suptitle(fig, title)
     return _save(fig, path)
 
 
@@ -143,14 +168,67 @@ def plot_trajectory(trajectories: dict[str, np.ndarray], dim: int, frame_period_
         ax.plot(t, values, color=_color(label, i), label=label, linewidth=1.2)
     ax.set_xlabel("time [s]")
     ax.set_ylabel(f"c{dim}")
-    ax.set_title(title or f"trajectory of c{dim}")
+    ax.set_title(f"trajectory of c{dim}")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the curves fill the whole axes
+    _suptitle(fig, title)
+    return _save(fig, path)
+
+
+def plot_f0_contours(contours: dict[str, np.ndarray], frame_period_ms: float, path: str | os.PathLike,
+                     title: str = "") -> Path:
+    """F0 over one utterance, one line per series; ``contours`` maps a label to a (T,) F0 track in Hz on one
+    time axis, 0 on unvoiced frames (drawn as gaps). The frequency axis is logarithmic, so that an F0
+    transform's shift of the log-F0 mean shows as a constant offset."""
+    fig, ax = _figure(figsize=(9, 3.8))
+    for i, (label, f0) in enumerate(contours.items()):
+        f0 = np.asarray(f0, dtype=np.float64)
+        t = np.arange(len(f0)) * frame_period_ms / 1000.0
+        ax.plot(t, np.where(f0 > 0, f0, np.nan), color=_color(label, i), label=label, linewidth=1.2)
+    ax.set_yscale("log")
+    _hertz_ticks(ax.yaxis)
+    ax.set_xlabel("time [s]")
+    ax.set_ylabel("F0 [Hz, log scale]")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _suptitle(fig, title)
+    return _save(fig, path)
+
+
+def plot_f0_histograms(f0_by_speaker: dict[str, dict[str, np.ndarray]], path: str | os.PathLike,
+                       title: str = "", bins: int = 60) -> Path:
+    """Distributions of voiced F0, one panel per speaker.
+
+    ``f0_by_speaker`` maps a speaker to ``{label: F0 values in Hz}`` (for
+    instance the speaker's natural recordings and conversions into that
+    speaker); unvoiced frames (0) are left out. Each series is a density over
+    log-spaced bins shared by all panels, with its median in the legend.
+    """
+    voiced = {speaker: {label: np.asarray(f0, dtype=np.float64)[np.asarray(f0) > 0]
+                        for label, f0 in series.items()} for speaker, series in f0_by_speaker.items()}
+    values = np.concatenate([f0 for series in voiced.values() for f0 in series.values()] or [np.zeros(0)])
+    if values.size == 0:
+        raise VawganError("no voiced frames to draw F0 histograms of")
+    edges = np.geomspace(values.min(), values.max() * 1.001, bins + 1)
+    fig, axes = _figure(1, len(voiced), figsize=(5.0 * len(voiced), 3.8), squeeze=False, sharex=True)
+    for ax, (speaker, series) in zip(axes[0], voiced.items()):
+        for i, (label, f0) in enumerate(series.items()):
+            if f0.size:
+                ax.hist(f0, bins=edges, density=True, histtype="step", linewidth=1.5, color=_color(label, i),
+                        label=f"{label} (median {np.median(f0):.0f} Hz)")
+        ax.set_xscale("log")
+        _hertz_ticks(ax.xaxis)
+        ax.set_xlabel("F0 [Hz, log scale]")
+        ax.set_ylabel("density")
+        ax.set_title(speaker)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    _suptitle(fig, title)
     return _save(fig, path)
 
 
 def plot_spectrograms(signals: dict[str, tuple[np.ndarray, int]], path: str | os.PathLike,
-                      n_fft: int = 1024, hop_length: int = 80) -> Path:
+                      n_fft: int = 1024, hop_length: int = 80, title: str = "") -> Path:
     """Log-magnitude spectrograms (dB re the loudest bin of each) of waveforms, one row each, shared colour scale."""
     import librosa
     import librosa.display
@@ -170,6 +248,7 @@ def plot_spectrograms(signals: dict[str, tuple[np.ndarray, int]], path: str | os
         ax.set_xlim(0, longest)  # one time scale for every row, so durations compare at a glance
         ax.set_facecolor("black")  # past a shorter signal's end: the colour of silence, not white
     fig.colorbar(image, ax=axes[:, 0].tolist(), format="%+.0f dB", label="level [dB]")
+    _suptitle(fig, title)
     return _save(fig, path)
 
 
@@ -185,12 +264,14 @@ def phase_boundaries(scalars: dict[str, tuple[list[int], list[float]]]) -> tuple
 
 
 def plot_training_curves(metrics_csv: str | os.PathLike, path: str | os.PathLike) -> Path:
-    """VAE objective over all epochs (phases marked) and the critic's D(x), D(x̃) per epoch.
+    """VAE objective over all epochs (phases marked), the critic's D(x), D(x̃), and its WGAN-GP terms per epoch.
 
     Reads the long-format training log (``step,tag,value``, one row per epoch
     and tag) written by ``vawgan train``: ``vae/loss`` (NLL + KL), with
     parallel data ``parallel/nll`` beside it, ``critic/d_real`` = E[D(x)] and
-    ``critic/d_fake`` = E[D(x̃)].
+    ``critic/d_fake`` = E[D(x̃)], and in a third panel the critic's
+    Wasserstein estimate ``critic/wasserstein`` (E[D(x)] − E[D(x̃)]) with its
+    gradient penalty ``critic/gradient_penalty`` on a second axis.
     """
     metrics_csv = Path(metrics_csv)
     if not metrics_csv.is_file():
@@ -203,7 +284,7 @@ def plot_training_curves(metrics_csv: str | os.PathLike, path: str | os.PathLike
         raise VawganError(f"{metrics_csv}: no 'vae/loss' scalars; the VAE phase has not logged an epoch yet")
     critic_start, adversarial_start = phase_boundaries(scalars)
     last = max(max(steps) for steps, _ in scalars.values())
-    fig, (ax_vae, ax_d) = _figure(1, 2, figsize=(12, 4.4))
+    fig, (ax_vae, ax_d, ax_w) = _figure(1, 3, figsize=(17, 4.4))
     curves = [("vae/loss", "VAE objective (NLL + KL)", "tab:blue"),
               ("parallel/nll", "NLL of the aligned parallel pairs' conversions", "tab:green")]
     for tag, label, color in curves:
@@ -221,7 +302,18 @@ def plot_training_curves(metrics_csv: str | os.PathLike, path: str | os.PathLike
             ax_d.plot(*scalars[tag], marker="o", markersize=3, color=color, label=label)
     ax_d.set_ylabel("mean critic output")
     ax_d.set_title("Critic outputs per epoch")
-    for ax in (ax_vae, ax_d):
+    ax_gp = ax_w.twinx()
+    for ax, tag, label, color in ((ax_w, "critic/wasserstein", "Wasserstein estimate E[D(x)] − E[D(x̃)]", "black"),
+                                  (ax_gp, "critic/gradient_penalty", "gradient penalty", "tab:purple")):
+        if tag in scalars:
+            ax.plot(*scalars[tag], marker="o", markersize=3, color=color, label=label)
+    ax_w.set_ylabel("Wasserstein estimate")
+    ax_gp.set_ylabel("gradient penalty")
+    ax_w.set_title("Critic: Wasserstein estimate and gradient penalty")
+    handles, labels = (a + b for a, b in zip(ax_w.get_legend_handles_labels(), ax_gp.get_legend_handles_labels()))
+    if handles:  # one legend for the lines of both axes
+        ax_w.legend(handles, labels, fontsize=9)
+    for ax in (ax_vae, ax_d, ax_w):
         if critic_start is not None:
             end = adversarial_start - 0.5 if adversarial_start is not None else last + 0.5
             ax.axvspan(critic_start - 0.5, end, color="tab:orange", alpha=0.12, label="critic pretraining")
@@ -229,5 +321,6 @@ def plot_training_curves(metrics_csv: str | os.PathLike, path: str | os.PathLike
             ax.axvline(adversarial_start - 0.5, color="tab:red", linestyle="--", label="adversarial training starts")
         ax.set_xlabel("epoch (all phases, in order)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=9)
+    ax_vae.legend(fontsize=9)
+    ax_d.legend(fontsize=9)
     return _save(fig, path)

@@ -10,10 +10,13 @@ from pathlib import Path
 
 PRETRAINED_ROOT = Path(__file__).resolve().parent
 
-# name -> what it is. Both were trained by the Flite recipe with recipes/flite/conf/<name>.yaml.
+# name -> what it is: the recipe and config that trained it. The default converts into natural voices.
 PRETRAINED_MODELS = {
-    "quick": "non-parallel VAW-GAN (recipes/flite/conf/quick.yaml)",
-    "parallel": "also trained on the Flite corpus's parallel sentences, with encoder context, eight "
-                "models averaged (conf/parallel.yaml): 2.5 dB lower MCD among awb, rms and slt",
+    "arctic": "natural CMU ARCTIC speech (bdl, slt, clb), parallel protocol: recipes/arctic/conf/parallel.yaml",
+    "arctic-nonparallel": "natural CMU ARCTIC speech (bdl, slt, clb), non-parallel protocol: "
+                          "recipes/arctic/conf/nonparallel.yaml",
+    "quick": "synthetic Flite voices (awb, rms, slt), no parallel term: recipes/flite/conf/quick.yaml",
+    "parallel": "synthetic Flite voices (awb, rms, slt), parallel term, eight models averaged: "
+                "recipes/flite/conf/parallel.yaml",
 }
 DEFAULT_PRETRAINED = "quick"
