@@ -100,7 +100,7 @@ def test_unknown_speaker_and_empty_corpus_are_clear_errors(tmp_path, shared_corp
     with pytest.raises(VawganError, match="not in .*found: awb, rms, slt"):
         discover(shared_corpus, speakers=["nobody"])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(VawganError, match="no .wav files"):
+    with pytest.raises(VawganError, match="no .wav or .flac files"):
         discover(tmp_path / "empty")
     with pytest.raises(VawganError, match="corpus folder not found"):
         discover(tmp_path / "nowhere")
@@ -168,7 +168,7 @@ def test_every_recipe_config_loads(config_file):
 
     from vawgan.gans.config import BeganConfig, Grid2DConfig, ImageGanConfig
 
-    config_cls = {"flite": Config, "gan2d": Grid2DConfig, "mnist": ImageGanConfig, "began": BeganConfig}
+    config_cls = {"arctic": Config, "flite": Config, "gan2d": Grid2DConfig, "mnist": ImageGanConfig, "began": BeganConfig}
     config = load_config(config_file, config_cls=config_cls[config_file.parts[-3]])
     for section, values in yaml.safe_load(config_file.read_text()).items():
         for key, value in values.items():

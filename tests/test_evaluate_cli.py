@@ -94,12 +94,12 @@ def test_the_report_states_results_without_verdicts():
     def row(system, mcd, gv):
         return {"system": system, "description": SystemSettings.from_name(system).description(), "utterances": 2,
                 "mcd": mcd, "mcd_std": 0.1, "mcd_with_c0": mcd + 1.0, "f0_rmse_cents": 50.0, "f0_corr": 0.9,
-                "vuv_error": 5.0, "gv_ratio": gv}
+                "vuv_error": 5.0, "gv_ratio": gv, "ms_distance": 3.0}
 
     rows = [row("gmm", 4.8, 0.7), row("vae", 6.9, 0.8), row("vawgan", 7.0, 1.0), row("vawgan_vc", 4.4, 1.0),
             row("gmm_vc", 4.6, 0.7)]
     text = format_markdown(rows, [])
-    assert "| vawgan | VAW-GAN (after adversarial training) | 7.00 ± 0.10 | 8.00 | 50 | 0.900 | 5.0 | 1.000 | 2 |" \
+    assert "| vawgan | VAW-GAN (after adversarial training) | 7.00 ± 0.10 | 8.00 | 50 | 0.900 | 5.0 | 1.000 | 3.00 | 2 |" \
         in text.splitlines()
     assert "Convention:" in text
     assert not re.search(r"\b(goals?|issue|met)\b", text, re.IGNORECASE), text

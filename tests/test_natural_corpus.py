@@ -140,3 +140,10 @@ def test_training_refuses_parallel_data_under_the_non_parallel_protocol(embedded
     with pytest.raises(VawganError, match="non_parallel protocol forbids"):
         check_protocol(load_config(ARCTIC_RECIPE_CONF / "nonparallel.yaml", {"train.parallel_weight": 1.0}),
                        tmp_path / "train.tsv")
+
+
+def test_the_any_to_many_config_is_the_parallel_one_with_two_speakers():
+    parallel = load_config(ARCTIC_RECIPE_CONF / "parallel.yaml").to_dict()
+    two = load_config(ARCTIC_RECIPE_CONF / "parallel_bdl_slt.yaml").to_dict()
+    assert two["corpus"].pop("speakers") == ["bdl", "slt"] and parallel["corpus"].pop("speakers") is None
+    assert two == parallel
