@@ -67,6 +67,8 @@ def main() -> None:
     if args.speaker in unseen.speakers:
         raise SystemExit(f"{args.model} was trained on {args.speaker}; pick a speaker it never heard")
     utterances = discover(args.corpus, speakers=[args.speaker, *unseen.speakers])
+    spoken = {u.utt_id for u in utterances if u.speaker == args.speaker}
+    utterances = [u for u in utterances if u.utt_id in spoken]  # only sentences the unseen speaker read
     manifest = args.out / "all.tsv"
     write_manifest(utterances, manifest)
     n = convert_all(args.model, utterances, args.speaker, args.out / "all", "unknown", None)

@@ -425,7 +425,7 @@ def test_info_reports_unfinished_training_and_damaged_weights(tiny_model, tmp_pa
 
 
 def test_info_on_the_packaged_model(capsys):
-    assert vawgan_main(["info"]) == 0
+    assert vawgan_main(["info", "--model", "quick"]) == 0
     out = capsys.readouterr().out
     assert "speakers (3):" in out and all(f"  {s}: " in out for s in ("awb", "rms", "slt"))
     assert "vawgan.pt: step" in out
@@ -647,7 +647,7 @@ def test_cli_list_file_and_its_errors(tiny_model, shared_corpus, tmp_path, capsy
 
 
 def test_pretrained_model_loads_and_converts(shared_corpus, tmp_path):
-    converter = Converter(device="cpu")
+    converter = Converter("quick", device="cpu")
     assert set(converter.speakers) == {"awb", "rms", "slt"}
     out = converter.convert_file(wav(shared_corpus, "rms", EVAL_IDS[0]), tmp_path / "p.wav", "slt", source="rms")
     config = converter.model.config
@@ -691,7 +691,7 @@ def test_cli_converts_with_a_packaged_model_by_name(shared_corpus, tmp_path, cap
     assert sf.info(str(out)).samplerate == 16000
     assert run_cli(wav(shared_corpus, "awb", EVAL_IDS[1]), "--model", "paralel", "--target", "slt",
                    "-o", tmp_path / "typo.wav") == 2
-    assert "paralel: model directory not found (nor a packaged model: quick, parallel)" in capsys.readouterr().err
+    assert "paralel: model directory not found (nor a packaged model: arctic, arctic-nonparallel, quick, parallel)" in capsys.readouterr().err
     assert not (tmp_path / "typo.wav").exists()
 
 
@@ -737,7 +737,7 @@ def test_a_real_recording_of_an_unseen_speaker_goes_to_each_target_voice(name, a
 def test_model_names_and_directories(tmp_path, monkeypatch):
     from vawgan.convert import pretrained_model_dir, resolve_model_dir
 
-    assert resolve_model_dir(None) == pretrained_model_dir("quick")
+    assert resolve_model_dir(None) == pretrained_model_dir("arctic")
     assert resolve_model_dir("parallel") == pretrained_model_dir("parallel") != pretrained_model_dir("quick")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "parallel").mkdir()  # a folder of that name does not stand in for the packaged model ...
@@ -745,12 +745,12 @@ def test_model_names_and_directories(tmp_path, monkeypatch):
     assert resolve_model_dir("./parallel") == Path("parallel")  # ... unless given as a path
     (tmp_path / "mine").mkdir()
     assert resolve_model_dir("mine") == Path("mine")  # a folder that is no packaged name needs no ./
-    with pytest.raises(VawganError, match="model directory not found .*quick, parallel"):
+    with pytest.raises(VawganError, match="model directory not found .*arctic, arctic-nonparallel, quick, parallel"):
         resolve_model_dir("paralel")
-    with pytest.raises(VawganError, match="no packaged model named 'big'; packaged models: quick, parallel"):
+    with pytest.raises(VawganError, match="no packaged model named 'big'; packaged models: arctic, arctic-nonparallel, quick, parallel"):
         pretrained_model_dir("big")
     monkeypatch.setattr("vawgan.convert.PRETRAINED_ROOT", tmp_path / "damaged-install")
-    with pytest.raises(VawganError, match="the packaged pretrained model 'quick' is missing; reinstall vawgan"):
+    with pytest.raises(VawganError, match="the packaged pretrained model 'arctic' is missing; reinstall vawgan"):
         Converter()
 
 
@@ -758,7 +758,7 @@ def test_the_gan_of_the_pretrained_model_adds_variance(shared_corpus):
     from vawgan.evaluate.metrics import global_variance
 
     # What the adversarial phase buys: converted frames with more variance than the VAE's, on held-out speech.
-    vae, vawgan = Converter(which="vae", device="cpu"), Converter(which="vawgan", device="cpu")
+    vae, vawgan = Converter("quick", which="vae", device="cpu"), Converter("quick", which="vawgan", device="cpu")
     feats = vae.analyze_file(wav(shared_corpus, "awb", EVAL_IDS[0]), source="awb")
     gv = {name: global_variance(c.convert_features(feats, "awb", "slt").mcep[feats.speech, 1:])
           for name, c in (("vae", vae), ("vawgan", vawgan))}
@@ -766,7 +766,7 @@ def test_the_gan_of_the_pretrained_model_adds_variance(shared_corpus):
 
 
 def test_installed_command_uses_the_pretrained_model_without_importing_torch(shared_corpus, tmp_path):
-    """`vawgan convert in.wav --target rms -o out.wav` as after `pip install`, in a fresh interpreter.
+    """`vawgan convert in.wav --target bdl -o out.wav` as after `pip install`, in a fresh interpreter.
 
     The packaged model carries current NumPy weights, so the command must not
     pay for importing PyTorch (most of its start-up time otherwise), nor
@@ -774,7 +774,7 @@ def test_installed_command_uses_the_pretrained_model_without_importing_torch(sha
     """
     out = tmp_path / "out.wav"
     code = ("import sys; from vawgan.cli import main; "
-            f"status = main(['convert', {str(wav(shared_corpus, 'slt', EVAL_IDS[1]))!r}, '--target', 'rms', "
+            f"status = main(['convert', {str(wav(shared_corpus, 'slt', EVAL_IDS[1]))!r}, '--target', 'bdl', "
             f"'-o', {str(out)!r}]); print('torch imported:', 'torch' in sys.modules); "
             "print('scipy imported:', 'scipy' in sys.modules); sys.exit(status)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -202,7 +202,7 @@ def test_plot_cli_draws_training_curves_and_reports_errors_in_one_line(tmp_path,
     assert "manifest not found" in capsys.readouterr().err
     assert main(["plot", "--kind", "gv", "--model", str(tmp_path / "absent"),
                  "--out-dir", str(tmp_path / "plots")]) == 2
-    assert "absent: model directory not found (nor a packaged model: quick, parallel)" in capsys.readouterr().err
+    assert "absent: model directory not found (nor a packaged model: arctic, arctic-nonparallel, quick, parallel)" in capsys.readouterr().err
     assert main(["plot", "--kind", "scatter", "--pairs", "1,x", "--out-dir", str(tmp_path / "plots")]) == 2
     err = capsys.readouterr().err
     assert "--pairs '1,x'" in err and len(err.strip().splitlines()) == 1

@@ -62,7 +62,9 @@ def test_a_held_out_natural_recording_converts_closer_to_each_target(embedded_ar
         converted, unconverted = _scores(out, reference, features, target), _scores(recording, reference,
                                                                                    features, target)
         assert converted.mcd < unconverted.mcd - 1.0, (target, converted.mcd, unconverted.mcd)
-        assert converted.f0_rmse_cents < unconverted.f0_rmse_cents  # the F0 moved to the target's range too
+        stats = converter.model.stats
+        if abs(stats.lf0_mean[source] - stats.lf0_mean[target]) > np.log(1.2):  # male to female or back
+            assert converted.f0_rmse_cents < unconverted.f0_rmse_cents - 50  # the F0 moved to the target's range
 
 
 def test_an_unknown_natural_voice_converts_into_each_target(embedded_arctic, tmp_path, arctic_wav):

@@ -19,4 +19,4 @@ PRETRAINED_MODELS = {
     "parallel": "synthetic Flite voices (awb, rms, slt), parallel term, eight models averaged: "
                 "recipes/flite/conf/parallel.yaml",
 }
-DEFAULT_PRETRAINED = "quick"
+DEFAULT_PRETRAINED = "arctic"
