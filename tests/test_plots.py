@@ -79,8 +79,9 @@ def test_every_sentence_figure_carries_its_title(features, arctic_wav, tmp_path,
     plots.plot_trajectory({k: v[:, 1] for k, v in features.items()}, 1, 5.0, tmp_path / "d.png", title=title)
     plots.plot_f0_contours({"source": np.full(50, 120.0)}, 5.0, tmp_path / "e.png", title=title)
     plots.plot_f0_histograms({"rms": {"source": np.full(50, 120.0)}}, tmp_path / "f.png", title=title)
-    x, fs = sf.read(arctic_wav)
-    plots.plot_spectrograms({"source": (x, fs)}, tmp_path / "g.png", title=title)
+    x, _ = sf.read(arctic_wav)
+    plots.plot_aligned_spectrograms({"source": (plots.log_spectrogram(x), np.full(len(x) // 80 + 1, 120.0))}, 16000,
+                                    5.0, tmp_path / "g.png", title=title)
     assert titles == [title] * 7
 
 
@@ -120,15 +121,45 @@ def test_gv_and_modulation_spectrum_plots(features, tmp_path):
     assert image.shape[1] > image.shape[0]
 
 
-def test_trajectory_and_spectrogram_plots(features, arctic_wav, tmp_path):
-    import soundfile as sf
-
+def test_trajectory_plot(features, tmp_path):
     traj = {label: frames[:, 1] for label, frames in features.items()}
     _image(plots.plot_trajectory(traj, 1, 5.0, tmp_path / "traj.png"))
+
+
+def test_spectrograms_are_warped_onto_the_target_time_axis_with_f0_over_them(arctic_wav, tmp_path):
+    """A slowed-down copy of a real recording, as the longer target: every panel gets the target's frames,
+    the DTW map runs forward through each recording, and the figure shows the F0 lines (cyan) over the
+    spectrograms."""
+    import librosa
+    import soundfile as sf
+    from matplotlib.colors import to_rgb
+
+    from vawgan.config import FeatureConfig
+    from vawgan.evaluate.figures import aligned_spectrogram_panels, dtw_frame_map
+    from vawgan.features.world import analyze
+
+    config = FeatureConfig(f0_method="dio")
     x, fs = sf.read(arctic_wav)
-    image = _image(plots.plot_spectrograms({"source": (x, fs), "converted": (x[::-1].copy(), fs)},
-                                           tmp_path / "spec.png"))
-    assert image.shape[0] > image.shape[1] * 0.5  # two rows stacked
+    slower = librosa.effects.time_stretch(x.astype(np.float32), rate=0.8).astype(np.float64)
+    recordings = {label: (y, analyze(y, fs, config)) for label, y in (("source", x), ("natural target", slower))}
+    source, target = (feats for _, feats in recordings.values())
+    assert target.num_frames > 1.2 * source.num_frames
+    frames = dtw_frame_map(source, target)
+    assert len(frames) == target.num_frames and frames[0] == 0 and frames[-1] == source.num_frames - 1
+    assert np.all(np.diff(frames) >= 0)
+    panels = aligned_spectrogram_panels(recordings, reference="natural target")
+    for label, (db, f0) in panels.items():
+        assert db.shape == (513, target.num_frames) and f0.shape == (target.num_frames,), label
+        assert db.max() > -10.0 and db.std() > 5.0 and (f0 > 0).any(), label
+    np.testing.assert_array_equal(panels["source"][1], source.f0[frames])
+    np.testing.assert_array_equal(panels["natural target"][1], target.f0)
+    image = _image(plots.plot_aligned_spectrograms(panels, fs, config.frame_period, tmp_path / "spec.png"))
+    assert image.shape[0] > image.shape[1] * 0.45  # two rows stacked
+    assert _has_colours(image, to_rgb("cyan"))
+    with pytest.raises(VawganError, match="one time axis"):
+        plots.plot_aligned_spectrograms({"a": panels["source"], "b": (panels["source"][0][:, :10], np.zeros(10))},
+                                        fs, 5.0, tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()
 
 
 def _write_log(log_dir, vae=3, critic=2, adversarial=3, parallel=False, wgan=True):

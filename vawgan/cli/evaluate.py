@@ -54,7 +54,8 @@ def register(subparsers) -> None:
                     "GV per dimension and modulation spectra for the natural target, the VAE and the VAW-GAN (and "
                     "the GMM when its model is there) on the manifest's sentences of one speaker pair; the "
                     "trajectory of one dimension and the F0 contour over one utterance; histograms of voiced F0 per "
-                    "speaker; spectrograms of source, converted and target wavs; training curves from the model's "
+                    "speaker; spectrograms of source, converted and target wavs, time-aligned to the target by DTW, "
+                    "with their F0 over them; training curves from the model's "
                     "metrics.csv.")
     p.add_argument("--kind", action="append", choices=("all", *PLOT_KINDS), metavar="KIND",
                    help=f"which figure ({', '.join(('all', *PLOT_KINDS))}); repeatable (default: all)")

@@ -8,7 +8,10 @@ model directory — also with the VAE plus a half-strength GV postfilter, and
 with the GMM baseline when its model is there — and compared with the natural
 target's features of the same sentences (speech frames only). That isolates
 what the adversarial fine-tuning did to the mel-cepstra from vocoder effects.
-Spectrograms are drawn from the wavs of recipe stage 6. Every figure's title
+Spectrograms are drawn from the wavs of recipe stage 6, each re-analysed with
+WORLD and warped onto the natural target's frames along the DTW path between
+its mel-cepstra and the target's, so that all panels share the target's time
+axis, with each wav's F0 drawn over its spectrogram. Every figure's title
 names the speaker pair, the manifest's split and the level (features or wavs).
 """
 
@@ -18,18 +21,20 @@ import os
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from vawgan.alignment import align_speakers
 from vawgan.audio import load_audio
 from vawgan.baselines.gmm import PairModels
+from vawgan.config import FeatureConfig
 from vawgan.convert import Converter
 from vawgan.corpus import parallel_pairs, read_manifest
 from vawgan.errors import VawganError
 from vawgan.evaluate import plots
 from vawgan.evaluate.metrics import global_variance, modulation_spectrum
 from vawgan.evaluate.report import POSTFILTER_COMPARISON, model_system, system_outputs
-from vawgan.features.store import feature_path, load_features
+from vawgan.features.store import UtteranceFeatures, feature_path, load_features
+from vawgan.features.world import analyze
+from vawgan.model_dir import load_model_config
 
 
 def _pair_sentences(utterances, source: str, target: str, utt_id: str | None):
@@ -65,12 +70,39 @@ def _speech_frames(feats_list, masks) -> np.ndarray:
     return np.vstack([np.asarray(f.mcep, dtype=np.float64)[m] for f, m in zip(feats_list, masks)])
 
 
-def _warped_to_source(source, natural) -> np.ndarray:
-    """For each frame of ``source``, the frame of ``natural`` (the same sentence) DTW pairs it with."""
-    src_idx, tgt_idx = align_speakers(source.mcep[:, 1:], natural.mcep[:, 1:])
-    warped = np.empty(source.num_frames, dtype=int)
-    warped[src_idx] = tgt_idx
-    return warped
+def dtw_frame_map(moving, fixed) -> np.ndarray:
+    """For each frame of ``fixed``, the frame of ``moving`` (the same sentence) that DTW pairs it with.
+
+    Both are :class:`UtteranceFeatures`; the path is :func:`align_speakers`'s on
+    their mel-cepstra, so two voices align on what they say. ``moving``'s frames
+    taken in this order lie on ``fixed``'s time axis.
+    """
+    moving_idx, fixed_idx = align_speakers(moving.mcep[:, 1:], fixed.mcep[:, 1:])
+    frames = np.empty(fixed.num_frames, dtype=int)
+    frames[fixed_idx] = moving_idx
+    return frames
+
+
+def aligned_spectrogram_panels(recordings: dict[str, tuple[np.ndarray, UtteranceFeatures]], reference: str,
+                               n_fft: int = 1024) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{label: (spectrogram dB, F0)}`` of each recording, warped onto the frames of the one labelled ``reference``.
+
+    ``recordings`` maps a label to a waveform and its WORLD analysis. Each
+    recording's log spectrogram (:func:`plots.log_spectrogram`, hop = one
+    frame period) and F0 are taken at the frames :func:`dtw_frame_map` pairs
+    with the reference's, so every panel has the reference's number of frames:
+    recordings of different lengths are compared sound by sound.
+    """
+    fixed = recordings[reference][1]
+    hop = max(1, round(fixed.frame_period * fixed.fs / 1000.0))
+    panels = {}
+    for label, (x, feats) in recordings.items():
+        frames = np.arange(fixed.num_frames) if label == reference else dtw_frame_map(feats, fixed)
+        db = plots.log_spectrogram(x, n_fft=n_fft, hop_length=hop)
+        columns = np.clip(np.rint(frames * feats.frame_period * feats.fs / 1000.0 / hop).astype(int),
+                          0, db.shape[1] - 1)
+        panels[label] = (db[:, columns], np.asarray(feats.f0)[frames])
+    return panels
 
 
 def make_figures(kinds, model_dir: str | os.PathLike, feature_dir: str | os.PathLike, manifest: str | os.PathLike,
@@ -109,7 +141,7 @@ def make_figures(kinds, model_dir: str | os.PathLike, feature_dir: str | os.Path
         index = [s.utt_id for s, _ in pairs].index(utt_id)
         src, natural = sources[index], series["natural target"][index]
         # The natural target warped onto the source's time axis (converted frames already are on it).
-        warped = _warped_to_source(src, natural)
+        warped = dtw_frame_map(natural, src)
         if "scatter" in kinds:
             written.append(plots.plot_scatter(frames, out_dir / f"scatter_{tag}.png", pairs=scatter_pairs,
                                               title=feature_level))
@@ -150,8 +182,10 @@ def make_figures(kinds, model_dir: str | os.PathLike, feature_dir: str | os.Path
             written.append(plots.plot_f0_histograms(per_speaker, out_dir / f"f0hist_{tag}.png",
                                                     title=f"voiced F0 per speaker\n{feature_level}"))
     if "spectrogram" in kinds:
-        written.append(_spectrograms(spectrogram_wavs, out_dir / f"spectrogram_{tag}_{utt_id}.png",
-                                     title=f"{utt_id}: {heading}, wav level"))
+        written.append(_spectrograms(
+            spectrogram_wavs, load_model_config(model_dir).features, source, target,
+            out_dir / f"spectrogram_{tag}_{utt_id}.png",
+            title=f"{utt_id}: {heading}, wav level, time-aligned to the target by DTW, F0 in cyan"))
     return written
 
 
@@ -170,7 +204,14 @@ def _spectrogram_wavs(utterances, converted_root, source: str, target: str, utt_
     return wavs
 
 
-def _spectrograms(wavs: dict[str, Path], out_path: Path, title: str) -> Path:
-    fs = sf.info(str(next(iter(wavs.values())))).samplerate
-    signals = {label: (load_audio(path, fs), fs) for label, path in wavs.items()}
-    return plots.plot_spectrograms(signals, out_path, title=title)
+def _spectrograms(wavs: dict[str, Path], config: FeatureConfig, source: str, target: str, out_path: Path,
+                  title: str) -> Path:
+    """The wavs analysed with the model's feature settings (F0 range of the voice each one is in) and drawn
+    time-aligned to the natural target, which is the last of ``wavs``."""
+    recordings = {}
+    for i, (label, path) in enumerate(wavs.items()):
+        x = load_audio(path, config.sample_rate)
+        recordings[label] = (x, analyze(x, config.sample_rate, config, speaker=source if i == 0 else target,
+                                        name=str(path)))
+    panels = aligned_spectrogram_panels(recordings, reference=label)
+    return plots.plot_aligned_spectrograms(panels, config.sample_rate, config.frame_period, out_path, title=title)

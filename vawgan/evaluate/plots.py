@@ -16,7 +16,8 @@ the speaker pair, the split and the level (features or wavs) there.
 * :func:`plot_trajectory` — one dimension over one utterance;
 * :func:`plot_f0_contours` — F0 over one utterance, voiced frames only;
 * :func:`plot_f0_histograms` — the distribution of voiced F0, one panel per speaker;
-* :func:`plot_spectrograms` — log-magnitude spectrograms of waveforms;
+* :func:`plot_aligned_spectrograms` — log-magnitude spectrograms (:func:`log_spectrogram`)
+  on one time axis, with F0 over them;
 * :func:`plot_training_curves` — the VAE objective across pretraining and
   adversarial training, the critic's D(x) and D(x̃), and its Wasserstein
   estimate and gradient penalty, from ``metrics.csv``.
@@ -227,27 +228,53 @@ def plot_f0_histograms(f0_by_speaker: dict[str, dict[str, np.ndarray]], path: st
     return _save(fig, path)
 
 
-def plot_spectrograms(signals: dict[str, tuple[np.ndarray, int]], path: str | os.PathLike,
-                      n_fft: int = 1024, hop_length: int = 80, title: str = "") -> Path:
-    """Log-magnitude spectrograms (dB re the loudest bin of each) of waveforms, one row each, shared colour scale."""
-    import librosa
-    import librosa.display
+def log_spectrogram(x: np.ndarray, n_fft: int = 1024, hop_length: int = 80) -> np.ndarray:
+    """Log-magnitude STFT of a waveform, (n_fft // 2 + 1, frames), in dB re its loudest bin, floored at −80 dB.
 
-    fig, axes = _figure(len(signals), 1, figsize=(9, 2.6 * len(signals)), squeeze=False)
+    Column ``i`` is centred on sample ``i · hop_length``, like WORLD's frame
+    ``i`` when ``hop_length`` is the frame period in samples.
+    """
+    import librosa
+
+    spec = np.abs(librosa.stft(np.asarray(x, dtype=np.float32), n_fft=n_fft, hop_length=hop_length))
+    return librosa.amplitude_to_db(spec, ref=np.max, top_db=80.0)
+
+
+def plot_aligned_spectrograms(panels: dict[str, tuple[np.ndarray, np.ndarray]], fs: int, frame_period_ms: float,
+                              path: str | os.PathLike, title: str = "") -> Path:
+    """Spectrograms on one time axis, one row each, with each row's F0 contour over it.
+
+    ``panels`` maps a label to ``(db, f0)``: a (bins, T) spectrogram in dB
+    (:func:`log_spectrogram`, bins from 0 to ``fs / 2``) and a (T,) F0 track
+    in Hz, 0 on unvoiced frames (drawn as gaps). Every panel has the same T
+    frames of ``frame_period_ms``, for instance each recording warped onto a
+    reference's frames, so that the same sound sits at the same x in every
+    row. F0 is read on a right-hand axis in Hz with one range for all rows,
+    so a converted contour compares with the source's and the target's.
+    """
+    lengths = {label: (np.shape(db)[1], len(f0)) for label, (db, f0) in panels.items()}
+    if len({n for pair in lengths.values() for n in pair}) != 1:
+        raise VawganError(f"spectrogram panels must share one time axis; frames (spectrogram, F0): {lengths}")
+    voiced = np.concatenate([np.asarray(f0)[np.asarray(f0) > 0] for _, f0 in panels.values()])
+    f0_limits = (0.8 * voiced.min(), 1.25 * voiced.max()) if voiced.size else (50.0, 500.0)
+    frames = next(iter(lengths.values()))[0]
+    seconds = frames * frame_period_ms / 1000.0
+    t = np.arange(frames) * frame_period_ms / 1000.0
+    fig, axes = _figure(len(panels), 1, figsize=(10, 2.4 * len(panels)), squeeze=False, sharex=True)
     image = None
-    for ax, (label, (x, fs)) in zip(axes[:, 0], signals.items()):
-        spec = np.abs(librosa.stft(np.asarray(x, dtype=np.float32), n_fft=n_fft, hop_length=hop_length))
-        db = librosa.amplitude_to_db(spec, ref=np.max, top_db=80.0)
-        image = librosa.display.specshow(db, sr=fs, hop_length=hop_length, x_axis="time", y_axis="hz", ax=ax,
-                                         vmin=-80, vmax=0, cmap="magma")
+    for ax, (label, (db, f0)) in zip(axes[:, 0], panels.items()):
+        image = ax.imshow(db, origin="lower", aspect="auto", extent=(0.0, seconds, 0.0, fs / 2.0), vmin=-80, vmax=0,
+                          cmap="magma", interpolation="nearest")
         ax.set_title(label)
         ax.set_ylabel("frequency [Hz]")
-        ax.set_xlabel("time [s]")
-    longest = max(len(x) / fs for x, fs in signals.values())
-    for ax in axes[:, 0]:
-        ax.set_xlim(0, longest)  # one time scale for every row, so durations compare at a glance
-        ax.set_facecolor("black")  # past a shorter signal's end: the colour of silence, not white
-    fig.colorbar(image, ax=axes[:, 0].tolist(), format="%+.0f dB", label="level [dB]")
+        ax_f0 = ax.twinx()
+        f0 = np.asarray(f0, dtype=np.float64)
+        ax_f0.plot(t, np.where(f0 > 0, f0, np.nan), color="cyan", linewidth=1.4)
+        ax_f0.set_ylim(*f0_limits)
+        ax_f0.set_ylabel("F0 [Hz]", color="darkcyan")
+        ax_f0.tick_params(axis="y", colors="darkcyan")
+    axes[-1, 0].set_xlabel("time of the target recording [s]")
+    fig.colorbar(image, ax=axes[:, 0].tolist(), format="%+.0f dB", label="level [dB]", pad=0.08)
     _suptitle(fig, title)
     return _save(fig, path)
 
