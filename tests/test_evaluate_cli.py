@@ -149,7 +149,7 @@ def test_gmm_and_plot_commands_end_to_end(shared_corpus, tmp_path, capsys, monke
     from vawgan.features.store import feature_path, save_features
     from vawgan.features.world import analyze_file
 
-    config = load_config(pretrained_model_dir() / "config.yaml")
+    config = load_config(pretrained_model_dir("quick") / "config.yaml")
     utts = [Utterance(spk, utt_id, shared_corpus / spk / f"{utt_id}.wav", split)
             for spk in ("rms", "slt") for utt_id, split in (("fb002", "train"), ("fb003", "train"), ("fb001", "eval"))]
     write_manifest(utts, tmp_path / "all.tsv")
@@ -179,7 +179,7 @@ def test_gmm_and_plot_commands_end_to_end(shared_corpus, tmp_path, capsys, monke
         "EM reached the 1-iteration limit before converging for 2 of 2 pair(s) (rms-slt, slt-rms); "
         "--max-iter raises the limit"]
 
-    stats = str(pretrained_model_dir() / "stats.npz")
+    stats = str(pretrained_model_dir("quick") / "stats.npz")
     assert main(["gmm-convert", "--gmm", str(tmp_path / "gmm"), *common, "--stats", stats,
                  "--out", str(tmp_path / "converted" / "gmm"), "--no-progress"]) == 0
     converted = sorted(p.name for p in (tmp_path / "converted" / "gmm" / "slt-rms").iterdir())
@@ -206,6 +206,15 @@ def test_gmm_and_plot_commands_end_to_end(shared_corpus, tmp_path, capsys, monke
     for name in expected:
         png = (tmp_path / "plots" / name).read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000, name
+
+    # Every ordered pair: one set of files per pair, named after it; the training curves once.
+    assert main(["plot", *common, "--model", "quick", "--gmm", str(tmp_path / "gmm"), "--pairs-all",
+                 "--kind", "gv", "--kind", "f0hist", "--kind", "curves", "--out-dir", str(tmp_path / "all")]) == 0
+    assert sorted(p.split("/")[-1] for p in capsys.readouterr().out.split()) == [
+        "f0hist_rms-slt.png", "f0hist_slt-rms.png", "gv_rms-slt.png", "gv_slt-rms.png", "training_curves.png"]
+    assert main(["plot", *common, "--model", "quick", "--pair", "rms-slt", "--kind", "gv",
+                 "--out-dir", str(tmp_path / "one")]) == 0
+    assert [p.name for p in (tmp_path / "one").iterdir()] == ["gv_rms-slt.png"]
 
     assert main([*plot[:-2], "--out-dir", str(tmp_path / "bad"), "--source", "bdl"]) == 2
     err = capsys.readouterr().err.strip()

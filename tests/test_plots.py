@@ -162,6 +162,22 @@ def test_spectrograms_are_warped_onto_the_target_time_axis_with_f0_over_them(arc
     assert not (tmp_path / "bad.png").exists()
 
 
+def test_plot_pairs_are_every_ordered_pair_the_named_ones_or_source_to_target():
+    from vawgan.evaluate.figures import _speaker_pairs
+
+    speakers = ["bdl", "clb", "slt"]
+    assert _speaker_pairs("m.tsv", speakers, None, None, None, all_pairs=True) == [
+        ("bdl", "clb"), ("bdl", "slt"), ("clb", "bdl"), ("clb", "slt"), ("slt", "bdl"), ("slt", "clb")]
+    assert _speaker_pairs("m.tsv", speakers, None, None, ["slt-bdl", "bdl-slt", "slt-bdl"], False) == [
+        ("slt", "bdl"), ("bdl", "slt")]
+    assert _speaker_pairs("m.tsv", speakers, None, None, None, False) == [("bdl", "clb")]  # the default
+    assert _speaker_pairs("m.tsv", speakers, "slt", None, None, False) == [("slt", "bdl")]
+    with pytest.raises(VawganError, match="--pair 'slt-rms': expected SRC-TGT with speakers of the manifest"):
+        _speaker_pairs("m.tsv", speakers, None, None, ["slt-rms"], False)
+    with pytest.raises(VawganError, match="only one speaker"):
+        _speaker_pairs("m.tsv", ["slt"], None, None, None, all_pairs=True)
+
+
 def _write_log(log_dir, vae=3, critic=2, adversarial=3, parallel=False, wgan=True):
     """A training log with the tags and epoch numbering of `vawgan train` (epochs counted across phases);
     ``parallel``: also the ``parallel/nll`` of a run with ``train.parallel_weight`` > 0; ``wgan``: the
@@ -234,6 +250,8 @@ def test_plot_cli_draws_training_curves_and_reports_errors_in_one_line(tmp_path,
     assert main(["plot", "--kind", "gv", "--model", str(tmp_path / "absent"),
                  "--out-dir", str(tmp_path / "plots")]) == 2
     assert "absent: model directory not found (nor a packaged model: arctic, arctic-nonparallel, quick, parallel)" in capsys.readouterr().err
+    assert main(["plot", "--pairs-all", "--source", "slt", "--out-dir", str(tmp_path / "plots")]) == 2
+    assert "--pairs-all chooses the speaker pairs; leave out --source and --target" in capsys.readouterr().err
     assert main(["plot", "--kind", "scatter", "--pairs", "1,x", "--out-dir", str(tmp_path / "plots")]) == 2
     err = capsys.readouterr().err
     assert "--pairs '1,x'" in err and len(err.strip().splitlines()) == 1

@@ -50,7 +50,8 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser(
         "plot", help="analysis figures as PNG (stage 7)",
-        description="Draw the figures of the evaluation into OUT_DIR: scatter of mel-cepstral dimension pairs and "
+        description="Draw the figures of the evaluation into OUT_DIR (for one speaker pair, or each of --pair / "
+                    "--pairs-all, the file names carrying the pair): scatter of mel-cepstral dimension pairs and "
                     "GV per dimension and modulation spectra for the natural target, the VAE and the VAW-GAN (and "
                     "the GMM when its model is there) on the manifest's sentences of one speaker pair; the "
                     "trajectory of one dimension and the F0 contour over one utterance; histograms of voiced F0 per "
@@ -69,8 +70,14 @@ def register(subparsers) -> None:
                    help="GMM baseline models; drawn too when <DIR>/<src>-<tgt>.npz exists (default: exp/gmm)")
     p.add_argument("--source", default=None, help="source speaker (default: the first speaker of the manifest)")
     p.add_argument("--target", default=None, help="target speaker (default: the second speaker of the manifest)")
+    which_pairs = p.add_mutually_exclusive_group()
+    which_pairs.add_argument("--pair", action="append", metavar="SRC-TGT",
+                             help="draw the sentence figures for this speaker pair instead of --source/--target; "
+                                  "repeatable, one set of files per pair, named after it")
+    which_pairs.add_argument("--pairs-all", action="store_true",
+                             help="draw the sentence figures for every ordered speaker pair of the manifest")
     p.add_argument("--utt", default=None, metavar="ID",
-                   help="utterance for trajectory, F0 contour and spectrograms (default: the first)")
+                   help="utterance for trajectory, F0 contour and spectrograms (default: each pair's first)")
     p.add_argument("--pairs", nargs="+", default=["1,3", "11,13", "31,33"], metavar="J,K",
                    help="dimension pairs of the scatter plot (default: 1,3 11,13 31,33)")
     p.add_argument("--dims", default="1,11,31", metavar="LIST",
@@ -176,15 +183,20 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def run_plot(args: argparse.Namespace) -> int:
     from vawgan.convert import resolve_model_dir
+    from vawgan.errors import VawganError
     from vawgan.evaluate.figures import make_figures
 
     kinds = PLOT_KINDS if not args.kind or "all" in args.kind else tuple(dict.fromkeys(args.kind))
     scatter_pairs = [_int_list(p, "--pairs", 2) for p in args.pairs]  # argument errors before any file is looked at
     dims = _int_list(args.dims, "--dims")
+    if (args.pair or args.pairs_all) and (args.source or args.target):
+        raise VawganError(f"{'--pair' if args.pair else '--pairs-all'} chooses the speaker pairs; "
+                          "leave out --source and --target")
     written = make_figures(
         kinds=kinds, model_dir=resolve_model_dir(args.model), feature_dir=args.features, manifest=args.manifest,
         converted_root=args.converted, gmm_dir=args.gmm, source=args.source, target=args.target, utt_id=args.utt,
-        scatter_pairs=scatter_pairs, dims=dims, out_dir=args.out_dir)
+        scatter_pairs=scatter_pairs, dims=dims, out_dir=args.out_dir, pair_names=args.pair,
+        all_pairs=args.pairs_all)
     for path in written:
         print(path)
     return 0

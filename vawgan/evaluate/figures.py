@@ -17,6 +17,7 @@ names the speaker pair, the manifest's split and the level (features or wavs).
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from vawgan.corpus import parallel_pairs, read_manifest
 from vawgan.errors import VawganError
 from vawgan.evaluate import plots
 from vawgan.evaluate.metrics import global_variance, modulation_spectrum
-from vawgan.evaluate.report import POSTFILTER_COMPARISON, model_system, system_outputs
+from vawgan.evaluate.report import POSTFILTER_COMPARISON, model_system, split_pair_name, system_outputs
 from vawgan.features.store import UtteranceFeatures, feature_path, load_features
 from vawgan.features.world import analyze
 from vawgan.model_dir import load_model_config
@@ -105,33 +106,71 @@ def aligned_spectrogram_panels(recordings: dict[str, tuple[np.ndarray, Utterance
     return panels
 
 
+def _speaker_pairs(manifest, speakers: list[str], source: str | None, target: str | None,
+                   pair_names: list[str] | None, all_pairs: bool) -> list[tuple[str, str]]:
+    """The ordered speaker pairs to draw: every pair, the ``SRC-TGT`` names given, or ``source`` → ``target``
+    (by default the manifest's first two speakers)."""
+    if all_pairs:
+        if len(speakers) < 2:
+            raise VawganError(f"{manifest}: only one speaker ({speakers[0]}), so no speaker pair to draw")
+        return list(itertools.permutations(speakers, 2))
+    if pair_names:
+        pairs = []
+        for name in pair_names:
+            try:
+                pairs.append(split_pair_name(name, speakers))
+            except VawganError:
+                raise VawganError(f"--pair {name!r}: expected SRC-TGT with speakers of the manifest "
+                                  f"({', '.join(speakers)})") from None
+        return list(dict.fromkeys(pairs))
+    source = source or speakers[0]
+    target = target or next((s for s in speakers if s != source), source)
+    for name in (source, target):
+        if name not in speakers:
+            raise VawganError(f"speaker {name!r} is not in {manifest}; speakers there: {', '.join(speakers)}")
+    return [(source, target)]
+
+
 def make_figures(kinds, model_dir: str | os.PathLike, feature_dir: str | os.PathLike, manifest: str | os.PathLike,
                  converted_root: str | os.PathLike, gmm_dir: str | os.PathLike, source: str | None,
-                 target: str | None, utt_id: str | None, scatter_pairs, dims, out_dir: str | os.PathLike) -> list[Path]:
-    """Draw the requested ``kinds`` of figure (see ``vawgan plot --help``) into ``out_dir``; returns the PNG paths."""
+                 target: str | None, utt_id: str | None, scatter_pairs, dims, out_dir: str | os.PathLike,
+                 pair_names: list[str] | None = None, all_pairs: bool = False) -> list[Path]:
+    """Draw the requested ``kinds`` of figure (see ``vawgan plot --help``) into ``out_dir``; returns the PNG paths.
+
+    The sentence figures are drawn for one speaker pair (``source`` → ``target``),
+    for each pair named in ``pair_names`` (``SRC-TGT``), or for every ordered
+    pair of the manifest (``all_pairs``); their file names carry the pair. The
+    training curves, which belong to the model, are drawn once. Every pair's
+    speakers, sentences and wavs are checked before the first figure is written.
+    """
     out_dir = Path(out_dir)
     written = []
-    sentence_figures = bool(set(kinds) - {"curves"})
-    if sentence_figures:  # check the speakers and sentences before any figure is written
+    plans = []
+    if set(kinds) - {"curves"}:
         utterances = read_manifest(manifest)
         speakers = sorted({u.speaker for u in utterances})
-        source = source or speakers[0]
-        target = target or next((s for s in speakers if s != source), source)
-        for name in (source, target):
-            if name not in speakers:
-                raise VawganError(f"speaker {name!r} is not in {manifest}; speakers there: {', '.join(speakers)}")
-        pairs, utt_id = _pair_sentences(utterances, source, target, utt_id)
-        tag = f"{source}-{target}"
-        split = "+".join(sorted({s.split for s, _ in pairs if s.split})) or "all"
-        heading = f"{source} → {target}, {split} split ({len(pairs)} sentences)"
-        feature_level = f"{heading}, feature level (before the vocoder)"
-        if "spectrogram" in kinds:
-            spectrogram_wavs = _spectrogram_wavs(utterances, converted_root, source, target, utt_id)
+        for pair_source, pair_target in _speaker_pairs(manifest, speakers, source, target, pair_names,
+                                                                  all_pairs):
+            pairs, pair_utt = _pair_sentences(utterances, pair_source, pair_target, utt_id)
+            wavs = (_spectrogram_wavs(utterances, converted_root, pair_source, pair_target, pair_utt)
+                    if "spectrogram" in kinds else None)
+            plans.append((pair_source, pair_target, pairs, pair_utt, wavs))
     if "curves" in kinds:
         written.append(plots.plot_training_curves(Path(model_dir) / "metrics.csv", out_dir / "training_curves.png"))
-    if not sentence_figures:
-        return written
+    for plan in plans:
+        written += _pair_figures(kinds, model_dir, feature_dir, gmm_dir, *plan, scatter_pairs, dims, out_dir)
+    return written
 
+
+def _pair_figures(kinds, model_dir, feature_dir, gmm_dir, source: str, target: str, pairs, utt_id: str,
+                  spectrogram_wavs: dict[str, Path] | None, scatter_pairs, dims, out_dir: Path) -> list[Path]:
+    """The sentence figures of one speaker pair: ``pairs`` are its parallel sentences, ``utt_id`` the one drawn
+    over time."""
+    written = []
+    tag = f"{source}-{target}"
+    split = "+".join(sorted({s.split for s, _ in pairs if s.split})) or "all"
+    heading = f"{source} → {target}, {split} split ({len(pairs)} sentences)"
+    feature_level = f"{heading}, feature level (before the vocoder)"
     if set(kinds) & {"scatter", "gv", "modspec", "trajectory", "f0", "f0hist"}:
         sources, series = _converted_features(model_dir, feature_dir, gmm_dir, pairs, source, target)
         # Converted frames keep the source's timeline, so the source's speech mask selects their speech frames.
