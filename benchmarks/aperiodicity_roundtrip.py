@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     from vawgan.audio import load_audio
     from vawgan.config import load_config
     from vawgan.corpus import read_manifest
-    from vawgan.features.world import analyze, synthesize
+    from vawgan.features.synthesis import synthesize
+    from vawgan.features.world import analyze
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", type=Path, default=RECIPE / "data" / "eval.tsv")

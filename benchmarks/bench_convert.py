@@ -11,7 +11,7 @@ given with --wav, cut to --seconds):
   ``Converter(aperiodicity_step=...)``), on one thread and
   on ``--threads`` (default: every available core; ``Converter(threads=...)``),
   and what ``--vocoder-compensation`` adds to the total (one more synthesis
-  and CheapTrick pass, :func:`vawgan.features.world.compensate_vocoder`);
+  and CheapTrick pass, :func:`vawgan.features.synthesis.compensate_vocoder`);
 * CLI wall time of ``vawgan convert in.wav --target T -o out.wav`` as a user
   runs it, start-up (imports, model loading) included, and of ``vawgan --help``
   and of importing torch alone (the largest part of the start-up).
@@ -60,7 +60,8 @@ def median_time(fn, repeats: int) -> tuple[float, float]:
 
 def core_rows(converter, x: np.ndarray, target: str, source: str | None, repeats: int) -> list[tuple]:
     """Per-step and total seconds for one F0 method and thread count, as table rows."""
-    from vawgan.features.world import analyze, compensate_vocoder, synthesize
+    from vawgan.features.synthesis import compensate_vocoder, synthesize
+    from vawgan.features.world import analyze
 
     fs = converter.sample_rate
     duration = len(x) / fs

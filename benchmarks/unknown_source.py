@@ -57,7 +57,7 @@ def main() -> None:
     from vawgan.evaluate.metrics import score_pair
     from vawgan.evaluate.report import ConvertedUtterance, evaluate_converted, summarize
     from vawgan.features.store import feature_path, load_features
-    from vawgan.features.world import synthesize
+    from vawgan.features.synthesis import synthesize
 
     utterances = read_manifest(args.recipe / "data" / "eval.tsv")
     features = args.recipe / "dump" / "features"

@@ -826,7 +826,8 @@ def test_convert_audio_is_analysis_conversion_and_synthesis(converter, shared_co
     import dataclasses
 
     from vawgan.audio import load_audio
-    from vawgan.features.world import analyze, synthesize
+    from vawgan.features.synthesis import synthesize
+    from vawgan.features.world import analyze
 
     x = load_audio(wav(shared_corpus, "rms", EVAL_IDS[0]), converter.sample_rate)
     y = converter.convert_audio(x, "slt", source="rms")

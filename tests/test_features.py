@@ -13,8 +13,8 @@ from vawgan.config import FeatureConfig
 from vawgan.errors import VawganError
 from vawgan.features.store import feature_path, load_features
 from vawgan.alignment import mcd_per_frame
-from vawgan.features.world import (analyze, analyze_file, compensate_vocoder, rendered_mcep, resynthesis_mcd,
-                                   synthesize)
+from vawgan.features.synthesis import compensate_vocoder, rendered_mcep, synthesize
+from vawgan.features.world import analyze, analyze_file, resynthesis_mcd
 
 # Median F0 (Hz) of voiced frames per speaker of the shared corpus: slt is a
 # female voice, rms and awb male; ranges are wide, plausible adult ranges.
@@ -223,13 +223,13 @@ def test_vocoder_compensation_brings_the_rendering_closer_to_the_features(flite_
 
 def test_rendered_mcep_in_frame_batches_matches_one_batch(flite_features, monkeypatch):
     """Long renderings are re-analysed in batches of frames; the batches join to one call's mel-cepstra."""
-    import vawgan.features.world as world
+    from vawgan.features import batching
 
     feature_dir, utterances, config = flite_features
     feats = _load(feature_dir, utterances[0])
     y = synthesize(feats)
     whole = rendered_mcep(y, feats, 71.0)
-    monkeypatch.setattr(world, "MAX_FRAMES_PER_CALL", feats.num_frames // 3)
+    monkeypatch.setattr(batching, "MAX_FRAMES_PER_CALL", feats.num_frames // 3)
     assert np.allclose(rendered_mcep(y, feats, 71.0), whole, atol=1e-4)
     # The re-analysis of a rendering is close to what was rendered (the vocoder's ceiling), not equal.
     assert 0.5 < float(np.mean(mcd_per_frame(feats.mcep[feats.speech, 1:], whole[feats.speech, 1:]))) < 6.0

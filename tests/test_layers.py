@@ -35,7 +35,8 @@ LAYERS = {
     "vawgan.config": ("corpus", 1),
     "vawgan.corpus": ("corpus", 1),
     "vawgan.audio": ("corpus", 1),
-    # WORLD analysis and synthesis, mel-cepstra, feature files, encoder windows
+    # WORLD analysis (features.world), synthesis (features.synthesis) and the frame blocks and batches both run
+    # in (features.batching), mel-cepstra, feature files, encoder windows
     "vawgan.features": ("features", 2),
     # speaker statistics and the transforms they drive
     "vawgan.stats": ("statistics", 3),

@@ -1,8 +1,9 @@
 """Long recordings: F0 in segments, envelope and aperiodicity in frame batches, synthesis in pieces.
 
 WORLD holds a whole signal's intermediate results in memory (Harvest ~30 MB
-per second of 16 kHz audio), so :mod:`vawgan.features.world` cuts long
-signals. These tests use short real recordings with small segments and
+per second of 16 kHz audio), so the analysis (:mod:`vawgan.features.world`,
+:mod:`vawgan.features.batching`) and the synthesis
+(:mod:`vawgan.features.synthesis`) cut long signals. These tests use short real recordings with small segments and
 batches, so that the cuts happen, and check the results against one call on
 the whole signal.
 """
@@ -18,9 +19,9 @@ import pyworld
 import soundfile as sf
 
 from vawgan.config import FeatureConfig
-from vawgan.features import world
-from vawgan.features.world import (analyze, estimate_f0, f0_in_segments, resynthesis_mcd, synthesis_seams,
-                                   synthesize)
+from vawgan.features import batching, synthesis, world
+from vawgan.features.synthesis import synthesis_seams, synthesize
+from vawgan.features.world import analyze, estimate_f0, f0_in_segments, resynthesis_mcd
 from vawgan.utils import StageBars
 
 FS = 16000
@@ -81,7 +82,7 @@ def test_analysis_in_frame_batches_matches_one_batch(shared_corpus, monkeypatch)
     cheaptrick = pyworld.cheaptrick
     monkeypatch.setattr(pyworld, "cheaptrick", lambda x, f0, *args, **kwargs: calls.append(len(f0)) or cheaptrick(
         x, f0, *args, **kwargs))
-    monkeypatch.setattr(world, "MAX_FRAMES_PER_CALL", 150)
+    monkeypatch.setattr(batching, "MAX_FRAMES_PER_CALL", 150)
     batched = analyze(x, fs, config)
     assert max(calls) == 150 and sum(calls) == whole.num_frames
     np.testing.assert_array_equal(batched.f0, whole.f0)
@@ -101,7 +102,7 @@ def test_long_synthesis_in_pieces(shared_corpus):
     assert len(seams) >= 2 and np.all(feats.f0[seams] == 0)
     assert len(pieces) == len(one_call)
     hop = fs * feats.frame_period / 1000.0
-    before_seam = int((seams[0] - world.SYNTHESIS_CONTEXT_FRAMES) * hop)
+    before_seam = int((seams[0] - synthesis.SYNTHESIS_CONTEXT_FRAMES) * hop)
     np.testing.assert_allclose(pieces[:before_seam], one_call[:before_seam], atol=1e-6)
     # No click: the steps from sample to sample around each seam are no larger than the signal's usual ones.
     steps = np.abs(np.diff(pieces))
@@ -121,11 +122,11 @@ def test_sentence_synthesis_in_threads(shared_corpus, monkeypatch):
     feats = analyze(x, fs, config, speaker="rms")
     one_call = synthesize(feats)
     calls = []
-    real_synthesis = world._world_synthesis
-    monkeypatch.setattr(world, "_world_synthesis", lambda f, frames: calls.append(frames) or real_synthesis(f, frames))
+    real_synthesis = synthesis._world_synthesis
+    monkeypatch.setattr(synthesis, "_world_synthesis", lambda f, frames: calls.append(frames) or real_synthesis(f, frames))
     threaded = synthesize(feats, threads=2)
     assert len(calls) == 2 and len(threaded) == len(one_call)
-    seam = calls[1].start + world.SYNTHESIS_CONTEXT_FRAMES
+    seam = calls[1].start + synthesis.SYNTHESIS_CONTEXT_FRAMES
     assert feats.f0[seam] == 0 and abs(seam - feats.num_frames / 2) <= feats.num_frames / 6
     hop = fs * feats.frame_period / 1000.0
     np.testing.assert_allclose(threaded[:int(calls[1].start * hop)], one_call[:int(calls[1].start * hop)], atol=1e-6)
@@ -134,11 +135,11 @@ def test_sentence_synthesis_in_threads(shared_corpus, monkeypatch):
     assert resynthesis_mcd(feats, threaded, config, "rms") < resynthesis_mcd(feats, one_call, config, "rms") + 0.1
     calls.clear()
     np.testing.assert_array_equal(synthesize(feats, threads=1), one_call)
-    monkeypatch.setattr(world, "MIN_FRAMES_PER_THREAD", feats.num_frames)  # too short for two pieces
+    monkeypatch.setattr(batching, "MIN_FRAMES_PER_THREAD", feats.num_frames)  # too short for two pieces
     np.testing.assert_array_equal(synthesize(feats, threads=2), one_call)
     assert len(calls) == 2  # one call each
     # No unvoiced frame near the middle: no cut there.
-    monkeypatch.setattr(world, "MIN_FRAMES_PER_THREAD", 100)
+    monkeypatch.setattr(batching, "MIN_FRAMES_PER_THREAD", 100)
     voiced = dataclasses.replace(feats, f0=np.where(feats.f0 > 0, feats.f0, 100.0))
     calls.clear()
     synthesize(voiced, threads=2)
@@ -153,7 +154,7 @@ def test_networks_run_over_frame_batches_as_over_the_whole(shared_corpus, monkey
     converter = Converter("parallel", device=device)
     feats = converter.analyze_file(shared_corpus / "rms" / "fb004.wav", source="rms")
     whole = converter.convert_features(feats, "rms", "slt")
-    monkeypatch.setattr(world, "MAX_FRAMES_PER_CALL", 100)
+    monkeypatch.setattr(batching, "MAX_FRAMES_PER_CALL", 100)
     batched = converter.convert_features(feats, "rms", "slt")
     assert feats.num_frames > 300
     np.testing.assert_allclose(batched.mcep, whole.mcep, atol=1e-4)
@@ -184,7 +185,7 @@ def test_segments_and_pieces_at_a_rate_whose_frames_are_not_whole_samples(shared
 def test_long_analysis_and_synthesis_report_their_progress(shared_corpus, monkeypatch):
     """A 45 s recording: every stage reports after each segment, batch or piece, rising to the whole duration."""
     x = np.tile(_rms_recordings(shared_corpus, 3), 4)[:45 * FS]
-    monkeypatch.setattr(world, "MAX_FRAMES_PER_CALL", 3000)
+    monkeypatch.setattr(batching, "MAX_FRAMES_PER_CALL", 3000)
     config = dataclasses.replace(FeatureConfig(), f0_method="dio", aperiodicity_step=2)
     reports = []
     feats = analyze(x, FS, config, progress=lambda *report: reports.append(report))

@@ -47,8 +47,10 @@ import numpy as np
 
 from vawgan.audio import write_audio
 from vawgan.errors import VawganError
+from vawgan.features.batching import Progress
 from vawgan.features.store import UtteranceFeatures
-from vawgan.features.world import F0_METHODS, Progress, analyze, analyze_file, render
+from vawgan.features.synthesis import render
+from vawgan.features.world import F0_METHODS, analyze, analyze_file
 from vawgan.model_dir import CONFIG_FILE, ModelDir
 from vawgan.pretrained import DEFAULT_PRETRAINED, PRETRAINED_MODELS, PRETRAINED_ROOT
 from vawgan.transforms import convert_f0, gv_postfilter, lf0_statistics_of, normalize_unknown_source
@@ -163,8 +165,8 @@ class Converter:
     threads:
         CPU threads for the analysis and synthesis of one utterance
         (StoneMask, CheapTrick and D4C on blocks of frames in parallel,
-        :func:`vawgan.features.world.per_frame_in_blocks`; the synthesis in
-        pieces cut at unvoiced frames, :func:`vawgan.features.world.synthesize`);
+        :func:`vawgan.features.batching.per_frame_in_blocks`; the synthesis in
+        pieces cut at unvoiced frames, :func:`vawgan.features.synthesis.synthesize`);
         None: one per available core. 1 analyses exactly as corpus extraction
         does and synthesizes in one call; more threads change the coded
         aperiodicity by WORLD's dither only (at most 0.31 dB, mean 0.004 dB,
@@ -179,7 +181,7 @@ class Converter:
         the model's statistics: 0 (default) off, 1 the target's variance.
     vocoder_compensation:
         Pre-compensate WORLD's rendering of the converted envelope
-        (:func:`vawgan.features.world.compensate_vocoder`): one more synthesis
+        (:func:`vawgan.features.synthesis.compensate_vocoder`): one more synthesis
         and CheapTrick pass per utterance, so that the output re-analyses
         closer to the converted mel-cepstra (0.2–0.3 dB lower MCD to the
         target on the Flite eval split, docs/conversion.md). Off by default.
@@ -297,7 +299,7 @@ class Converter:
         """Read ``path`` (resampled to the model's rate, with a warning) and analyse it like the training data.
 
         The source speaker's F0 search range is used when the config sets one.
-        ``progress`` hears how the analysis advances (:data:`vawgan.features.world.Progress`).
+        ``progress`` hears how the analysis advances (:data:`vawgan.features.batching.Progress`).
         """
         return analyze_file(path, self.feature_config, speaker=source, threads=self.threads, progress=progress)
 
@@ -306,7 +308,7 @@ class Converter:
         """Convert a mono waveform at :attr:`sample_rate`; returns the converted waveform.
 
         ``name`` is how errors refer to the signal; ``progress`` hears how the
-        analysis and the synthesis advance (:data:`vawgan.features.world.Progress`).
+        analysis and the synthesis advance (:data:`vawgan.features.batching.Progress`).
         """
         feats = analyze(x, self.sample_rate, self.feature_config, speaker=source, name=name, threads=self.threads,
                         progress=progress)
@@ -341,7 +343,7 @@ class Converter:
         An input at another sample rate is resampled to the model's (with a
         warning); the output is at the model's sample rate. ``progress`` hears
         how the analysis and the synthesis advance
-        (:data:`vawgan.features.world.Progress`; the CLI draws bars for long inputs).
+        (:data:`vawgan.features.batching.Progress`; the CLI draws bars for long inputs).
         """
         out_wav = check_output_writable(out_wav)
         self.check_speaker(target)

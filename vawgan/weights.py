@@ -31,7 +31,7 @@ from vawgan.checkpoint import check_hash, forget_hash, hashed_write, load_checkp
 from vawgan.config import Config
 from vawgan.errors import VawganError
 from vawgan.features.context import stack_context
-from vawgan.features.world import in_frame_batches
+from vawgan.features.batching import in_frame_batches
 from vawgan.stats import Statistics
 
 if TYPE_CHECKING:  # imported lazily at run time: a CPU conversion never imports torch
@@ -250,7 +250,7 @@ class NumpyModel(Networks):
 
     def convert_frames(self, normalized: np.ndarray, target_index: int, sample: bool = False) -> np.ndarray:
         """See :meth:`Networks.convert_frames`. Long utterances go through the networks in batches of frames
-        (:func:`vawgan.features.world.in_frame_batches`), so that the hidden layers' activations stay small."""
+        (:func:`vawgan.features.batching.in_frame_batches`), so that the hidden layers' activations stay small."""
         def batch(rows: slice) -> np.ndarray:
             mu, logvar = self.encode(normalized, rows)
             z = mu + np.random.default_rng().standard_normal(mu.shape) * np.exp(0.5 * logvar) if sample else mu

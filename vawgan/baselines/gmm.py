@@ -59,7 +59,7 @@ from vawgan.audio import scaling_summary, write_audio
 from vawgan.corpus import parallel_pairs
 from vawgan.errors import VawganError
 from vawgan.features.store import UtteranceFeatures, feature_path, load_features, parallel_speech_frames
-from vawgan.features.world import render
+from vawgan.features.synthesis import render
 from vawgan.stats import Statistics
 from vawgan.systems import SystemSettings
 from vawgan.transforms import convert_f0

@@ -26,7 +26,7 @@ without one, from its name: ``vae_gv0.5`` (written by ``vawgan convert
 the VAE brought to the VAW-GAN's variance without training (recipe stage 6);
 a name ending in ``_vc`` (``vawgan_vc``, ``gmm_vc``, ``anasyn_vc``) is that
 system synthesized with vocoder compensation (``--vocoder-compensation``,
-:func:`vawgan.features.world.compensate_vocoder`). The features of a
+:func:`vawgan.features.synthesis.compensate_vocoder`). The features of a
 vocoder-compensated system before the vocoder are the plain system's, so the
 feature-level table leaves it out.
 

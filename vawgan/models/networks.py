@@ -29,7 +29,7 @@ from torch import nn
 
 from vawgan.errors import VawganError
 from vawgan.features.context import stack_context
-from vawgan.features.world import in_frame_batches
+from vawgan.features.batching import in_frame_batches
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -178,7 +178,7 @@ def decode_utterance(encoder: Encoder, decoder: Decoder, normalized: np.ndarray,
     side (:func:`vawgan.features.context.stack_context`) and decoded from the
     posterior mean μ, or from a draw of the posterior when ``sample``. Long
     utterances go through the networks in batches of frames
-    (:func:`vawgan.features.world.in_frame_batches`), so that the hidden
+    (:func:`vawgan.features.batching.in_frame_batches`), so that the hidden
     layers' activations (up to 8 kB per frame) stay small. Runs on the
     networks' device without recording gradients.
     """
