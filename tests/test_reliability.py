@@ -12,6 +12,7 @@ import hashlib
 import os
 import pickle
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -488,6 +489,44 @@ def test_a_batch_run_removes_the_temporary_file_of_a_killed_one(recording, tmp_p
     status, err = cli(capsys, "convert", path.parent, "--target", "slt", "-o", out)
     assert status == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["fb010.wav", "system.yaml"]
+
+
+WRITER = """
+import sys
+from vawgan.utils import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    tmp.write_bytes(b"RIFF half a file")
+    print(tmp.name, flush=True)
+    sys.stdin.read()  # until the test kills this process
+"""
+
+
+def start_writer(out: Path) -> tuple[subprocess.Popen, Path]:
+    """``(process, temporary file)``: another process in the middle of writing ``out``."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(out)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
+    return writer, out.parent / writer.stdout.readline().strip()
+
+
+@pytest.mark.parametrize("verb", ["convert", "resynth"])
+def test_a_single_file_run_removes_the_temporary_of_a_killed_one_not_of_a_live_one(recording, tmp_path, capsys,
+                                                                                   verb):
+    path, _ = recording
+    out = tmp_path / "out" / "converted.wav"
+    live, in_flight = start_writer(out)
+    try:
+        killed, left_behind = start_writer(out)
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+        assert left_behind.is_file() and in_flight.is_file() and left_behind != in_flight
+        args = ["--target", "slt"] if verb == "convert" else []
+        status, err = cli(capsys, verb, path, *args, "-o", out)
+        assert status == 0, err
+        assert sorted(p.name for p in out.parent.iterdir()) == sorted([in_flight.name, out.name])
+    finally:
+        live.kill()
+        live.wait()
 
 
 @pytest.fixture
