@@ -8,6 +8,7 @@ models.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -529,21 +531,28 @@ def test_a_single_file_run_removes_the_temporary_of_a_killed_one_not_of_a_live_o
         live.wait()
 
 
-@pytest.fixture
-def full_disk(tmp_path):
-    """A 1 MiB file system that is full (mounted for the test; skipped where mounting is not allowed)."""
-    mount = tmp_path / "full"
+@contextlib.contextmanager
+def small_disk(mount: Path, free_kib: int) -> Iterator[Path]:
+    """A 1 MiB file system mounted at ``mount`` with about ``free_kib`` KiB left; skips where mounting is not allowed."""
     mount.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
     if done.returncode:
         pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
     try:
-        with open(mount / "filler", "wb", buffering=0) as filler, pytest.raises(OSError, match="No space left"):
-            while True:
+        with open(mount / "filler", "wb", buffering=0) as filler, contextlib.suppress(OSError):
+            while shutil.disk_usage(mount).free > free_kib * 1024:
                 filler.write(b"\0" * 4096)
         yield mount
     finally:
         subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.fixture
+def full_disk(tmp_path) -> Iterator[Path]:
+    """A 1 MiB file system that is full."""
+    with small_disk(tmp_path / "full", 0) as mount:
+        assert shutil.disk_usage(mount).free == 0
+        yield mount
 
 
 def test_a_full_disk_is_one_line_and_leaves_no_file(recording, one_feature_folder, full_disk, capsys):
@@ -557,3 +566,49 @@ def test_a_full_disk_is_one_line_and_leaves_no_file(recording, one_feature_folde
     assert_one_line(*cli(capsys, "stats", "--manifest", manifest, "--features", features, "--out", stats),
                     f"{stats}: no space left on the device")
     assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
+
+
+@pytest.mark.parametrize("free_kib", [0, 160], ids=["full disk", "disk full after the first file"])
+def test_a_full_disk_stops_extract_train_and_batch_convert_with_one_line(one_feature_folder, shared_corpus, tmp_path,
+                                                                         capsys, free_kib):
+    from vawgan.features.store import is_complete_feature_file
+
+    manifest, features = one_feature_folder
+    stats = tmp_path / "stats.npz"
+    assert cli(capsys, "stats", "--manifest", manifest, "--features", features, "--out", stats)[0] == 0
+    capsys.readouterr()
+    with small_disk(tmp_path / "small", free_kib) as disk:
+        status, err = cli(capsys, "extract", "--manifest", manifest, "--out", disk / "features", "--no-progress",
+                          "--set", "features.f0_method=dio")
+        assert_one_line(status, err, "no space left on the device; nothing was written")
+        # Stopped at the first full write (no "skipped:" line per later file); what is there is whole.
+        assert all(is_complete_feature_file(npz) for npz in (disk / "features").rglob("*.npz"))
+        shutil.rmtree(disk / "features", ignore_errors=True)
+        status, err = cli(capsys, "convert", shared_corpus / "rms", "--target", "slt", "-o", disk / "converted")
+        assert_one_line(status, err, "no space left on the device; nothing was written")
+        shutil.rmtree(disk / "converted", ignore_errors=True)
+        status, err = cli(capsys, "train", "--no-progress", "--features", features, "--manifest", manifest,
+                          "--stats", stats, "--model-dir", disk / "model", "--set", "train.vae_epochs=1",
+                          "--set", "train.adversarial_epochs=1", "--set", "train.tensorboard=false")
+        failed = disk / "model" if free_kib == 0 else disk / "model" / "checkpoint.pt"
+        assert_one_line(status, err, f"{failed}: no space left on the device; nothing was written")
+        left = sorted(p.relative_to(disk).as_posix() for p in disk.rglob("*") if p.is_file())
+        assert all(not Path(name).name.startswith(".") for name in left), left  # no temporary, no lock
+        assert "model/checkpoint.pt" not in left
+
+
+def test_the_training_log_keeps_no_half_row_when_the_disk_fills(tmp_path):
+    from vawgan.errors import DiskFullError
+    from vawgan.runlog import RunLogger, read_scalars
+
+    with small_disk(tmp_path / "small", 8) as disk:
+        logged = 0
+        with RunLogger(disk, tensorboard=False) as log, pytest.raises(DiskFullError, match="metrics.csv: no space"):
+            while True:
+                log.log(logged, {"vae/nll": 1.25, "vae/kl": 0.5})
+                logged += 1
+        text = (disk / "metrics.csv").read_bytes()
+        assert text.endswith(b"\r\n")
+        steps, _ = read_scalars(disk / "metrics.csv")["vae/kl"]
+        assert list(steps) == list(range(logged))
+
