@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -26,11 +27,13 @@ from vawgan.pretrained import PRETRAINED_ROOT
 REPO = Path(__file__).resolve().parents[1]
 
 
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+
+
 def vawgan(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run the ``vawgan`` command in a fresh interpreter (the way a user runs it)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "vawgan", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd)
+                          env=ENV, cwd=cwd)
 
 
 def one_line_error(done: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -612,3 +615,31 @@ def test_the_training_log_keeps_no_half_row_when_the_disk_fills(tmp_path):
         steps, _ = read_scalars(disk / "metrics.csv")["vae/kl"]
         assert list(steps) == list(range(logged))
 
+
+def files_below(folder: Path) -> dict[str, bytes]:
+    """Every file below ``folder`` (hidden ones included) by its relative path, with its bytes."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_killed_batch_conversion_run_again_gives_the_outputs_of_one_clean_run(shared_corpus, tmp_path):
+    from vawgan.corpus import Utterance, write_manifest
+
+    manifest = tmp_path / "data.tsv"
+    write_manifest([Utterance(spk, f"fb00{i}", shared_corpus / spk / f"fb00{i}.wav")
+                    for spk in ("rms", "slt") for i in range(1, 7)], manifest)
+    args = ["convert", manifest, "--model", "quick", "--target", "all", "--jobs", "2"]
+    reference, out = tmp_path / "reference", tmp_path / "out"
+    assert vawgan(*args, "-o", reference).returncode == 0
+    expected = files_below(reference)
+    run = subprocess.Popen([sys.executable, "-m", "vawgan", *map(str, args), "-o", str(out)], env=ENV,
+                           start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("*/[!.]*.wav")) and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(run.pid, signal.SIGKILL)  # the whole run: parent and workers
+    run.wait()
+    written = list(out.glob("*/[!.]*.wav"))
+    assert 0 < len(written) < sum(name.endswith(".wav") for name in expected), "the kill should land mid-run"
+    done = vawgan(*args, "-o", out)
+    assert done.returncode == 0, done.stderr
+    assert files_below(out) == expected  # byte-identical wavs, no temporary and no lock left
