@@ -1,9 +1,12 @@
 """What vawgan does with hostile or broken input: one line, a non-zero exit, nothing written, nothing run.
 
-Model directories come from strangers, recordings are irreplaceable and
-settings are typed by hand; each test here plays one such case through the
+Model directories come from strangers, recordings are irreplaceable,
+settings are typed by hand, and runs get killed or meet a full disk. The
+module plays 54 such cases, one per test id (``pytest --collect-only``, a
+parametrized test counted once per parameter set), almost all through the
 command line, on the real recordings of the shared corpus and the packaged
-models.
+models; one more test checks that the packaged models are data whose hashes
+match.
 """
 
 from __future__ import annotations
