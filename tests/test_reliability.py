@@ -539,7 +539,10 @@ def test_a_single_file_run_removes_the_temporary_of_a_killed_one_not_of_a_live_o
 
 @contextlib.contextmanager
 def small_disk(mount: Path, free_kib: int) -> Iterator[Path]:
-    """A 1 MiB file system mounted at ``mount`` with about ``free_kib`` KiB left; skips where mounting is not allowed."""
+    """A 1 MiB file system mounted at ``mount`` with about ``free_kib`` KiB left.
+
+    The test is skipped, with the reason, where mounting is not allowed.
+    """
     mount.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
     if done.returncode:

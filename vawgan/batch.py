@@ -15,9 +15,10 @@ input; a notebook can call it the same way. Outputs newer than their input
 and the model's weights are kept unless ``overwrite``; the output folder is
 locked for the run and temporaries a killed run left there are removed; a bad
 input is skipped with one ``skipped:`` line on stderr and counted in the
-:class:`BatchResult`; a full disk stops the run with one line. What the outputs were made with is recorded in
-``<output>/system.yaml`` (:class:`vawgan.systems.SystemSettings`); outputs
-made with other settings are redone, however new they are.
+:class:`BatchResult`, while a full disk stops the run with one line. What the
+outputs were made with is recorded in ``<output>/system.yaml``
+(:class:`vawgan.systems.SystemSettings`); outputs made with other settings are
+redone, however new they are.
 """
 
 from __future__ import annotations

@@ -1,5 +1,10 @@
 """The exception types that the command line turns into a one-line message."""
 
+import errno
+
+# The error numbers of a write that found its file system full (or its disk quota used up).
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
 
 class VawganError(Exception):
     """A problem caused by the user's input or environment, not by a bug.

@@ -16,7 +16,6 @@ outliving a killed parent does not keep the folder locked.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
 import socket
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from vawgan.errors import VawganError, disk_full
+from vawgan.errors import DISK_FULL_ERRNOS, VawganError, disk_full
 
 LOCK_FILE = ".vawgan.lock"
 
@@ -72,7 +71,7 @@ def folder_lock(folder: str | os.PathLike, command: str) -> Iterator[None]:
         try:
             os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {stamp}: {command}".encode())
         except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            if exc.errno in DISK_FULL_ERRNOS:
                 raise disk_full(folder) from None
             raise
         yield

@@ -10,12 +10,11 @@ last value).
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import os
 from pathlib import Path
 
-from vawgan.errors import disk_full
+from vawgan.errors import DISK_FULL_ERRNOS, disk_full
 
 
 class RunLogger:
@@ -63,7 +62,7 @@ class RunLogger:
                 rest = rest[self._csv_file.write(rest):]
         except OSError as exc:
             self._csv_file.truncate(end)
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            if exc.errno in DISK_FULL_ERRNOS:
                 raise disk_full(self.csv_path) from None
             raise
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
 import random
@@ -17,7 +16,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from vawgan.errors import VawganError, disk_full
+from vawgan.errors import DISK_FULL_ERRNOS, VawganError, disk_full
 
 
 # The names atomic_path gives its temporary files: ".<stem>.<mkstemp's random part><suffix>".
@@ -49,7 +48,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except (FileExistsError, NotADirectoryError):
         raise VawganError(f"{path}: a part of this path is a file, not a folder; choose another path") from None
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if exc.errno in DISK_FULL_ERRNOS:
             raise disk_full(path) from None
         raise VawganError(f"{path}: cannot write here ({(exc.strerror or str(exc)).lower()}); "
                           "choose another path") from None
@@ -90,7 +89,7 @@ def _disk_full(exc: Exception, folder: Path) -> bool:
     "System error.", so a file system with less than 1 MiB left while its
     half-written file is still there counts as full too.
     """
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
         return True
     try:
         return shutil.disk_usage(folder).free < 1 << 20
