@@ -1,20 +1,27 @@
 """What vawgan does with hostile or broken input: one line, a non-zero exit, nothing written, nothing run.
 
-Model directories come from strangers, recordings are irreplaceable and
-settings are typed by hand; each test here plays one such case through the
+Model directories come from strangers, recordings are irreplaceable,
+settings are typed by hand, and runs get killed or meet a full disk. The
+module plays 54 such cases, one per test id (``pytest --collect-only``, a
+parametrized test counted once per parameter set), almost all through the
 command line, on the real recordings of the shared corpus and the packaged
-models.
+models; one more test checks that the packaged models are data whose hashes
+match.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -23,11 +30,13 @@ from vawgan.pretrained import PRETRAINED_ROOT
 REPO = Path(__file__).resolve().parents[1]
 
 
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+
+
 def vawgan(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run the ``vawgan`` command in a fresh interpreter (the way a user runs it)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "vawgan", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd)
+                          env=ENV, cwd=cwd)
 
 
 def one_line_error(done: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -490,21 +499,69 @@ def test_a_batch_run_removes_the_temporary_file_of_a_killed_one(recording, tmp_p
     assert sorted(p.name for p in out.iterdir()) == ["fb010.wav", "system.yaml"]
 
 
-@pytest.fixture
-def full_disk(tmp_path):
-    """A 1 MiB file system that is full (mounted for the test; skipped where mounting is not allowed)."""
-    mount = tmp_path / "full"
+WRITER = """
+import sys
+from vawgan.utils import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    tmp.write_bytes(b"RIFF half a file")
+    print(tmp.name, flush=True)
+    sys.stdin.read()  # until the test kills this process
+"""
+
+
+def start_writer(out: Path) -> tuple[subprocess.Popen, Path]:
+    """``(process, temporary file)``: another process in the middle of writing ``out``."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(out)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
+    return writer, out.parent / writer.stdout.readline().strip()
+
+
+@pytest.mark.parametrize("verb", ["convert", "resynth"])
+def test_a_single_file_run_removes_the_temporary_of_a_killed_one_not_of_a_live_one(recording, tmp_path, capsys,
+                                                                                   verb):
+    path, _ = recording
+    out = tmp_path / "out" / "converted.wav"
+    live, in_flight = start_writer(out)
+    try:
+        killed, left_behind = start_writer(out)
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+        assert left_behind.is_file() and in_flight.is_file() and left_behind != in_flight
+        args = ["--target", "slt"] if verb == "convert" else []
+        status, err = cli(capsys, verb, path, *args, "-o", out)
+        assert status == 0, err
+        assert sorted(p.name for p in out.parent.iterdir()) == sorted([in_flight.name, out.name])
+    finally:
+        live.kill()
+        live.wait()
+
+
+@contextlib.contextmanager
+def small_disk(mount: Path, free_kib: int) -> Iterator[Path]:
+    """A 1 MiB file system mounted at ``mount`` with about ``free_kib`` KiB left.
+
+    The test is skipped, with the reason, where mounting is not allowed.
+    """
     mount.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
     if done.returncode:
         pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
     try:
-        with open(mount / "filler", "wb", buffering=0) as filler, pytest.raises(OSError, match="No space left"):
-            while True:
+        with open(mount / "filler", "wb", buffering=0) as filler, contextlib.suppress(OSError):
+            while shutil.disk_usage(mount).free > free_kib * 1024:
                 filler.write(b"\0" * 4096)
         yield mount
     finally:
         subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.fixture
+def full_disk(tmp_path) -> Iterator[Path]:
+    """A 1 MiB file system that is full."""
+    with small_disk(tmp_path / "full", 0) as mount:
+        assert shutil.disk_usage(mount).free == 0
+        yield mount
 
 
 def test_a_full_disk_is_one_line_and_leaves_no_file(recording, one_feature_folder, full_disk, capsys):
@@ -518,3 +575,77 @@ def test_a_full_disk_is_one_line_and_leaves_no_file(recording, one_feature_folde
     assert_one_line(*cli(capsys, "stats", "--manifest", manifest, "--features", features, "--out", stats),
                     f"{stats}: no space left on the device")
     assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
+
+
+@pytest.mark.parametrize("free_kib", [0, 160], ids=["full disk", "disk full after the first file"])
+def test_a_full_disk_stops_extract_train_and_batch_convert_with_one_line(one_feature_folder, shared_corpus, tmp_path,
+                                                                         capsys, free_kib):
+    from vawgan.features.store import is_complete_feature_file
+
+    manifest, features = one_feature_folder
+    stats = tmp_path / "stats.npz"
+    assert cli(capsys, "stats", "--manifest", manifest, "--features", features, "--out", stats)[0] == 0
+    capsys.readouterr()
+    with small_disk(tmp_path / "small", free_kib) as disk:
+        status, err = cli(capsys, "extract", "--manifest", manifest, "--out", disk / "features", "--no-progress",
+                          "--set", "features.f0_method=dio")
+        assert_one_line(status, err, "no space left on the device; nothing was written")
+        # Stopped at the first full write (no "skipped:" line per later file); what is there is whole.
+        assert all(is_complete_feature_file(npz) for npz in (disk / "features").rglob("*.npz"))
+        shutil.rmtree(disk / "features", ignore_errors=True)
+        status, err = cli(capsys, "convert", shared_corpus / "rms", "--target", "slt", "-o", disk / "converted")
+        assert_one_line(status, err, "no space left on the device; nothing was written")
+        shutil.rmtree(disk / "converted", ignore_errors=True)
+        status, err = cli(capsys, "train", "--no-progress", "--features", features, "--manifest", manifest,
+                          "--stats", stats, "--model-dir", disk / "model", "--set", "train.vae_epochs=1",
+                          "--set", "train.adversarial_epochs=1", "--set", "train.tensorboard=false")
+        failed = disk / "model" if free_kib == 0 else disk / "model" / "checkpoint.pt"
+        assert_one_line(status, err, f"{failed}: no space left on the device; nothing was written")
+        left = sorted(p.relative_to(disk).as_posix() for p in disk.rglob("*") if p.is_file())
+        assert all(not Path(name).name.startswith(".") for name in left), left  # no temporary, no lock
+        assert "model/checkpoint.pt" not in left
+
+
+def test_the_training_log_keeps_no_half_row_when_the_disk_fills(tmp_path):
+    from vawgan.errors import DiskFullError
+    from vawgan.runlog import RunLogger, read_scalars
+
+    with small_disk(tmp_path / "small", 8) as disk:
+        logged = 0
+        with RunLogger(disk, tensorboard=False) as log, pytest.raises(DiskFullError, match="metrics.csv: no space"):
+            while True:
+                log.log(logged, {"vae/nll": 1.25, "vae/kl": 0.5})
+                logged += 1
+        text = (disk / "metrics.csv").read_bytes()
+        assert text.endswith(b"\r\n")
+        steps, _ = read_scalars(disk / "metrics.csv")["vae/kl"]
+        assert list(steps) == list(range(logged))
+
+
+def files_below(folder: Path) -> dict[str, bytes]:
+    """Every file below ``folder`` (hidden ones included) by its relative path, with its bytes."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_killed_batch_conversion_run_again_gives_the_outputs_of_one_clean_run(shared_corpus, tmp_path):
+    from vawgan.corpus import Utterance, write_manifest
+
+    manifest = tmp_path / "data.tsv"
+    write_manifest([Utterance(spk, f"fb00{i}", shared_corpus / spk / f"fb00{i}.wav")
+                    for spk in ("rms", "slt") for i in range(1, 7)], manifest)
+    args = ["convert", manifest, "--model", "quick", "--target", "all", "--jobs", "2"]
+    reference, out = tmp_path / "reference", tmp_path / "out"
+    assert vawgan(*args, "-o", reference).returncode == 0
+    expected = files_below(reference)
+    run = subprocess.Popen([sys.executable, "-m", "vawgan", *map(str, args), "-o", str(out)], env=ENV,
+                           start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("*/[!.]*.wav")) and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(run.pid, signal.SIGKILL)  # the whole run: parent and workers
+    run.wait()
+    written = list(out.glob("*/[!.]*.wav"))
+    assert 0 < len(written) < sum(name.endswith(".wav") for name in expected), "the kill should land mid-run"
+    done = vawgan(*args, "-o", out)
+    assert done.returncode == 0, done.stderr
+    assert files_below(out) == expected  # byte-identical wavs, no temporary and no lock left

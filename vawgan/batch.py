@@ -15,9 +15,10 @@ input; a notebook can call it the same way. Outputs newer than their input
 and the model's weights are kept unless ``overwrite``; the output folder is
 locked for the run and temporaries a killed run left there are removed; a bad
 input is skipped with one ``skipped:`` line on stderr and counted in the
-:class:`BatchResult`. What the outputs were made with is recorded in
-``<output>/system.yaml`` (:class:`vawgan.systems.SystemSettings`); outputs
-made with other settings are redone, however new they are.
+:class:`BatchResult`, while a full disk stops the run with one line. What the
+outputs were made with is recorded in ``<output>/system.yaml``
+(:class:`vawgan.systems.SystemSettings`); outputs made with other settings are
+redone, however new they are.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pathlib import Path
 from vawgan.audio import scaling_summary, write_audio
 from vawgan.convert import Converter, analysis_settings, check_output_writable, resolve_model_dir
 from vawgan.corpus import read_manifest
-from vawgan.errors import VawganError
+from vawgan.errors import DiskFullError, VawganError
 from vawgan.features.extract import map_files
 from vawgan.features.world import analysis_synthesis
 from vawgan.lock import folder_lock
@@ -333,6 +334,8 @@ def _convert_task(system, group: list[Job]) -> tuple[list[float], str | None]:
         prepared = system.prepare(src_path, source)
         for job in group:
             reductions.append(system.write(prepared, job))
+    except DiskFullError:
+        raise  # every later output would fail too: stop the run
     except VawganError as exc:
         return reductions, str(exc) if str(src_path) in str(exc) else f"{src_path}: {exc}"
     return reductions, None

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from vawgan.errors import VawganError
+from vawgan.errors import DISK_FULL_ERRNOS, VawganError, disk_full
 
 LOCK_FILE = ".vawgan.lock"
 
@@ -68,7 +68,12 @@ def folder_lock(folder: str | os.PathLike, command: str) -> Iterator[None]:
     try:
         os.ftruncate(fd, 0)
         stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {stamp}: {command}".encode())
+        try:
+            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {stamp}: {command}".encode())
+        except OSError as exc:
+            if exc.errno in DISK_FULL_ERRNOS:
+                raise disk_full(folder) from None
+            raise
         yield
     finally:
         del _held[path]

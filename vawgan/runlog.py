@@ -10,8 +10,11 @@ last value).
 from __future__ import annotations
 
 import csv
+import io
 import os
 from pathlib import Path
+
+from vawgan.errors import DISK_FULL_ERRNOS, disk_full
 
 
 class RunLogger:
@@ -25,11 +28,8 @@ class RunLogger:
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.csv_path = self.log_dir / "metrics.csv"
-        is_new = not self.csv_path.exists() or self.csv_path.stat().st_size == 0
-        self._csv_file = open(self.csv_path, "a", newline="")
-        self._csv = csv.writer(self._csv_file)
-        if is_new:
-            self._csv.writerow(["step", "tag", "value"])
+        self._csv_file = open(self.csv_path, "ab", buffering=0)
+        self._header_due = self._csv_file.seek(0, os.SEEK_END) == 0
         self._tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -37,13 +37,34 @@ class RunLogger:
             self._tb = SummaryWriter(log_dir=str(self.log_dir / "tensorboard"))
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
-        """Record each ``tag: value`` pair at ``step`` and flush to disk."""
+        """Record each ``tag: value`` pair at ``step`` and write the rows to disk."""
+        rows = io.StringIO()
+        writer = csv.writer(rows)
+        if self._header_due:
+            writer.writerow(["step", "tag", "value"])
         for tag, value in scalars.items():
             value = float(value)
-            self._csv.writerow([int(step), tag, repr(value)])
+            writer.writerow([int(step), tag, repr(value)])
             if self._tb is not None:
                 self._tb.add_scalar(tag, value, int(step))
-        self._csv_file.flush()
+        self._append(rows.getvalue().encode())
+        self._header_due = False
+
+    def _append(self, data: bytes) -> None:
+        """Append ``data`` to the CSV whole or not at all, so that a full disk leaves no half row behind.
+
+        Raises :class:`~vawgan.errors.DiskFullError` when the disk is full.
+        """
+        end = self._csv_file.seek(0, os.SEEK_END)
+        try:
+            rest = memoryview(data)
+            while rest:
+                rest = rest[self._csv_file.write(rest):]
+        except OSError as exc:
+            self._csv_file.truncate(end)
+            if exc.errno in DISK_FULL_ERRNOS:
+                raise disk_full(self.csv_path) from None
+            raise
 
     def close(self) -> None:
         """Flush and close both outputs."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import errno
+import fcntl
 import os
 import random
 import re
@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from vawgan.errors import VawganError
+from vawgan.errors import DISK_FULL_ERRNOS, VawganError, disk_full
 
 
 # The names atomic_path gives its temporary files: ".<stem>.<mkstemp's random part><suffix>".
@@ -31,21 +31,27 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     name once the body has finished without an exception, so a killed or failed
     run never leaves a half-written file under the final name. The temporary
     file keeps the final suffix (``x.npz`` -> ``.x.<random>.npz``) because some
-    writers (``np.savez``, ``soundfile``) choose the format from it.
+    writers (``np.savez``, ``soundfile``) choose the format from it. While the
+    body runs, this process holds an ``flock`` on the temporary file, which the
+    kernel releases however the process ends: temporaries of ``path`` whose
+    lock nobody holds were left by a killed writer and are removed first
+    (:func:`remove_stale_temporaries`), so a re-run cleans up after a killed
+    one without touching the temporary of a run still writing.
     """
     path = Path(path)
     if path.is_dir():
         raise VawganError(f"{path}: is a folder; give the name of the file to write")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".tmp", dir=path.parent)
+        remove_stale_temporaries(path.parent, output=path)
+        fd, tmp = _locked_temporary(path)
     except (FileExistsError, NotADirectoryError):
         raise VawganError(f"{path}: a part of this path is a file, not a folder; choose another path") from None
     except OSError as exc:
+        if exc.errno in DISK_FULL_ERRNOS:
+            raise disk_full(path) from None
         raise VawganError(f"{path}: cannot write here ({(exc.strerror or str(exc)).lower()}); "
                           "choose another path") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
     try:
         yield tmp
         # mkstemp creates the file as 0600; give it the mode a plain open() would.
@@ -55,9 +61,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         full = isinstance(exc, Exception) and _disk_full(exc, path.parent)
         tmp.unlink(missing_ok=True)
         if full:
-            raise VawganError(f"{path}: no space left on the device; nothing was written; free some space and "
-                              "run again") from None
+            raise disk_full(path) from None
         raise
+    finally:
+        os.close(fd)  # after the rename or the removal: until then the temporary is in use
+
+
+def _locked_temporary(path: Path) -> tuple[int, Path]:
+    """A new temporary file for ``path`` and a descriptor holding its ``flock`` (see :func:`atomic_path`).
+
+    Between its creation and the lock, a cleaner may take the file for stale
+    and remove it; then a new one is made.
+    """
+    while True:
+        fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".tmp", dir=path.parent)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.samestat(os.fstat(fd), os.stat(name)):
+                return fd, Path(name)
+        os.close(fd)
 
 
 def _disk_full(exc: Exception, folder: Path) -> bool:
@@ -67,7 +89,7 @@ def _disk_full(exc: Exception, folder: Path) -> bool:
     "System error.", so a file system with less than 1 MiB left while its
     half-written file is still there counts as full too.
     """
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
         return True
     try:
         return shutil.disk_usage(folder).free < 1 << 20
@@ -75,17 +97,41 @@ def _disk_full(exc: Exception, folder: Path) -> bool:
         return False
 
 
-def remove_stale_temporaries(folder: str | os.PathLike) -> None:
-    """Delete the temporary files (``.<name>.<random>.<suffix>``) a killed :func:`atomic_path` left in ``folder``.
+def remove_stale_temporaries(folder: str | os.PathLike, output: str | os.PathLike | None = None) -> None:
+    """Delete the temporary files (``.<name>.<random>.<suffix>``) killed :func:`atomic_path` writers left in ``folder``.
 
-    Only for a folder this run holds the lock of (:func:`vawgan.lock.folder_lock`),
-    where no other writer's temporary file can be in flight.
+    With ``output``, only the temporaries of that output file. A temporary is
+    stale when no process holds its ``flock`` any more; the temporary of a
+    writer that is still running, in this process or another, is kept.
     """
-    folder = Path(folder)
-    if folder.is_dir():
-        for stale in folder.iterdir():
-            if STALE_TEMPORARY.fullmatch(stale.name) and stale.is_file():
-                stale.unlink(missing_ok=True)
+    if output is None:
+        pattern = STALE_TEMPORARY
+    else:
+        output = Path(output)
+        pattern = re.compile(re.escape(f".{output.stem}.") + "[a-z0-9_]+" + re.escape(output.suffix or ".tmp"))
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+            _remove_if_abandoned(entry.path)
+
+
+def _remove_if_abandoned(path: str) -> None:
+    """Remove the temporary file ``path`` unless a live :func:`atomic_path` writer holds its lock."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return  # gone already, or not ours to open
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False)):
+            os.unlink(path)
+    except OSError:
+        pass  # held by a live writer, or renamed into place meanwhile
+    finally:
+        os.close(fd)
 
 
 def check_not_an_input(outputs: Iterable[str | os.PathLike], inputs: Iterable[str | os.PathLike]) -> None:

@@ -21,7 +21,9 @@
 * **Warn and skip.** An unusable recording (:class:`VawganError` from
   :func:`vawgan.features.world.analyze_file`) is reported in one line and
   skipped; the summary counts them. Warnings from the workers (resampled,
-  clipped, ...) are printed by the parent above the progress bar.
+  clipped, ...) are printed by the parent above the progress bar. A full
+  disk is no unusable recording: every later file would fail too, so it
+  stops the run with one :class:`~vawgan.errors.DiskFullError` instead.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import yaml
 
 from vawgan.config import FeatureConfig
 from vawgan.corpus import Utterance
-from vawgan.errors import VawganError
+from vawgan.errors import DiskFullError, VawganError
 from vawgan.features.store import feature_path, is_complete_feature_file, save_features
 from vawgan.features.world import analyze_file
 from vawgan.lock import folder_lock
@@ -88,10 +90,15 @@ def captured_warnings() -> Iterator[list[str]]:
 
 
 def _guarded(fn: Callable[[Any], Any], task: Any) -> tuple[Any, str | None, list[str]]:
-    """Worker side of :func:`map_files`: ``(fn(task) or None, error message or None, warnings)``."""
+    """Worker side of :func:`map_files`: ``(fn(task) or None, error message or None, warnings)``.
+
+    A :class:`DiskFullError` is raised on, to stop the run, not skipped.
+    """
     with captured_warnings() as messages:
         try:
             return fn(task), None, messages
+        except DiskFullError:
+            raise
         except VawganError as exc:
             return None, str(exc), messages
 
@@ -102,9 +109,10 @@ def map_files(fn: Callable[[Any], Any], tasks: Sequence[Any], jobs: int = 1, des
 
     Yields ``(task, result, error)`` in task order; ``error`` is the message of
     a :class:`VawganError` the task raised (``result`` is then None), printed
-    as a ``skipped:`` line. Warnings the tasks log are printed as ``warning:``
-    lines above the bar. ``fn`` must be a module-level function (it is pickled
-    to the workers); ``jobs=1`` runs in this process.
+    as a ``skipped:`` line; a :class:`DiskFullError` is raised here, which
+    stops the run. Warnings the tasks log are printed as ``warning:`` lines
+    above the bar. ``fn`` must be a module-level function (it is pickled to
+    the workers); ``jobs=1`` runs in this process.
     """
     from tqdm import tqdm
 
