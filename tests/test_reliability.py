@@ -127,7 +127,8 @@ def test_packaged_models_load_as_data_and_match_their_hashes():
     from vawgan.checkpoint import check_hash
 
     files = sorted(PRETRAINED_ROOT.rglob("*.pt")) + sorted(PRETRAINED_ROOT.rglob("v*.npz"))
-    assert len(files) == 4 + 4 + 7
+    # arctic, arctic-nonparallel, quick: vae and vawgan as .pt and .npz; parallel the same plus 7 members' .npz
+    assert len(files) == 4 + 4 + 4 + 4 + 7
     for path in files:
         check_hash(path)
         if path.suffix == ".pt":

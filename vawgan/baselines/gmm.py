@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import logging
 import os
 import warnings
 from pathlib import Path
@@ -55,7 +54,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from vawgan.alignment import align, align_speakers
-from vawgan.audio import scaling_summary, write_audio
+from vawgan.audio import write_audio
 from vawgan.corpus import parallel_pairs
 from vawgan.errors import VawganError
 from vawgan.features.store import UtteranceFeatures, feature_path, load_features, parallel_speech_frames
@@ -65,7 +64,6 @@ from vawgan.systems import SystemSettings
 from vawgan.transforms import convert_f0
 from vawgan.utils import bar_disabled, read_npz, save_npz_atomic
 
-log = logging.getLogger(__name__)
 
 DELTA_WINDOW = (-0.5, 0.0, 0.5)
 
@@ -298,16 +296,17 @@ class PairModels:
 
 def write_conversions(gmm_dir: str | os.PathLike, utterances: list, feature_dir: str | os.PathLike,
                       stats: Statistics, feature_config, out_dir: str | os.PathLike,
-                      vocoder_compensation: bool = False, progress: bool = True) -> int:
+                      vocoder_compensation: bool = False, progress: bool = True) -> list[float]:
     """Convert every sentence of ``utterances`` (a manifest) that both speakers of a pair in ``gmm_dir`` recorded.
 
     The source's features (``vawgan extract``'s, in ``feature_dir``) are
     converted by :class:`PairModels` and rendered by WORLD (after vocoder
     compensation when asked, with the target's F0 floor from
     ``feature_config``) into ``<out_dir>/<source>-<target>/<utt_id>.wav``.
-    Outputs scaled down to avoid clipping are reported in one warning; what
-    they were made with is recorded in ``<out_dir>/system.yaml``
-    (:class:`vawgan.systems.SystemSettings`). Returns the number of wavs written.
+    What they were made with is recorded in ``<out_dir>/system.yaml``
+    (:class:`vawgan.systems.SystemSettings`). Returns, for each wav written,
+    by how many dB it was scaled down to avoid clipping (0 for most;
+    :func:`vawgan.audio.scaling_summary` makes one line of them).
     """
     speakers = sorted({u.speaker for u in utterances})
     models = PairModels(gmm_dir, stats)
@@ -329,7 +328,4 @@ def write_conversions(gmm_dir: str | os.PathLike, utterances: list, feature_dir:
         reductions.append(write_audio(Path(out_dir) / f"{source}-{target}" / f"{utt_id}.wav", y, feats.fs,
                                       warn=False))
     SystemSettings("gmm", vocoder_compensation=vocoder_compensation, model=str(Path(gmm_dir).resolve())).save(out_dir)
-    summary = scaling_summary(reductions)
-    if summary:
-        log.warning(summary)
-    return len(jobs)
+    return reductions

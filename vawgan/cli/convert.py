@@ -28,7 +28,6 @@ skipped files and the exit status is then 1. The batch is
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 
@@ -137,9 +136,8 @@ def _convert(args: argparse.Namespace) -> int:
                            aperiodicity_step=args.aperiodicity_step, members=args.members, sample=args.sample,
                            gv_postfilter=args.gv_postfilter, vocoder_compensation=args.vocoder_compensation,
                            threads=args.threads, jobs=args.jobs, overwrite=args.overwrite)
-    print(result.summary())
-    if result.scaling_summary():
-        logging.getLogger(__name__).warning(result.scaling_summary())
+    scaled = result.scaling_summary()
+    print(result.summary() + (f" ({scaled})" if scaled else ""))
     return 1 if result.failed else 0
 
 

@@ -278,8 +278,11 @@ def run_gmm_convert(args: argparse.Namespace) -> int:
     from vawgan.stats import Statistics
 
     feature_config = config_from_args(args).features
-    written = write_conversions(args.gmm, read_manifest(args.manifest), args.features, Statistics.load(args.stats),
-                                feature_config, args.out, vocoder_compensation=args.vocoder_compensation,
-                                progress=not args.no_progress)
-    print(f"wrote {written} wavs under {args.out}")
+    from vawgan.audio import scaling_summary
+
+    reductions = write_conversions(args.gmm, read_manifest(args.manifest), args.features, Statistics.load(args.stats),
+                                   feature_config, args.out, vocoder_compensation=args.vocoder_compensation,
+                                   progress=not args.no_progress)
+    scaled = scaling_summary(reductions)
+    print(f"wrote {len(reductions)} wavs under {args.out}" + (f" ({scaled})" if scaled else ""))
     return 0
