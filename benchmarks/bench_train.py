@@ -67,7 +67,7 @@ def time_schedule(frames, device: str, threads: int | None, vae: int, critic: in
     import torch
 
     from vawgan.config import Config
-    from vawgan.train import Trainer
+    from vawgan.training import Trainer
 
     config = Config()
     config.train.vae_epochs, config.train.critic_epochs, config.train.adversarial_epochs = vae, critic, adversarial
@@ -98,7 +98,7 @@ def graph_replay_floor(frames, tf32: bool, replays: int = 2000) -> dict[str, tup
     import torch
 
     from vawgan.config import Config
-    from vawgan.train import GraphedStep, Trainer
+    from vawgan.training import GraphedStep, Trainer
 
     config = Config()
     config.train.tensorboard = False

@@ -15,7 +15,7 @@ from vawgan.features.store import load_features
 from vawgan.model_dir import load_model_config, prepare_model_dir
 from vawgan.runlog import read_scalars
 from vawgan.stats import Statistics
-from vawgan.train import Trainer
+from vawgan.training import Trainer
 from vawgan.weights import NumpyModel, export_numpy_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

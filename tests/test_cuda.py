@@ -17,7 +17,7 @@ from vawgan.config import Config
 from vawgan.data import FrameSet, load_frames
 from vawgan.model_dir import load_model
 from vawgan.stats import Statistics
-from vawgan.train import Trainer, TrainingDiverged
+from vawgan.training import Trainer, TrainingDiverged
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible")
 

@@ -10,7 +10,7 @@ import torch.multiprocessing as mp
 from vawgan.config import Config
 from vawgan.data import ContextTable, FrameSet, PairSet
 from vawgan.features.context import context_windows
-from vawgan.train import Trainer
+from vawgan.training import Trainer
 
 # Each test starts two worker processes that import torch and train: about 15 s apiece.
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from vawgan.errors import VawganError
 from vawgan.model_dir import load_model
 from vawgan.runlog import read_scalars
 from vawgan.stats import Statistics
-from vawgan.train import Trainer, TrainingDiverged
+from vawgan.training import Trainer, TrainingDiverged
 
 TAGS = ("vae/nll", "vae/kl", "critic/gradient_penalty", "critic/wasserstein", "critic/d_real", "critic/d_fake",
         "generator/adversarial", "generator/alpha")
@@ -202,7 +202,7 @@ def test_realigned_pairs_follow_the_provisional_models_conversion(real_features,
     from vawgan.alignment import align
     from vawgan.convert import Converter
     from vawgan.features.store import load_features
-    from vawgan.train import train_model
+    from vawgan.training import train_model
 
     config = _tiny_config(parallel_weight=1.0, realign_epochs=1)
     model_dir = tmp_path / "model"

@@ -49,29 +49,22 @@ the first bad step and the last good checkpoint.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from vawgan.checkpoint import load_checkpoint, save_checkpoint
 from vawgan.config import Config
-from vawgan.corpus import read_manifest, shared_train_sentences
-from vawgan.data import FrameSet, PairSet, load_frames, load_pairs
+from vawgan.data import FrameSet, PairSet
 from vawgan.errors import VawganError
-from vawgan.lock import folder_lock
 from vawgan.losses import adversarial_weight, critic_loss, gaussian_nll, reparameterize, vae_loss
-from vawgan.model_dir import CHECKPOINT_FILE, WEIGHT_FILES, load_model, member_dir, prepare_model_dir
+from vawgan.model_dir import CHECKPOINT_FILE, WEIGHT_FILES, prepare_model_dir
 from vawgan.models import build_models, encoder_input_dim
-from vawgan.models.networks import decode_utterance
 from vawgan.runlog import RunLogger
-from vawgan.stats import Statistics
-from vawgan.utils import configure_cpu, frozen, resolve_device, seed_everything
+from vawgan.utils import configure_cpu, frozen, seed_everything
 from vawgan.weights import save_weights
 
 PHASES = ("vae", "critic", "adversarial")
@@ -88,29 +81,6 @@ PARALLEL_TAG = "parallel/nll"  # logged last in the vae and adversarial phases w
 class TrainingDiverged(VawganError):
     """A loss or weight became NaN or infinite; nothing after the last good checkpoint was saved."""
 
-
-def init_distributed(device_name: str) -> tuple[int, int, str]:
-    """Join the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1).
-
-    Returns ``(rank, world_size, device_name)``: NCCL with one GPU per process
-    (``cuda:LOCAL_RANK``) on CUDA, gloo on the CPU. A single process returns
-    ``(0, 1, device_name)`` unchanged.
-    """
-    import torch.distributed as dist
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, device_name
-    use_cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    if use_cuda:
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local_rank)
-        device_name = f"cuda:{local_rank}"
-    else:
-        device_name = "cpu"
-    return dist.get_rank(), dist.get_world_size(), device_name
 
 
 def _adam(params, cfg, device: torch.device, capturable: bool = False) -> torch.optim.Adam:
@@ -728,11 +698,9 @@ class Trainer:
         return self._update_encoder_decoder(loss, scalars, None if pairs is None else (pairs[1], decoded[2]))
 
 
-ALIGNMENT_DIR = "alignment"  # inside the model directory: the provisional VAE of realign_pairs
 
-
-def _train_in(model_dir, config: Config, frames: FrameSet, pairs: PairSet | None, stats, device, phases,
-              resume: bool, progress: bool, rank: int) -> Trainer:
+def train_in(model_dir, config: Config, frames: FrameSet, pairs: PairSet | None, stats, device, phases,
+             resume: bool, progress: bool, rank: int) -> Trainer:
     """Prepare ``model_dir`` (rank 0) and run ``phases`` of a :class:`Trainer` in it, all processes in step."""
     import torch.distributed as dist
 
@@ -746,148 +714,3 @@ def _train_in(model_dir, config: Config, frames: FrameSet, pairs: PairSet | None
         dist.barrier()  # every process has finished before any tears the group down
     return trainer
 
-
-def realign_pairs(config: Config, frames: FrameSet, feature_dir, manifest, stats, model_dir, device,
-                  progress: bool = True, rank: int = 0) -> PairSet:
-    """The parallel pairs, aligned with the help of a provisional model (``train.realign_epochs``).
-
-    Cross-speaker DTW (:func:`vawgan.alignment.align_speakers`) pairs
-    frames of two voices on features that still differ by speaker. Here a
-    provisional VAE is trained for ``train.realign_epochs`` epochs on those
-    pairs, in ``<model_dir>/alignment`` (a complete model directory); it
-    converts every parallel training sentence to the other speaker, and DTW
-    between that conversion and the target's recording, now within one voice,
-    gives the pairs the model proper is then trained on from scratch. This is
-    sprocket's iterative alignment for the GMM (``vawgan gmm-train
-    --realign``). On the Flite eval split (feature level, ``conf/parallel.yaml``,
-    seed 0) it took the VAW-GAN from 3.62 to 3.50 dB with a 3-epoch
-    provisional VAE (3.50 with a full 8 + 1 + 6-epoch one), and the GMM from
-    3.83 to 3.71. A model directory that already holds a checkpoint (a resumed
-    run, a later phase) reuses its finished provisional model, so its pairs stay
-    the ones it was trained on (and the direct alignment is not computed at
-    all); a fresh one trains a new provisional model.
-    """
-    context = config.model.context_frames
-    align_dir = Path(model_dir) / ALIGNMENT_DIR
-    if not ((Path(model_dir) / CHECKPOINT_FILE).is_file() and (align_dir / WEIGHT_FILES["vae"]).is_file()):
-        direct = load_pairs(feature_dir, manifest, stats, frames.speakers, context=context)
-        if rank == 0 and align_dir.exists():
-            shutil.rmtree(align_dir)  # left by a run killed before its provisional VAE finished
-        if rank == 0 and progress:
-            print(f"re-aligning the parallel pairs: a provisional VAE of {config.train.realign_epochs} epoch(s) "
-                  f"in {align_dir}", flush=True)
-        provisional = dataclasses.replace(config, train=dataclasses.replace(
-            config.train, vae_epochs=config.train.realign_epochs, realign_epochs=0, tensorboard=False))
-        _train_in(align_dir, provisional, frames, direct, stats, device, ("vae",), False, progress, rank)
-    provisional_model = load_model(align_dir, which="vae", device="cpu")
-    provisional_stats = provisional_model.stats
-
-    def convert(feats, source: str, target: str) -> np.ndarray:
-        """The source utterance's c1..cD converted to ``target`` by the provisional VAE (its posterior mean)."""
-        normalized = provisional_stats.normalize(np.asarray(feats.mcep, dtype=np.float64)[:, 1:], source)
-        decoded = decode_utterance(provisional_model.encoder, provisional_model.decoder, normalized,
-                                   provisional_model.speaker_index(target), context)
-        return provisional_stats.denormalize(decoded, target)
-
-    return load_pairs(feature_dir, manifest, stats, frames.speakers, context=context, convert=convert)
-
-
-def ensemble_runs(config: Config, model_dir: str | os.PathLike) -> list[tuple[Config, Path]]:
-    """The (config, model directory) of each model ``train.members`` asks for, the directory's own first.
-
-    Member k (1 .. members - 1) is the same config with seed ``seed + k`` and
-    ``members: 1`` (it is one model), in :func:`vawgan.model_dir.member_dir`.
-    """
-    members = config.train.members
-    if members < 1:
-        raise VawganError(f"train.members={members}: must be at least 1 (1: one model, no ensemble)")
-    runs = [(config, Path(model_dir))]
-    for k in range(1, members):
-        seed = config.train.seed + k
-        train = dataclasses.replace(config.train, seed=seed, members=1)
-        runs.append((dataclasses.replace(config, train=train), member_dir(model_dir, seed)))
-    return runs
-
-
-def check_protocol(config: Config, manifest: str | os.PathLike) -> None:
-    """Refuse a non-parallel run that would see parallel data: a shared sentence or the parallel term.
-
-    With ``corpus.protocol: non_parallel`` the training manifest must give each
-    sentence id to one speaker only (``vawgan prepare`` writes it so) and
-    ``train.parallel_weight`` must be 0: no alignment anywhere.
-    """
-    if config.corpus.protocol != "non_parallel":
-        return
-    if config.train.parallel_weight > 0:
-        raise VawganError(f"train.parallel_weight={config.train.parallel_weight} uses parallel pairs, which the "
-                          "non_parallel protocol forbids; set it to 0 or use corpus.protocol: parallel")
-    shared = shared_train_sentences(read_manifest(manifest))
-    if shared:
-        raise VawganError(f"{manifest}: {len(shared)} sentence(s) (e.g. {shared[0]}) are read by more than one "
-                          "speaker, but corpus.protocol is non_parallel; write the manifests with `vawgan prepare` "
-                          "and this config")
-
-
-def train_model(config: Config, feature_dir: str | os.PathLike, manifest: str | os.PathLike,
-                stats_path: str | os.PathLike, model_dir: str | os.PathLike, phases=PHASES, resume: bool = False,
-                device: str | None = None, progress: bool = True) -> Trainer:
-    """Load the training frames, prepare ``model_dir`` and run ``phases``: what ``vawgan train`` does.
-
-    ``device`` (``auto|cpu|cuda[:N]``, default the config's ``train.device``)
-    is overridden by ``torchrun``: one process per GPU, or gloo on the CPU.
-    Returns the :class:`Trainer` (its ``final_scalars`` and ``timings``).
-
-    With ``train.members`` = n > 1 the same phases then train the ensemble's
-    other models, with seeds ``seed + 1 .. seed + n - 1``, each in its own
-    model directory ``members/seed-<k>`` (its own checkpoint, so an
-    interrupted member resumes like any model; a finished one is skipped).
-    Their trainers are the returned trainer's ``members``.
-    """
-    import torch.distributed as dist
-
-    check_protocol(config, manifest)
-    joins_group_here = not dist.is_initialized()
-    rank, _, device_name = init_distributed(device or config.train.device)
-    try:
-        with folder_lock(model_dir, "vawgan train") if rank == 0 else contextlib.nullcontext():
-            return _train_model(config, feature_dir, manifest, stats_path, model_dir, phases, resume, device_name,
-                                progress, rank)
-    finally:
-        # Leave the process group we joined: a gloo group still alive at interpreter
-        # exit can abort the process ("terminate called without an active exception").
-        if joins_group_here and dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def _train_model(config: Config, feature_dir, manifest, stats_path, model_dir, phases, resume: bool,
-                 device_name: str, progress: bool, rank: int) -> Trainer:
-    """:func:`train_model` once the process group is joined and (on rank 0) the model directory locked."""
-
-    device = resolve_device(device_name)
-    stats = Statistics.load(stats_path)
-    context = config.model.context_frames
-    frames = load_frames(feature_dir, manifest, stats, exclude_silence=config.train.exclude_silence,
-                         context=context)
-    direct_pairs = None
-    trainers = []
-    for k, (run_config, run_dir) in enumerate(ensemble_runs(config, model_dir)):
-        if k and rank == 0 and progress:
-            print(f"ensemble member {k + 1}/{config.train.members}: seed {run_config.train.seed} in {run_dir}",
-                  flush=True)
-        pairs = None
-        if config.train.parallel_weight > 0:
-            if config.train.realign_epochs > 0:
-                pairs = realign_pairs(run_config, frames, feature_dir, manifest, stats, run_dir, device,
-                                      progress=progress, rank=rank)
-            else:
-                if direct_pairs is None:  # the same for every member
-                    direct_pairs = load_pairs(feature_dir, manifest, stats, frames.speakers, context=context)
-                pairs = direct_pairs
-            if rank == 0 and progress:
-                print(f"parallel data: {pairs.num_pairs} aligned frame pairs from {pairs.sentences} sentence "
-                      f"pairs of {manifest}", flush=True)
-        trainers.append(_train_in(run_dir, run_config, frames, pairs, stats, device, phases, resume, progress,
-                                  rank))
-    trainer = trainers[0]
-    trainer.members = trainers[1:]
-    return trainer
