@@ -1,4 +1,4 @@
-"""Data-parallel training: joining the ``torchrun`` process group.
+"""Data-parallel training: joining the ``torchrun`` process group, wrapping the networks, averaging scalars.
 
 Every process runs the same :class:`~vawgan.training.trainer.Trainer` on its
 share of each global batch; DistributedDataParallel all-reduces the gradients,
@@ -35,3 +35,32 @@ def init_distributed(device_name: str) -> tuple[int, int, str]:
         device_name = "cpu"
     return dist.get_rank(), dist.get_world_size(), device_name
 
+
+
+def wrap_for_training(modules, device: torch.device, distributed: bool, compile_: bool) -> tuple:
+    """The callables the training forwards of ``modules`` go through.
+
+    In a process group, DistributedDataParallel wrappers (their backward
+    all-reduces the gradients); with ``compile_``, ``torch.compile`` on top.
+    Otherwise the modules themselves.
+    """
+    wrapped = tuple(modules)
+    if distributed:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [device.index] if device.type == "cuda" else None
+        wrapped = tuple(DDP(m, device_ids=ids) for m in wrapped)
+    if compile_:
+        wrapped = tuple(torch.compile(m) for m in wrapped)
+    return wrapped
+
+
+def reduce_mean(t: torch.Tensor, distributed: bool, world: int) -> torch.Tensor:
+    """Average ``t`` over the ``world`` processes (``t`` itself outside a process group)."""
+    if distributed:
+        import torch.distributed as dist
+
+        t = t.clone()
+        dist.all_reduce(t)
+        t /= world
+    return t
