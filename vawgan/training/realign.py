@@ -16,6 +16,7 @@ from vawgan.training.trainer import train_in
 
 ALIGNMENT_DIR = "alignment"  # inside the model directory: the provisional VAE of realign_pairs
 
+
 def realign_pairs(config: Config, frames: FrameSet, feature_dir, manifest, stats, model_dir, device,
                   progress: bool = True, rank: int = 0) -> PairSet:
     """The parallel pairs, aligned with the help of a provisional model (``train.realign_epochs``).

@@ -71,10 +71,10 @@ class GraphedStep:
 
     The networks are small, so an eager step on a GPU costs the host time of
     launching its few hundred kernels, not GPU time. A step function of
-    :class:`TrainingSteps` takes the batch's frame indices and returns its scalars as
-    one tensor, does only device work (no host synchronisation) and draws its
-    random numbers from the steps' generator, which the graph registers:
-    each replay advances the generator as the eager step would. The first
+    :class:`TrainingSteps` takes the batch's frame indices and returns its
+    scalars as one tensor, does only device work (no host synchronisation) and
+    draws its random numbers from the steps' generator, which the graph
+    registers: each replay advances the generator as the eager step would. The first
     ``warmup`` calls run eagerly on a side stream (they initialise the
     optimizer states and the libraries' workspaces, which a capture may not
     do); they are real steps. Then the step is captured once and every later
