@@ -59,7 +59,7 @@ def score_variant(config, recipe: Path, model_dir: Path) -> dict:
     from vawgan.corpus import read_manifest
     from vawgan.evaluate.report import evaluate_features, summarize
     from vawgan.runlog import read_scalars
-    from vawgan.train import train_model
+    from vawgan.training import train_model
 
     features = recipe / "dump" / "features"
     started = time.perf_counter()

@@ -67,7 +67,7 @@ def time_schedule(frames, device: str, threads: int | None, vae: int, critic: in
     import torch
 
     from vawgan.config import Config
-    from vawgan.train import Trainer
+    from vawgan.training import Trainer
 
     config = Config()
     config.train.vae_epochs, config.train.critic_epochs, config.train.adversarial_epochs = vae, critic, adversarial
@@ -98,7 +98,8 @@ def graph_replay_floor(frames, tf32: bool, replays: int = 2000) -> dict[str, tup
     import torch
 
     from vawgan.config import Config
-    from vawgan.train import GraphedStep, Trainer
+    from vawgan.training import GraphedStep, Trainer
+    from vawgan.training.trainer import matmul_precision
 
     config = Config()
     config.train.tensorboard = False
@@ -106,12 +107,12 @@ def graph_replay_floor(frames, tf32: bool, replays: int = 2000) -> dict[str, tup
     floor = {}
     with tempfile.TemporaryDirectory() as model_dir:
         trainer = Trainer(config, frames, model_dir, torch.device("cuda"), progress=False)
-        trainer.kl_weight_now.fill_(config.train.kl_weight)
+        trainer.steps.kl_weight_now.fill_(config.train.kl_weight)
         batch = torch.randperm(frames.num_frames, device="cuda")[:config.train.batch_size]
-        for phase, step_fn in (("vae", trainer._vae_step), ("critic", trainer._critic_phase_step),
-                               ("adversarial", trainer._adversarial_step)):
-            step = GraphedStep(step_fn, trainer.generator)
-            with trainer.matmul_precision():  # captured with the products the trainer would use
+        for phase, step_fn in (("vae", trainer.steps.vae_step), ("critic", trainer.steps.critic_step),
+                               ("adversarial", trainer.steps.adversarial_step)):
+            step = GraphedStep(step_fn, trainer.steps.generator)
+            with matmul_precision(trainer.tf32):  # captured with the products the trainer would use
                 for _ in range(step.warmup + 2):  # eager warm-up, capture, one replay
                     step(batch)
             torch.cuda.synchronize()

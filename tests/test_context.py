@@ -15,7 +15,7 @@ from vawgan.features.store import load_features
 from vawgan.model_dir import load_model_config, prepare_model_dir
 from vawgan.runlog import read_scalars
 from vawgan.stats import Statistics
-from vawgan.train import Trainer
+from vawgan.training import Trainer
 from vawgan.weights import NumpyModel, export_numpy_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -111,9 +111,9 @@ def test_context_model_trains_and_converts_with_the_windows_of_training(real_fea
 
     # The trainer gathers exactly the windows the data layer built.
     batch = torch.arange(100)
-    np.testing.assert_array_equal(trainer._encoder_input(batch, trainer.x[batch]).numpy(),
+    np.testing.assert_array_equal(trainer.steps.encoder_input(batch, trainer.steps.x[batch]).numpy(),
                                   frames.context.inputs(slice(0, 100)))
-    assert trainer.encoder.net[0].in_features == (2 * CONTEXT + 1) * 39
+    assert trainer.steps.encoder.net[0].in_features == (2 * CONTEXT + 1) * 39
     assert load_model_config(model_dir).model.context_frames == CONTEXT
 
     # Conversion: NumPy and PyTorch agree, and each output frame depends on its window only.

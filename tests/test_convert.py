@@ -30,7 +30,7 @@ from vawgan.features.world import analyze, analyze_file
 from vawgan.model_dir import ModelDir
 from vawgan.systems import SystemSettings
 from vawgan.stats import compute_statistics
-from vawgan.train import train_model
+from vawgan.training import train_model
 from vawgan.weights import NumpyModel, export_numpy_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -17,7 +17,7 @@ from vawgan.config import Config
 from vawgan.data import FrameSet, load_frames
 from vawgan.model_dir import load_model
 from vawgan.stats import Statistics
-from vawgan.train import Trainer, TrainingDiverged
+from vawgan.training import Trainer, TrainingDiverged
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible")
 
@@ -115,7 +115,7 @@ def test_cuda_graph_replays_gather_context_windows_like_eager_cuda(feature_paths
         config = _config(cuda_graphs=graphs, parallel_weight=1.0, vae_epochs=1, adversarial_epochs=1)
         config.model.context_frames = 2
         trainer = Trainer(config, frames, tmp_path / str(graphs), CUDA, progress=False, pairs=pairs)
-        assert trainer.graphs == graphs and trainer.encoder.net[0].in_features == 5 * 39
+        assert trainer.graphs == graphs and trainer.steps.encoder.net[0].in_features == 5 * 39
         runs[graphs] = (trainer.run(), _weights(trainer))
     _assert_same_weights(runs[True][1], runs[False][1], rtol=1e-4, atol=1e-5)
 
@@ -159,7 +159,7 @@ def test_nan_guard_catches_a_weight_that_goes_bad_under_graph_replays(frames, tm
         original_save()
         if trainer.global_step == 10:  # replays read the weight tensor in place
             with torch.no_grad():
-                trainer.decoder.net[0].weight[0, 0] = float("nan")
+                trainer.steps.decoder.net[0].weight[0, 0] = float("nan")
 
     trainer._save_checkpoint = save_then_poison
     with pytest.raises(TrainingDiverged, match=r"non-finite loss or weights at step 11 .*\(step 10\)"):
@@ -177,7 +177,7 @@ def test_bf16_cuda_graph_replays_train_like_eager_bf16(frames, tmp_path):
                           progress=False)
         trainer.run()
         runs[graphs] = _weights(trainer)
-        assert all(p.dtype == torch.float32 for p in trainer.decoder.parameters())
+        assert all(p.dtype == torch.float32 for p in trainer.steps.decoder.parameters())
     _assert_same_weights(runs[True], runs[False], rtol=1e-4, atol=1e-5)
 
 
@@ -200,13 +200,13 @@ def test_tf32_products_are_on_only_while_training(frames, tmp_path, tf32):
     """``train.tf32`` switches TF32 on for the trainer's steps and back to what it was after."""
     trainer = Trainer(_config(tf32=tf32), frames, tmp_path, CUDA, progress=False)
     seen = set()
-    step = trainer._vae_step
+    step = trainer.steps.vae_step
 
     def recording_step(batch):
         seen.add(torch.get_float32_matmul_precision())
         return step(batch)
 
-    trainer._vae_step = recording_step
+    trainer.steps.vae_step = recording_step
     assert torch.get_float32_matmul_precision() == "highest"
     trainer.run()
     assert seen == {"high" if tf32 else "highest"}

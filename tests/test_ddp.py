@@ -10,7 +10,7 @@ import torch.multiprocessing as mp
 from vawgan.config import Config
 from vawgan.data import ContextTable, FrameSet, PairSet
 from vawgan.features.context import context_windows
-from vawgan.train import Trainer
+from vawgan.training import Trainer
 
 # Each test starts two worker processes that import torch and train: about 15 s apiece.
 pytestmark = pytest.mark.slow
@@ -53,8 +53,8 @@ def _config(parallel_weight: float = 0.0, context: int = 0) -> Config:
 
 
 def _weights(trainer: Trainer) -> dict[str, torch.Tensor]:
-    return {f"{name}.{k}": v.clone() for name, m in (("encoder", trainer.encoder), ("decoder", trainer.decoder),
-                                                      ("critic", trainer.critic)) for k, v in m.state_dict().items()}
+    return {f"{name}.{k}": v.clone() for name, m in zip(("encoder", "decoder", "critic"), trainer.steps.modules())
+            for k, v in m.state_dict().items()}
 
 
 def _worker(rank: int, world: int, init_file: str, model_dir: str, out_file: str) -> None:
@@ -63,7 +63,7 @@ def _worker(rank: int, world: int, init_file: str, model_dir: str, out_file: str
         trainer = Trainer(_config(), _frames(), model_dir, torch.device("cpu"), progress=False)
         trainer.run()
         if rank == 0:
-            torch.save({"weights": _weights(trainer), "local_batch": trainer.local_batch,
+            torch.save({"weights": _weights(trainer), "local_batch": trainer.steps.local_batch,
                         "final": trainer.final_scalars}, out_file)
         dist.barrier()  # tear the group down only once both processes are done with it
     finally:
@@ -94,13 +94,13 @@ def test_two_gloo_processes_match_one_process(tmp_path):
 
 def _parallel_step_gradients(trainer: Trainer) -> dict[str, torch.Tensor]:
     """Encoder and decoder gradients of one VAE step and one adversarial step (optimizers held still)."""
-    for optimizer in (trainer.opt_encoder, trainer.opt_decoder, trainer.opt_critic):
+    for optimizer in (trainer.steps.opt_encoder, trainer.steps.opt_decoder, trainer.steps.opt_critic):
         optimizer.step = lambda: None
     gradients = {}
-    for name, step in (("vae", trainer._vae_step), ("adversarial", trainer._adversarial_step)):
-        step(torch.arange(64)[trainer.local])
+    for name, step in (("vae", trainer.steps.vae_step), ("adversarial", trainer.steps.adversarial_step)):
+        step(torch.arange(64)[trainer.steps.local])
         gradients.update({f"{name}.{module}.{key}": p.grad.clone()
-                          for module, m in (("encoder", trainer.encoder), ("decoder", trainer.decoder))
+                          for module, m in (("encoder", trainer.steps.encoder), ("decoder", trainer.steps.decoder))
                           for key, p in m.named_parameters()})
     return gradients
 
@@ -131,7 +131,7 @@ def test_two_gloo_processes_compute_the_parallel_steps_of_one_process(tmp_path, 
     """
     single = Trainer(_config(parallel_weight=1.0, context=context), _frames(context), tmp_path / "single",
                      torch.device("cpu"), progress=False, pairs=_pairs(context))
-    assert single.encoder.net[0].in_features == (2 * context + 1) * 39
+    assert single.steps.encoder.net[0].in_features == (2 * context + 1) * 39
     expected = _parallel_step_gradients(single)
     out_file = tmp_path / "ddp.pt"
     mp.spawn(_parallel_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "ddp"), str(out_file), context),

@@ -50,7 +50,7 @@ LAYERS = {
     "vawgan.model_info": ("model directory", 5),  # model cards and `vawgan info`'s summary
     # training and conversion, side by side
     "vawgan.data": ("training", 6),
-    "vawgan.train": ("training", 6),
+    "vawgan.training": ("training", 6),
     "vawgan.gans": ("training", 6),  # the secondary image and 2-D GANs: their data, models and training loops
     "vawgan.convert": ("conversion", 6),
     "vawgan.batch": ("conversion", 6),

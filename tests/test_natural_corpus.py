@@ -128,7 +128,7 @@ def test_non_parallel_train_on_a_toy_corpus():
 
 
 def test_training_refuses_parallel_data_under_the_non_parallel_protocol(embedded_arctic, tmp_path):
-    from vawgan.train import check_protocol
+    from vawgan.training import check_protocol
 
     corpus, utts = _discover_with("parallel.yaml", embedded_arctic)
     write_manifests(utts, tmp_path, "parallel")

@@ -13,7 +13,7 @@ from vawgan.errors import VawganError
 from vawgan.model_dir import load_model
 from vawgan.runlog import read_scalars
 from vawgan.stats import Statistics
-from vawgan.train import Trainer, TrainingDiverged
+from vawgan.training import Trainer, TrainingDiverged
 
 TAGS = ("vae/nll", "vae/kl", "critic/gradient_penalty", "critic/wasserstein", "critic/d_real", "critic/d_fake",
         "generator/adversarial", "generator/alpha")
@@ -94,9 +94,9 @@ def test_adversarial_term_updates_the_decoder_only(real_features):
     def grads_after_one_step(alpha, model_dir):
         trainer = Trainer(_tiny_config(alpha_mode="fixed", alpha_value=alpha), frames, model_dir,
                           torch.device("cpu"), progress=False)
-        trainer._adversarial_step(torch.arange(64))
-        return ({n: p.grad.clone() for n, p in trainer.encoder.named_parameters()},
-                {n: p.grad.clone() for n, p in trainer.decoder.named_parameters()})
+        trainer.steps.adversarial_step(torch.arange(64))
+        return ({n: p.grad.clone() for n, p in trainer.steps.encoder.named_parameters()},
+                {n: p.grad.clone() for n, p in trainer.steps.decoder.named_parameters()})
 
     enc_without, dec_without = grads_after_one_step(0.0, real_features / "m0")
     enc_with, dec_with = grads_after_one_step(1000.0, real_features / "m1")
@@ -109,7 +109,7 @@ def test_kl_weight_scales_the_kl_term_of_the_vae_loss(real_features):
     frames = _real_frames(real_features)
     trainer = Trainer(_tiny_config(kl_weight=0.25), frames, real_features / "kl", torch.device("cpu"),
                       progress=False)
-    nll, kl, loss = trainer._vae_step(torch.arange(64)).tolist()
+    nll, kl, loss = trainer.steps.vae_step(torch.arange(64)).tolist()
     assert kl > 0 and loss == pytest.approx(nll + 0.25 * kl, rel=1e-6)
 
     # the warm-up ramps the weight linearly over the first kl_warmup_epochs of VAE pretraining
@@ -176,9 +176,9 @@ def test_parallel_weight_trains_the_conversion_on_aligned_pairs(real_features, t
 
     def conversion_nll(trainer):
         with torch.no_grad():
-            mu, _ = trainer.encoder(torch.from_numpy(pairs.source))
-            converted = trainer.decoder(mu, torch.from_numpy(pairs.target_ids))
-            return float(gaussian_nll(torch.from_numpy(pairs.target), converted, trainer.decoder.log_variance))
+            mu, _ = trainer.steps.encoder(torch.from_numpy(pairs.source))
+            converted = trainer.steps.decoder(mu, torch.from_numpy(pairs.target_ids))
+            return float(gaussian_nll(torch.from_numpy(pairs.target), converted, trainer.steps.decoder.log_variance))
 
     scores = {}
     for weight in (0.0, 1.0):
@@ -187,7 +187,7 @@ def test_parallel_weight_trains_the_conversion_on_aligned_pairs(real_features, t
         trainer.run(["vae"])
         scores[weight] = conversion_nll(trainer)
         if weight:
-            nll, kl, objective, parallel_nll = trainer._vae_step(torch.arange(64)).tolist()
+            nll, kl, objective, parallel_nll = trainer.steps.vae_step(torch.arange(64)).tolist()
             assert objective == pytest.approx(nll + kl, rel=1e-6) and parallel_nll > 0
             curves = read_scalars(tmp_path / f"w{weight}" / "metrics.csv")
             assert len(curves["parallel/nll"][1]) == 6
@@ -202,7 +202,7 @@ def test_realigned_pairs_follow_the_provisional_models_conversion(real_features,
     from vawgan.alignment import align
     from vawgan.convert import Converter
     from vawgan.features.store import load_features
-    from vawgan.train import train_model
+    from vawgan.training import train_model
 
     config = _tiny_config(parallel_weight=1.0, realign_epochs=1)
     model_dir = tmp_path / "model"
@@ -218,8 +218,8 @@ def test_realigned_pairs_follow_the_provisional_models_conversion(real_features,
     stats = Statistics.load(real_features / "stats.npz")
     refined = load_pairs(real_features / "features", real_features / "train.tsv", stats, trainer.speakers,
                          convert=lambda feats, a, b: converter.convert_features(feats, a, b).mcep[:, 1:])
-    np.testing.assert_array_equal(trainer.pair_target.numpy(), refined.target)
-    np.testing.assert_array_equal(trainer.pair_source.numpy(), refined.source)
+    np.testing.assert_array_equal(trainer.steps.pair_target.numpy(), refined.target)
+    np.testing.assert_array_equal(trainer.steps.pair_source.numpy(), refined.source)
     direct = _real_pairs(real_features, _real_frames(real_features))
     assert refined.num_pairs != direct.num_pairs or not np.array_equal(refined.source, direct.source)
 
@@ -235,15 +235,15 @@ def test_realigned_pairs_follow_the_provisional_models_conversion(real_features,
     before = (provisional / "vae.pt").stat().st_mtime_ns
     later = train_model(config, *args, phases=["critic"], device="cpu", progress=False)
     assert (provisional / "vae.pt").stat().st_mtime_ns == before
-    np.testing.assert_array_equal(later.pair_target.numpy(), refined.target)
+    np.testing.assert_array_equal(later.steps.pair_target.numpy(), refined.target)
     with pytest.raises(VawganError, match="realign_epochs=1: re-aligning needs parallel data"):
         Trainer(_tiny_config(realign_epochs=1), _real_frames(real_features), tmp_path / "m", torch.device("cpu"),
                 progress=False)
 
 def _interrupt_at(trainer, phase, call):
     """Make the ``call``-th step of ``phase`` raise KeyboardInterrupt (a killed run)."""
-    name = {"vae": "_vae_step", "critic": "_critic_phase_step", "adversarial": "_adversarial_step"}[phase]
-    original, calls = getattr(trainer, name), [0]
+    name = {"vae": "vae_step", "critic": "critic_step", "adversarial": "adversarial_step"}[phase]
+    original, calls = getattr(trainer.steps, name), [0]
 
     def step(batch):
         calls[0] += 1
@@ -251,13 +251,13 @@ def _interrupt_at(trainer, phase, call):
             raise KeyboardInterrupt
         return original(batch)
 
-    setattr(trainer, name, step)
+    setattr(trainer.steps, name, step)
 
 
 def _state(trainer):
-    return {**{f"encoder.{k}": v for k, v in trainer.encoder.state_dict().items()},
-            **{f"decoder.{k}": v for k, v in trainer.decoder.state_dict().items()},
-            **{f"critic.{k}": v for k, v in trainer.critic.state_dict().items()}}
+    return {**{f"encoder.{k}": v for k, v in trainer.steps.encoder.state_dict().items()},
+            **{f"decoder.{k}": v for k, v in trainer.steps.decoder.state_dict().items()},
+            **{f"critic.{k}": v for k, v in trainer.steps.critic.state_dict().items()}}
 
 
 @pytest.mark.parametrize("parallel_weight, context", [(0.0, 0), (1.0, 0), (1.0, 2)])
@@ -295,7 +295,8 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(real_features, t
     for key in expected:
         assert torch.equal(expected[key], got[key]), key
     assert reference.global_step == third.global_step
-    assert reference.opt_decoder.state_dict()["state"][0]["step"] == third.opt_decoder.state_dict()["state"][0]["step"]
+    assert (reference.steps.opt_decoder.state_dict()["state"][0]["step"]
+            == third.steps.opt_decoder.state_dict()["state"][0]["step"])
     # ... down to the bytes of the weight files (a retrained model can be checked with sha256sum).
     for weights in ("vae.pt", "vawgan.pt"):
         assert (tmp_path / "a" / weights).read_bytes() == (model_dir / weights).read_bytes(), weights
@@ -304,16 +305,16 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(real_features, t
 def test_nan_guard_names_the_step_and_keeps_the_last_good_checkpoint(real_features, tmp_path):
     frames = _real_frames(real_features)
     trainer = Trainer(_tiny_config(checkpoint_every=5), frames, tmp_path, torch.device("cpu"), progress=False)
-    original, calls = trainer._vae_step, [0]
+    original, calls = trainer.steps.vae_step, [0]
 
     def poisoned_step(batch):
         calls[0] += 1
         if calls[0] == 8:  # a weight goes bad; the loss of step 8 is the first non-finite one
             with torch.no_grad():
-                trainer.decoder.net[0].weight[0, 0] = float("nan")
+                trainer.steps.decoder.net[0].weight[0, 0] = float("nan")
         return original(batch)
 
-    trainer._vae_step = poisoned_step
+    trainer.steps.vae_step = poisoned_step
     with pytest.raises(TrainingDiverged) as info:
         trainer.run()
     message = str(info.value)
@@ -330,7 +331,7 @@ def test_a_critic_that_scores_every_frame_alike_is_reported(real_features, tmp_p
     """A critic whose first layer is dead (every ReLU inactive) gives a penalty of exactly 1 and no gradient."""
     trainer = Trainer(_tiny_config(), _real_frames(real_features), tmp_path, torch.device("cpu"), progress=False)
     with torch.no_grad():
-        trainer.critic.net[0].bias.fill_(-1e4)
+        trainer.steps.critic.net[0].bias.fill_(-1e4)
     trainer.run()
     assert trainer.final_scalars["adversarial"]["critic/gradient_penalty"] == 1.0
     assert len(trainer.warnings) == 1 + 2  # the critic epoch and both adversarial epochs
@@ -357,7 +358,7 @@ def test_bf16_autocast_trains_with_float32_weights(real_features, tmp_path):
         trainer = Trainer(_tiny_config(amp=amp, vae_epochs=1, adversarial_epochs=1), frames, tmp_path / str(amp),
                           torch.device("cpu"), progress=False)
         runs[amp] = trainer.run()
-        assert all(p.dtype == torch.float32 for p in trainer.decoder.parameters())
+        assert all(p.dtype == torch.float32 for p in trainer.steps.decoder.parameters())
     assert all(np.isfinite(v) for scalars in runs[True].values() for v in scalars.values())
     # bf16 products change the numbers a little (so autocast is on), not the outcome
     nll32, nll16 = runs[False]["vae"]["vae/nll"], runs[True]["vae"]["vae/nll"]
@@ -372,8 +373,8 @@ def test_bf16_autocast_forwards_read_the_weights_the_optimizer_just_updated(real
     for amp in (False, True):
         trainer = Trainer(_tiny_config(amp=amp, vae_epochs=1, learning_rate=3e-3), frames, tmp_path / str(amp),
                           torch.device("cpu"), progress=False)
-        rows, vae_step = [], trainer._vae_step
-        trainer._vae_step = lambda batch: rows.append(vae_step(batch)) or rows[-1]
+        rows, vae_step = [], trainer.steps.vae_step
+        trainer.steps.vae_step = lambda batch: rows.append(vae_step(batch)) or rows[-1]
         trainer.run(["vae"])
         nll[amp] = torch.stack(rows)[:, 0].numpy()
     assert len(nll[True]) >= 15
@@ -396,7 +397,7 @@ def test_compiled_networks_train_like_eager_ones(real_features, tmp_path):
         runs[compiled] = trainer.run()
         # the training forwards go through torch.compile's wrapper (the plain modules stay for saving)
         assert all(hasattr(m, "_orig_mod") == compiled
-                   for m in (trainer.train_encoder, trainer.train_decoder, trainer.train_critic))
+                   for m in (trainer.steps.train_encoder, trainer.steps.train_decoder, trainer.steps.train_critic))
     for phase, tags in runs[False].items():
         for tag, value in tags.items():
             if tag.startswith(("vae/", "critic/", "generator/")):
@@ -407,21 +408,21 @@ def test_critic_targets_conversion_and_reconstruction(real_features, tmp_path):
     frames = _real_frames(real_features)
     batch = torch.linspace(0, frames.num_frames - 1, 64).long()  # frames of every speaker
     conversion = Trainer(_tiny_config(), frames, tmp_path / "c", torch.device("cpu"), progress=False)
-    x, sources = conversion.x[batch], conversion.speaker_ids[batch]
-    targets, real = conversion._targets(sources, x)
+    x, sources = conversion.steps.x[batch], conversion.steps.speaker_ids[batch]
+    targets, real = conversion.steps.targets(sources, x)
     assert (targets != sources).all()  # always another speaker
     assert len(set(targets.tolist())) == 3
     # each real frame is a frame of its target speaker
-    rows = (real[:, None, :] == conversion.x[None, :, :]).all(dim=2).float().argmax(dim=1)
-    assert torch.equal(conversion.speaker_ids[rows], targets)
+    rows = (real[:, None, :] == conversion.steps.x[None, :, :]).all(dim=2).float().argmax(dim=1)
+    assert torch.equal(conversion.steps.speaker_ids[rows], targets)
 
     reconstruction = Trainer(_tiny_config(adversarial_target="reconstruction"), frames, tmp_path / "r",
                              torch.device("cpu"), progress=False)
-    targets, real = reconstruction._targets(sources, x)
+    targets, real = reconstruction.steps.targets(sources, x)
     assert torch.equal(targets, sources) and torch.equal(real, x)
     single = FrameSet(frames.frames, np.zeros(frames.num_frames, dtype=np.int64), ["one"])
     only = Trainer(_tiny_config(), single, tmp_path / "s", torch.device("cpu"), progress=False)
-    assert only.decoder.embedding is None and not only.conversion  # one speaker: the plain VAE of the blog
+    assert only.steps.decoder.embedding is None and not only.steps.conversion  # one speaker: the plain VAE of the blog
 
 
 @pytest.mark.parametrize("setting, message", [

@@ -114,7 +114,7 @@ class TrainConfig:
     parallel_weight: float = 0.0
     # > 0 (with parallel_weight): train a provisional VAE for this many epochs on the first alignment, then
     # re-align every parallel sentence by DTW between its conversion and the target, and train on those pairs
-    # (vawgan.train.realign_pairs; the GMM baseline refines its alignment the same way).
+    # (vawgan.training.realign_pairs; the GMM baseline refines its alignment the same way).
     realign_epochs: int = 0
     n_critic: int = 1  # critic steps per generator step (WGAN-GP papers use 5)
     gp_lambda: float = 10.0

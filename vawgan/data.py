@@ -202,7 +202,7 @@ def load_pairs(feature_dir: str | os.PathLike, manifest: str | os.PathLike, stat
     returning the source utterance's c1..cD converted to ``target``, frame for
     frame), the path is instead plain DTW between the converted source and
     the target: both are then the target's voice, so the MCD's own distance
-    applies (the refinement of :func:`vawgan.train.realign_pairs`).
+    applies (the refinement of :func:`vawgan.training.realign_pairs`).
     ``context`` > 0 also builds the source frames' encoder windows. A
     manifest without parallel sentences is a :class:`VawganError`.
     """

@@ -13,7 +13,7 @@ Layout (written by ``vawgan train``, read once by :class:`ModelDir`)::
                     (vawgan.weights): a CPU conversion runs them without importing PyTorch
     metrics.csv     per-epoch training scalars (vawgan.runlog), tensorboard/ likewise
     alignment/      with train.realign_epochs > 0: the provisional VAE that re-aligned the
-                    parallel pairs (a model directory of its own; vawgan.train.realign_pairs)
+                    parallel pairs (a model directory of its own; vawgan.training.realign_pairs)
     members/        with train.members > 1: the ensemble's other models, each a complete
                     model directory seed-<k>/ trained with seed k (member_dir); conversion
                     averages what the models convert (vawgan.convert.Converter)
@@ -93,7 +93,7 @@ def prepare_model_dir(model_dir: str | os.PathLike, config: Config, stats: Stati
     on with other speakers or statistics would silently produce a model that
     converts wrongly. The config is rewritten (the schedule may change between
     phases, e.g. more adversarial epochs). Call it holding the directory's
-    lock (:func:`vawgan.lock.folder_lock`, as :func:`vawgan.train.train_model`
+    lock (:func:`vawgan.lock.folder_lock`, as :func:`vawgan.training.train_model`
     does): it removes the temporary files a killed run left.
     """
     model_dir = Path(model_dir)

@@ -36,7 +36,7 @@ def register(subparsers) -> None:
 def run_train(args: argparse.Namespace) -> int:
     import torch.distributed as dist
 
-    from vawgan.train import PHASES, train_model
+    from vawgan.training import PHASES, train_model
 
     config = config_from_args(args)
     phases = PHASES if args.phase == "all" else (args.phase,)

@@ -1,7 +1,7 @@
 """The three networks of VAW-GAN (SPEC section 4): encoder, decoder, critic.
 
 All three are small multilayer perceptrons on frames of normalized mel-cepstra
-c1..c39. They hold no training logic; :mod:`vawgan.train` and
+c1..c39. They hold no training logic; :mod:`vawgan.training` and
 :mod:`vawgan.losses` do that.
 
 * :class:`Encoder` is speaker-independent: frame → mean and log-variance of a
